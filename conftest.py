@@ -1,0 +1,35 @@
+"""Repository-wide test setup: offline hub, and the shared fixtures folder beside the clone."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+# Nothing may download weights or data sets: a mistake fails fast instead of hanging.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+SHARED_DIR = Path(
+    os.environ.get("RTC_SHARED_DIR", Path(__file__).resolve().parent.parent / "shared")
+)
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The project's shared fixtures (../shared beside the clone, or $RTC_SHARED_DIR)."""
+    if not SHARED_DIR.is_dir():
+        pytest.skip(f"shared fixtures folder {SHARED_DIR} is absent (set RTC_SHARED_DIR)")
+    return SHARED_DIR
+
+
+@pytest.fixture(scope="session")
+def paper_probes_dir(shared_dir: Path) -> Path:
+    """../shared/paper-probes: the study's gsm8k and chemistry probe files."""
+    folder = shared_dir / "paper-probes"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is absent: the study's probe files are not available here")
+    return folder

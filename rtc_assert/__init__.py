@@ -1,0 +1,45 @@
+"""rtc-assert: fail the build when fine-tuning destroys a reasoning model's traces."""
+
+from rtc_assert.errors import MetricsError, ProbeFileError, RtcAssertError, ScorerError
+from rtc_assert.metrics import Rate, RunMetrics, compute_metrics
+from rtc_assert.probes import Message, Probe, ProbeSet, load_probe_set
+from rtc_assert.scoring import ScoredTrace, get_scorer, score, score_trace
+from rtc_assert.stats import wilson_interval
+from rtc_assert.traces import (
+    STANDARD_FORMATS,
+    PromptState,
+    Trace,
+    TraceFormat,
+    TraceStatus,
+    classify,
+    prompt_state,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "STANDARD_FORMATS",
+    "Message",
+    "MetricsError",
+    "Probe",
+    "ProbeFileError",
+    "ProbeSet",
+    "PromptState",
+    "Rate",
+    "RtcAssertError",
+    "RunMetrics",
+    "ScoredTrace",
+    "ScorerError",
+    "Trace",
+    "TraceFormat",
+    "TraceStatus",
+    "__version__",
+    "classify",
+    "compute_metrics",
+    "get_scorer",
+    "load_probe_set",
+    "prompt_state",
+    "score",
+    "score_trace",
+    "wilson_interval",
+]

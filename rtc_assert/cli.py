@@ -1,0 +1,106 @@
+"""The ``rtc-assert`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from collections.abc import Sequence
+
+from rtc_assert import __version__
+from rtc_assert.errors import RtcAssertError
+from rtc_assert.probes import load_probe_set
+from rtc_assert.scoring import score
+from rtc_assert.traces import TraceFormat, classify
+
+
+def _classify_command(args: argparse.Namespace) -> int:
+    text = args.file.read() if args.file else sys.stdin.read()
+    fmt = TraceFormat(args.open_tag, args.close_tag) if args.open_tag else None
+    trace = classify(
+        text,
+        finish_reason=args.finish_reason,
+        prefilled=args.prefilled,
+        fmt=fmt,
+        min_reasoning_chars=args.min_reasoning_chars,
+    )
+    record = {
+        "status": trace.status.value,
+        "detail": trace.detail,
+        "reasoning": trace.reasoning,
+        "answer": trace.answer,
+    }
+    print(json.dumps(record, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _probes_check_command(args: argparse.Namespace) -> int:
+    failures = 0
+    for path in args.paths:
+        probe_set = load_probe_set(path, scorer=args.scorer)
+        scorers = Counter(probe.scorer for probe in probe_set)
+        # A regex reference is a pattern, not an answer: it cannot be scored against itself.
+        unscorable = [
+            probe.id
+            for probe in probe_set
+            if probe.scorer != "regex" and not score(probe, probe.answer)
+        ]
+        summary = ", ".join(f"{count} {name}" for name, count in sorted(scorers.items()))
+        print(
+            f"{path}: {probe_set.name} version {probe_set.version}: "
+            f"{len(probe_set)} probes ({summary})"
+        )
+        if unscorable:
+            failures += 1
+            shown = ", ".join(unscorable[:5]) + (" ..." if len(unscorable) > 5 else "")
+            print(
+                f"{path}: {len(unscorable)} reference answers do not score as correct by their "
+                f"own scorer: {shown}"
+            )
+    return 1 if failures else 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rtc-assert",
+        description="Gate fine-tuned reasoning models on the health of their reasoning traces.",
+    )
+    parser.add_argument("--version", action="version", version=f"rtc-assert {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    classify_parser = commands.add_parser(
+        "classify", help="classify one completion (from a file or standard input)"
+    )
+    classify_parser.add_argument("file", nargs="?", type=argparse.FileType("r", encoding="utf-8"))
+    classify_parser.add_argument("--finish-reason", choices=["stop", "length"])
+    classify_parser.add_argument(
+        "--prefilled", action="store_true", help="the prompt ended with the opening tag"
+    )
+    classify_parser.add_argument("--open-tag", help="custom opening tag (default: <think> etc.)")
+    classify_parser.add_argument("--close-tag", help="custom closing tag, with --open-tag")
+    classify_parser.add_argument("--min-reasoning-chars", type=int, default=1)
+    classify_parser.set_defaults(run=_classify_command)
+
+    probes_parser = commands.add_parser("probes", help="work with probe files")
+    probes_commands = probes_parser.add_subparsers(dest="probes_command", required=True)
+    check_parser = probes_commands.add_parser(
+        "check", help="validate probe files and score each reference answer against itself"
+    )
+    check_parser.add_argument("paths", nargs="+")
+    check_parser.add_argument("--scorer", help="scorer of probes that name none")
+    check_parser.set_defaults(run=_probes_check_command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2 for bad input)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "classify" and bool(args.open_tag) != bool(args.close_tag):
+        parser.error("--open-tag and --close-tag go together")
+    try:
+        return args.run(args)
+    except (RtcAssertError, ValueError) as error:
+        print(f"rtc-assert: error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,151 @@
+"""Run metrics from scored traces: status rates, pass@1, Rpass@1, each with a Wilson interval.
+
+With several samples per probe, every rate averages over each probe's samples first and then
+over probes, so a probe counts once however many samples it has (DESIGN.md "Metrics").
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from statistics import fmean
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from rtc_assert.errors import MetricsError
+from rtc_assert.scoring import ScoredTrace
+from rtc_assert.stats import wilson_interval
+from rtc_assert.traces import TraceStatus
+
+MetricName = Literal[
+    "valid_rate",
+    "empty_rate",
+    "truncated_rate",
+    "missing_rate",
+    "answer_accuracy",
+    "reasoning_conditioned_accuracy",
+    "answer_rate",
+]
+RATE_METRICS: tuple[str, ...] = MetricName.__args__  # type: ignore[attr-defined]
+
+
+class Rate(BaseModel):
+    """A rate with its confidence interval and the (per-probe averaged) counts behind it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    value: float
+    low: float
+    high: float
+    successes: float
+    trials: float
+
+    @classmethod
+    def of(cls, successes: float, trials: float, confidence: float) -> Rate:
+        """The rate ``successes / trials`` with its Wilson interval."""
+        low, high = wilson_interval(successes, trials, confidence)
+        return cls(value=successes / trials, low=low, high=high, successes=successes, trials=trials)
+
+
+class RunMetrics(BaseModel):
+    """Every metric of one run; serialises to JSON with ``model_dump_json()``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    confidence: float
+    probes: int
+    generations: int
+    valid_rate: Rate
+    empty_rate: Rate
+    truncated_rate: Rate
+    missing_rate: Rate
+    answer_accuracy: Rate
+    """pass@1: correct answers among all generations."""
+    reasoning_conditioned_accuracy: Rate | None
+    """Rpass@1: correct among valid generations; None (never 0) when none is valid."""
+    answer_rate: Rate
+    """Generations with a non-blank answer."""
+    mean_reasoning_chars: float | None
+    """Mean reasoning length in characters over valid generations; None when none is valid."""
+    mean_answer_chars: float
+    """Mean answer length in characters over all generations."""
+    mean_reasoning_tokens: float | None
+    """As ``mean_reasoning_chars`` in tokens, where the backend counted them."""
+    mean_answer_tokens: float | None
+    """As ``mean_answer_chars`` in tokens, where the backend counted them."""
+
+    def metric(self, name: str) -> Rate | None:
+        """A rate metric by name (one of ``RATE_METRICS``)."""
+        if name not in RATE_METRICS:
+            raise KeyError(f"unknown metric {name!r}; known: {', '.join(RATE_METRICS)}")
+        return getattr(self, name)
+
+
+def _mean_or_none(values: list[int]) -> float | None:
+    return fmean(values) if values else None
+
+
+def compute_metrics(outcomes: Iterable[ScoredTrace], confidence: float = 0.95) -> RunMetrics:
+    """Compute a run's metrics from its scored traces.
+
+    Raises:
+        MetricsError: no outcomes, or one probe's sample given twice.
+    """
+    by_probe: dict[str, list[ScoredTrace]] = defaultdict(list)
+    seen: set[tuple[str, int]] = set()
+    for outcome in outcomes:
+        key = (outcome.probe_id, outcome.sample)
+        if key in seen:
+            raise MetricsError(
+                f"probe {outcome.probe_id!r} sample {outcome.sample} is given twice; "
+                "each (probe, sample) must be scored once"
+            )
+        seen.add(key)
+        by_probe[outcome.probe_id].append(outcome)
+    if not by_probe:
+        raise MetricsError("no generations to compute metrics from: the run is empty")
+
+    # A fixed summation order makes the result independent of the order of the outcomes.
+    ordered = [sorted(by_probe[key], key=lambda o: o.sample) for key in sorted(by_probe)]
+    totals: dict[str, float] = defaultdict(float)
+    for samples in ordered:
+        weight = 1.0 / len(samples)
+        for outcome in samples:
+            totals[outcome.trace.status.value] += weight
+            totals["correct"] += weight * outcome.correct
+            totals["answered"] += weight * bool(outcome.trace.answer)
+            if outcome.trace.status is TraceStatus.VALID:
+                totals["correct_valid"] += weight * outcome.correct
+
+    flat = [outcome for samples in ordered for outcome in samples]
+    valid = [outcome for outcome in flat if outcome.trace.status is TraceStatus.VALID]
+    probes = len(by_probe)
+
+    def rate(successes: float, trials: float = probes) -> Rate:
+        # Per-probe weights can add up a hair above the trial count; clamp that rounding.
+        return Rate.of(min(successes, trials), trials, confidence)
+
+    valid_weight = totals[TraceStatus.VALID.value]
+    return RunMetrics(
+        confidence=confidence,
+        probes=probes,
+        generations=len(flat),
+        valid_rate=rate(valid_weight),
+        empty_rate=rate(totals[TraceStatus.EMPTY.value]),
+        truncated_rate=rate(totals[TraceStatus.TRUNCATED.value]),
+        missing_rate=rate(totals[TraceStatus.MISSING.value]),
+        answer_accuracy=rate(totals["correct"]),
+        reasoning_conditioned_accuracy=(
+            rate(totals["correct_valid"], valid_weight) if valid_weight > 0 else None
+        ),
+        answer_rate=rate(totals["answered"]),
+        mean_reasoning_chars=_mean_or_none([len(o.trace.reasoning) for o in valid]),
+        mean_answer_chars=fmean(len(o.trace.answer) for o in flat),
+        mean_reasoning_tokens=_mean_or_none(
+            [o.reasoning_tokens for o in valid if o.reasoning_tokens is not None]
+        ),
+        mean_answer_tokens=_mean_or_none(
+            [o.answer_tokens for o in flat if o.answer_tokens is not None]
+        ),
+    )

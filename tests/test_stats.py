@@ -1,0 +1,87 @@
+"""Wilson intervals: known values and properties."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rtc_assert import wilson_interval
+from rtc_assert.stats import z_value
+
+
+def test_known_values():
+    # Reference values from the closed form (Wilson 1927; Newcombe 1998, table I).
+    low, high = wilson_interval(81, 263, 0.95)
+    assert (round(low, 4), round(high, 4)) == (0.2553, 0.3662)
+    low, high = wilson_interval(0, 10, 0.95)
+    assert low == 0.0 and round(high, 4) == 0.2775
+    low, high = wilson_interval(10, 10, 0.95)
+    assert round(low, 4) == 0.7225 and high == 1.0
+
+
+def test_z_value():
+    assert math.isclose(z_value(0.95), 1.959964, rel_tol=1e-6)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        z_value(1.0)
+
+
+def test_rejects_impossible_counts():
+    with pytest.raises(ValueError, match="at least one trial"):
+        wilson_interval(0, 0)
+    with pytest.raises(ValueError, match="successes must lie"):
+        wilson_interval(5, 4)
+
+
+@st.composite
+def counts(draw):
+    trials = draw(st.integers(min_value=1, max_value=5000))
+    successes = draw(st.integers(min_value=0, max_value=trials))
+    return successes, trials
+
+
+@given(counts(), st.floats(min_value=0.5, max_value=0.999))
+def test_interval_contains_the_rate_and_stays_in_unit_range(count, confidence):
+    successes, trials = count
+    low, high = wilson_interval(successes, trials, confidence)
+    assert 0.0 <= low <= successes / trials <= high <= 1.0
+
+
+@given(counts(), st.floats(min_value=0.5, max_value=0.98))
+def test_higher_confidence_widens_the_interval(count, confidence):
+    narrow = wilson_interval(*count, confidence)
+    wide = wilson_interval(*count, confidence + 0.01)
+    assert wide[0] <= narrow[0] + 1e-12 and wide[1] >= narrow[1] - 1e-12
+
+
+@given(counts())
+def test_symmetric_under_swapping_successes_and_failures(count):
+    successes, trials = count
+    low, high = wilson_interval(successes, trials)
+    mirror_low, mirror_high = wilson_interval(trials - successes, trials)
+    assert math.isclose(low, 1 - mirror_high, abs_tol=1e-9)
+    assert math.isclose(high, 1 - mirror_low, abs_tol=1e-9)
+
+
+@given(st.integers(min_value=0, max_value=50), st.integers(min_value=1, max_value=20))
+def test_more_data_at_the_same_rate_narrows_the_interval(successes_per_unit, factor):
+    trials = 50
+    small = wilson_interval(successes_per_unit, trials)
+    large = wilson_interval(successes_per_unit * (factor + 1), trials * (factor + 1))
+    assert large[1] - large[0] <= small[1] - small[0] + 1e-12
+
+
+@pytest.mark.parametrize(("rate", "trials"), [(0.5, 40), (0.9, 100), (0.97, 200)])
+def test_coverage_is_near_the_nominal_level(rate, trials):
+    """Seeded simulation: the 95% interval covers the true rate in about 95% of runs."""
+    rng = random.Random(20261126)
+    runs = 2000
+    covered = 0
+    for _ in range(runs):
+        successes = sum(rng.random() < rate for _ in range(trials))
+        low, high = wilson_interval(successes, trials, 0.95)
+        covered += low <= rate <= high
+    assert 0.92 <= covered / runs <= 0.985
