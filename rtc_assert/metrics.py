@@ -28,6 +28,7 @@ MetricName = Literal[
     "answer_rate",
 ]
 RATE_METRICS: tuple[str, ...] = MetricName.__args__  # type: ignore[attr-defined]
+"""The names of the rate metrics, as thresholds.yaml writes them."""
 
 
 class Rate(BaseModel):
@@ -82,12 +83,36 @@ class RunMetrics(BaseModel):
         return getattr(self, name)
 
 
-def _mean_or_none(values: list[int]) -> float | None:
-    return fmean(values) if values else None
+EVENTS = ("valid", "empty", "truncated", "missing", "correct", "answered", "correct_valid")
+"""What each generation may count towards; a probe's tally holds each as a fraction."""
+
+RATE_DEFINITIONS: dict[str, tuple[str, str | None]] = {
+    "valid_rate": ("valid", None),
+    "empty_rate": ("empty", None),
+    "truncated_rate": ("truncated", None),
+    "missing_rate": ("missing", None),
+    "answer_accuracy": ("correct", None),
+    "reasoning_conditioned_accuracy": ("correct_valid", "valid"),
+    "answer_rate": ("answered", None),
+}
+"""Each rate metric as (numerator event, denominator event); None counts probes."""
 
 
-def compute_metrics(outcomes: Iterable[ScoredTrace], confidence: float = 0.95) -> RunMetrics:
-    """Compute a run's metrics from its scored traces.
+def _events(outcome: ScoredTrace) -> dict[str, bool]:
+    status = outcome.trace.status
+    return {
+        "valid": status is TraceStatus.VALID,
+        "empty": status is TraceStatus.EMPTY,
+        "truncated": status is TraceStatus.TRUNCATED,
+        "missing": status is TraceStatus.MISSING,
+        "correct": outcome.correct,
+        "answered": bool(outcome.trace.answer),
+        "correct_valid": outcome.correct and status is TraceStatus.VALID,
+    }
+
+
+def group_by_probe(outcomes: Iterable[ScoredTrace]) -> dict[str, list[ScoredTrace]]:
+    """Outcomes per probe id, sorted by probe id and sample, so sums never depend on order.
 
     Raises:
         MetricsError: no outcomes, or one probe's sample given twice.
@@ -105,41 +130,51 @@ def compute_metrics(outcomes: Iterable[ScoredTrace], confidence: float = 0.95) -
         by_probe[outcome.probe_id].append(outcome)
     if not by_probe:
         raise MetricsError("no generations to compute metrics from: the run is empty")
+    return {key: sorted(by_probe[key], key=lambda o: o.sample) for key in sorted(by_probe)}
 
-    # A fixed summation order makes the result independent of the order of the outcomes.
-    ordered = [sorted(by_probe[key], key=lambda o: o.sample) for key in sorted(by_probe)]
-    totals: dict[str, float] = defaultdict(float)
-    for samples in ordered:
-        weight = 1.0 / len(samples)
+
+def probe_tallies(outcomes: Iterable[ScoredTrace]) -> dict[str, dict[str, float]]:
+    """Per probe, the fraction of its samples that count towards each of `EVENTS`."""
+    tallies = {}
+    for probe_id, samples in group_by_probe(outcomes).items():
+        tally = dict.fromkeys(EVENTS, 0.0)
         for outcome in samples:
-            totals[outcome.trace.status.value] += weight
-            totals["correct"] += weight * outcome.correct
-            totals["answered"] += weight * bool(outcome.trace.answer)
-            if outcome.trace.status is TraceStatus.VALID:
-                totals["correct_valid"] += weight * outcome.correct
+            for event, happened in _events(outcome).items():
+                tally[event] += happened
+        tallies[probe_id] = {event: count / len(samples) for event, count in tally.items()}
+    return tallies
 
-    flat = [outcome for samples in ordered for outcome in samples]
+
+def _mean_or_none(values: list[int]) -> float | None:
+    return fmean(values) if values else None
+
+
+def compute_metrics(outcomes: Iterable[ScoredTrace], confidence: float = 0.95) -> RunMetrics:
+    """Compute a run's metrics from its scored traces.
+
+    Raises:
+        MetricsError: no outcomes, or one probe's sample given twice.
+    """
+    grouped = group_by_probe(outcomes)
+    tallies = probe_tallies(outcome for samples in grouped.values() for outcome in samples)
+    totals = {event: sum(t[event] for t in tallies.values()) for event in EVENTS}
+    probes = len(tallies)
+
+    def rate(name: str) -> Rate | None:
+        numerator, denominator = RATE_DEFINITIONS[name]
+        trials = probes if denominator is None else totals[denominator]
+        if trials == 0:
+            return None
+        # Fractions can add up a hair above the trial count; clamp that rounding.
+        return Rate.of(min(totals[numerator], trials), trials, confidence)
+
+    flat = [outcome for samples in grouped.values() for outcome in samples]
     valid = [outcome for outcome in flat if outcome.trace.status is TraceStatus.VALID]
-    probes = len(by_probe)
-
-    def rate(successes: float, trials: float = probes) -> Rate:
-        # Per-probe weights can add up a hair above the trial count; clamp that rounding.
-        return Rate.of(min(successes, trials), trials, confidence)
-
-    valid_weight = totals[TraceStatus.VALID.value]
     return RunMetrics(
         confidence=confidence,
         probes=probes,
         generations=len(flat),
-        valid_rate=rate(valid_weight),
-        empty_rate=rate(totals[TraceStatus.EMPTY.value]),
-        truncated_rate=rate(totals[TraceStatus.TRUNCATED.value]),
-        missing_rate=rate(totals[TraceStatus.MISSING.value]),
-        answer_accuracy=rate(totals["correct"]),
-        reasoning_conditioned_accuracy=(
-            rate(totals["correct_valid"], valid_weight) if valid_weight > 0 else None
-        ),
-        answer_rate=rate(totals["answered"]),
+        **{name: rate(name) for name in RATE_DEFINITIONS},
         mean_reasoning_chars=_mean_or_none([len(o.trace.reasoning) for o in valid]),
         mean_answer_chars=fmean(len(o.trace.answer) for o in flat),
         mean_reasoning_tokens=_mean_or_none(

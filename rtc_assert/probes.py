@@ -99,6 +99,12 @@ class ProbeSet(BaseModel):
     def __iter__(self) -> Iterator[Probe]:  # type: ignore[override]
         return iter(self.probes)
 
+    def head(self, count: int) -> ProbeSet:
+        """The same set cut to its first ``count`` probes (for quick runs)."""
+        if count < 1:
+            raise ValueError(f"a probe set needs at least one probe, asked for {count}")
+        return self.model_copy(update={"probes": self.probes[:count]})
+
     def by_id(self) -> dict[str, Probe]:
         """The probes keyed by id."""
         return {probe.id: probe for probe in self.probes}

@@ -1,9 +1,12 @@
-"""Confidence intervals for rates."""
+"""Confidence intervals for rates and for paired differences between two models."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from statistics import NormalDist
+
+import numpy as np
 
 
 def z_value(confidence: float) -> float:
@@ -33,3 +36,41 @@ def wilson_interval(
     half_width /= denominator
     # Clamp away rounding so that the interval always contains the point estimate.
     return max(0.0, min(rate, centre - half_width)), min(1.0, max(rate, centre + half_width))
+
+
+def paired_bootstrap_difference(
+    base: tuple[Sequence[float], Sequence[float]],
+    candidate: tuple[Sequence[float], Sequence[float]],
+    *,
+    confidence: float = 0.95,
+    samples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float] | None:
+    """Percentile interval of ``candidate - base`` for a ratio metric, resampling probes.
+
+    Each side is (numerators, denominators), one entry per probe, in the same probe order
+    on both sides: resampling whole probes keeps the pairing (same probe, both models) and
+    handles several samples per probe and ratio metrics such as Rpass@1 alike.
+
+    Returns (point difference, low, high), or None when a side's denominator sums to zero.
+    """
+    base_num, base_den = (np.asarray(values, dtype=float) for values in base)
+    cand_num, cand_den = (np.asarray(values, dtype=float) for values in candidate)
+    count = len(base_num)
+    if count == 0 or not len(base_den) == len(cand_num) == len(cand_den) == count:
+        raise ValueError("paired samples need the same, non-zero number of probes on both sides")
+    if base_den.sum() == 0 or cand_den.sum() == 0:
+        return None
+    point = cand_num.sum() / cand_den.sum() - base_num.sum() / base_den.sum()
+    picks = np.random.default_rng(seed).integers(0, count, size=(samples, count))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        differences = cand_num[picks].sum(axis=1) / cand_den[picks].sum(axis=1) - base_num[
+            picks
+        ].sum(axis=1) / base_den[picks].sum(axis=1)
+    # A resample with no valid trace on one side has no Rpass@1: it carries no information.
+    differences = differences[np.isfinite(differences)]
+    if len(differences) == 0:
+        return None
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(differences, [tail, 1.0 - tail])
+    return float(point), min(float(low), float(point)), max(float(high), float(point))

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rtc_assert import MetricsError, RunMetrics, ScoredTrace, classify, compute_metrics
-from rtc_assert.metrics import RATE_METRICS
+from rtc_assert.metrics import RATE_DEFINITIONS, RATE_METRICS
 
 COMPLETIONS = {
     "valid": "<think>work</think>4",
@@ -133,3 +133,7 @@ def test_rates_are_consistent(outcomes, confidence):
 @given(runs())
 def test_order_of_outcomes_does_not_matter(outcomes):
     assert compute_metrics(outcomes) == compute_metrics(list(reversed(outcomes)))
+
+
+def test_every_rate_metric_has_a_definition():
+    assert set(RATE_DEFINITIONS) == set(RATE_METRICS)

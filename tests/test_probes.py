@@ -210,3 +210,12 @@ def test_probe_set_rejects_duplicate_ids_built_in_python():
     probe = Probe(id="a", prompt="q", answer="1", scorer="exact")
     with pytest.raises(ValueError, match="duplicate probe id 'a'"):
         ProbeSet(name="s", version="1", probes=(probe, probe))
+
+
+def test_head_cuts_a_set_for_quick_runs():
+    probes = tuple(Probe(id=str(i), prompt="q", answer="1", scorer="exact") for i in range(5))
+    probe_set = ProbeSet(name="s", version="1", probes=probes)
+    assert [p.id for p in probe_set.head(2)] == ["0", "1"]
+    assert len(probe_set.head(50)) == 5
+    with pytest.raises(ValueError, match="at least one probe"):
+        probe_set.head(0)

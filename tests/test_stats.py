@@ -1,4 +1,4 @@
-"""Wilson intervals: known values and properties."""
+"""Wilson intervals and the paired bootstrap: known values, properties, simulations."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rtc_assert import wilson_interval
-from rtc_assert.stats import z_value
+from rtc_assert.stats import paired_bootstrap_difference, z_value
 
 
 def test_known_values():
@@ -85,3 +85,43 @@ def test_coverage_is_near_the_nominal_level(rate, trials):
         low, high = wilson_interval(successes, trials, 0.95)
         covered += low <= rate <= high
     assert 0.92 <= covered / runs <= 0.985
+
+
+def test_paired_bootstrap_of_identical_sides_is_zero():
+    ones = ([1.0, 0.0, 1.0, 1.0], [1.0] * 4)
+    assert paired_bootstrap_difference(ones, ones) == (0.0, 0.0, 0.0)
+
+
+def test_paired_bootstrap_undefined_and_bad_input():
+    defined = ([1.0, 0.0], [1.0, 1.0])
+    assert paired_bootstrap_difference(defined, ([0.0, 0.0], [0.0, 0.0])) is None
+    with pytest.raises(ValueError, match="same, non-zero number of probes"):
+        paired_bootstrap_difference(defined, ([1.0], [1.0]))
+
+
+@given(
+    st.lists(st.tuples(st.booleans(), st.booleans()), min_size=5, max_size=60),
+    st.integers(min_value=0, max_value=10),
+)
+def test_paired_bootstrap_interval_holds_the_point_and_is_seeded(pairs, seed):
+    base = ([float(b) for b, _ in pairs], [1.0] * len(pairs))
+    candidate = ([float(c) for _, c in pairs], [1.0] * len(pairs))
+    result = paired_bootstrap_difference(base, candidate, samples=300, seed=seed)
+    point, low, high = result
+    assert -1.0 <= low <= point <= high <= 1.0
+    assert point == pytest.approx(sum(candidate[0]) / len(pairs) - sum(base[0]) / len(pairs))
+    assert paired_bootstrap_difference(base, candidate, samples=300, seed=seed) == result
+
+
+def test_paired_interval_is_narrower_than_ignoring_the_pairing():
+    """Strongly correlated pairs: the paired interval is tighter than the sum of the parts."""
+    rng = random.Random(3)
+    base_outcomes = [float(rng.random() < 0.7) for _ in range(200)]
+    candidate_outcomes = [b if rng.random() < 0.95 else 1.0 - b for b in base_outcomes]
+    _, low, high = paired_bootstrap_difference(
+        (base_outcomes, [1.0] * 200), (candidate_outcomes, [1.0] * 200)
+    )
+    base_low, base_high = wilson_interval(sum(base_outcomes), 200)
+    candidate_low, candidate_high = wilson_interval(sum(candidate_outcomes), 200)
+    unpaired_width = (base_high - base_low) / 2 + (candidate_high - candidate_low) / 2
+    assert high - low < unpaired_width

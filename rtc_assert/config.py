@@ -1,0 +1,224 @@
+"""thresholds.yaml: what to compare, how to generate, and which gates must hold.
+
+Errors name the file, the line and the field, and say what is allowed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from rtc_assert.errors import RtcAssertError
+from rtc_assert.generation import GenerationSettings
+from rtc_assert.metrics import MetricName
+from rtc_assert.traces import TraceFormat
+
+SCHEMA_VERSION = 1
+GateKind = Literal["min", "max", "max_drop"]
+GATE_KINDS: tuple[str, ...] = GateKind.__args__  # type: ignore[attr-defined]
+
+
+class ConfigError(RtcAssertError):
+    """thresholds.yaml cannot be used; the message names file, line and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class BackendConfig(_Strict):
+    """Which engine generates, with its engine-specific options."""
+
+    name: Literal["transformers", "vllm", "openai"] = "transformers"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class TraceFormatConfig(_Strict):
+    """Override the reasoning tags (default: any of think/thinking/reasoning/thought)."""
+
+    open_tag: str | None = None
+    close_tag: str | None = None
+    min_reasoning_chars: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _both_tags_or_none(self) -> TraceFormatConfig:
+        if (self.open_tag is None) != (self.close_tag is None):
+            raise ValueError("give both open_tag and close_tag, or neither")
+        return self
+
+    def trace_format(self) -> TraceFormat | None:
+        """The custom format, or None for the standard tags."""
+        if self.open_tag is None or self.close_tag is None:
+            return None
+        return TraceFormat(self.open_tag, self.close_tag)
+
+
+class DecisionConfig(_Strict):
+    """How a gate decides: ``confident`` fails only when the confidence interval shows the
+    threshold is violated; ``point`` compares point estimates."""
+
+    policy: Literal["confident", "point"] = "confident"
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    bootstrap_samples: int = Field(default=2000, ge=200)
+    seed: int = 0
+
+
+class ProbeSetConfig(_Strict):
+    """Where a probe set comes from: ``demo:NAME`` or a JSONL/YAML file."""
+
+    source: str
+    scorer: str | None = None
+    """Scorer of probes that name none."""
+    limit: int | None = Field(default=None, ge=1)
+    """Use only the first N probes (quick runs)."""
+
+
+class GateConfig(_Strict):
+    """One threshold on one metric, for the named probe sets (default: all of them)."""
+
+    metric: MetricName
+    min: float | None = Field(default=None, ge=0.0, le=1.0)
+    max: float | None = Field(default=None, ge=0.0, le=1.0)
+    max_drop: float | None = Field(default=None, ge=0.0, le=1.0)
+    probe_sets: tuple[str, ...] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_kind(self) -> GateConfig:
+        given = [kind for kind in GATE_KINDS if getattr(self, kind) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"a gate has exactly one of min, max, max_drop (got {', '.join(given) or 'none'})"
+            )
+        return self
+
+    @property
+    def kind(self) -> GateKind:
+        return next(kind for kind in GATE_KINDS if getattr(self, kind) is not None)  # type: ignore[return-value]
+
+    @property
+    def threshold(self) -> float:
+        return getattr(self, self.kind)
+
+
+class GateSpec(_Strict):
+    """One collected gate: a (probe set, metric, kind) with its threshold."""
+
+    probe_set: str
+    metric: MetricName
+    kind: GateKind
+    threshold: float
+
+    @property
+    def id(self) -> str:
+        return f"{self.probe_set}::{self.metric}[{self.kind}]"
+
+
+class RtcConfig(_Strict):
+    """The whole of thresholds.yaml."""
+
+    version: Literal[1] = 1
+    candidate: str | None = None
+    base: str | None = None
+    backend: BackendConfig = Field(default_factory=BackendConfig)
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    trace_format: TraceFormatConfig = Field(default_factory=TraceFormatConfig)
+    decision: DecisionConfig = Field(default_factory=DecisionConfig)
+    probe_sets: dict[str, ProbeSetConfig] = Field(min_length=1)
+    gates: tuple[GateConfig, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _gates_name_known_probe_sets(self) -> RtcConfig:
+        for index, gate in enumerate(self.gates):
+            unknown = sorted(set(gate.probe_sets or ()) - set(self.probe_sets))
+            if unknown:
+                raise ValueError(
+                    f"gates.{index}: unknown probe set(s) {', '.join(unknown)}; "
+                    f"defined: {', '.join(self.probe_sets)}"
+                )
+        return self
+
+    def gate_specs(self) -> list[GateSpec]:
+        """Every (probe set, metric, kind) gate, in probe-set order then file order."""
+        specs = []
+        for name in self.probe_sets:
+            for gate in self.gates:
+                if gate.probe_sets is None or name in gate.probe_sets:
+                    specs.append(
+                        GateSpec(
+                            probe_set=name,
+                            metric=gate.metric,
+                            kind=gate.kind,
+                            threshold=gate.threshold,
+                        )
+                    )
+        return specs
+
+    def needs_base(self) -> bool:
+        """Whether any gate compares against the base model."""
+        return any(gate.kind == "max_drop" for gate in self.gates)
+
+
+def _node_lines(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
+    """1-based line of every mapping key and sequence item, by its path in the document."""
+    lines = {path: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = (*path, key.value)
+            lines.update(_node_lines(value, child))
+            lines[child] = key.start_mark.line + 1  # the key's line, not its value's
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines.update(_node_lines(item, (*path, index)))
+    return lines
+
+
+def _line_of(lines: dict[tuple[Any, ...], int], location: tuple[Any, ...]) -> int | None:
+    for end in range(len(location), -1, -1):
+        if location[:end] in lines:
+            return lines[location[:end]]
+    return None
+
+
+def _describe(path: Path, error: ValidationError, lines: dict[tuple[Any, ...], int]) -> str:
+    problems = []
+    for item in error.errors():
+        location = tuple(item["loc"])
+        field = ".".join(str(part) for part in location) or "(top level)"
+        line = _line_of(lines, location)
+        where = f"{path}:{line}" if line else str(path)
+        problems.append(f"{where}: {field}: {item['msg'].removeprefix('Value error, ')}")
+    return "\n".join(problems)
+
+
+def load_config(path: str | Path) -> RtcConfig:
+    """Read and validate thresholds.yaml.
+
+    Raises:
+        ConfigError: naming the file, the line and the field, and what is allowed.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read the config: {error}") from None
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: invalid YAML: {getattr(error, 'problem', error)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config must be a mapping with probe_sets and gates")
+    if data.get("version", SCHEMA_VERSION) != SCHEMA_VERSION:
+        raise ConfigError(
+            f"{path}: version: this rtc-assert reads config version {SCHEMA_VERSION}, "
+            f"the file says {data['version']!r}"
+        )
+    try:
+        return RtcConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_describe(path, error, _node_lines(root))) from None

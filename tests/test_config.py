@@ -1,0 +1,121 @@
+"""thresholds.yaml: the schema, gate expansion, and errors that name file, line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rtc_assert.config import ConfigError, load_config
+
+VALID = """\
+version: 1
+candidate: demo:masked
+base: demo:base
+backend:
+  name: transformers
+  options: {device: cpu}
+generation:
+  max_new_tokens: 64
+decision:
+  policy: confident
+  confidence: 0.9
+probe_sets:
+  reasoning: {source: "demo:reasoning", limit: 50}
+  finetune: {source: "demo:finetune"}
+gates:
+  - metric: valid_rate
+    min: 0.85
+  - metric: valid_rate
+    max_drop: 0.10
+  - metric: truncated_rate
+    max: 0.2
+    probe_sets: [reasoning]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "thresholds.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_valid_config_expands_gates_per_probe_set(tmp_path):
+    config = load_config(write(tmp_path, VALID))
+    assert config.generation.max_new_tokens == 64
+    assert config.decision.confidence == 0.9
+    assert config.probe_sets["reasoning"].limit == 50
+    assert [spec.id for spec in config.gate_specs()] == [
+        "reasoning::valid_rate[min]",
+        "reasoning::valid_rate[max_drop]",
+        "reasoning::truncated_rate[max]",
+        "finetune::valid_rate[min]",
+        "finetune::valid_rate[max_drop]",
+    ]
+    assert config.needs_base()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            ("max_new_tokens: 64", "max_new_tokens: 0"),
+            r"thresholds.yaml:8: generation.max_new_tokens: Input should be greater than 0",
+        ),
+        (
+            ("max_new_tokens: 64", "max_new_tokens: 64\n  beams: 4"),
+            r"thresholds.yaml:9: generation.beams: Extra inputs are not permitted",
+        ),
+        (
+            ("metric: truncated_rate", "metric: truncation"),
+            r"thresholds.yaml:20: gates.2.metric: Input should be 'valid_rate'",
+        ),
+        (
+            ("    max: 0.2\n", "    max: 0.2\n    min: 0.1\n"),
+            r"thresholds.yaml:20: gates.2: a gate has exactly one of min, max, max_drop \(got min, max\)",
+        ),
+        (
+            ("probe_sets: [reasoning]", "probe_sets: [gsm8k]"),
+            r"gates.2: unknown probe set\(s\) gsm8k; defined: reasoning, finetune",
+        ),
+        (
+            ("policy: confident", "policy: lenient"),
+            r"thresholds.yaml:10: decision.policy: Input should be 'confident' or 'point'",
+        ),
+        (
+            ("name: transformers", "name: tgi"),
+            r"thresholds.yaml:5: backend.name: Input should be 'transformers', 'vllm' or 'openai'",
+        ),
+        (
+            ("version: 1", "version: 2"),
+            r"thresholds.yaml: version: this rtc-assert reads config version 1, the file says 2",
+        ),
+        (
+            ("  - metric: valid_rate\n    min: 0.85\n", "  - metric: valid_rate\n    min: 1.5\n"),
+            r"thresholds.yaml:17: gates.0.min: Input should be less than or equal to 1",
+        ),
+        (("gates:", "gates: [\n"), r"thresholds.yaml:\d+: invalid YAML"),
+    ],
+)
+def test_errors_name_line_and_field(tmp_path, change, message):
+    old, new = change
+    assert old in VALID
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, VALID.replace(old, new, 1)))
+
+
+def test_missing_sections_and_files(tmp_path):
+    with pytest.raises(ConfigError, match="probe_sets: Field required"):
+        load_config(write(tmp_path, "gates:\n  - metric: valid_rate\n    min: 0.5\n"))
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_config(write(tmp_path, "- a\n"))
+    with pytest.raises(ConfigError, match="cannot read the config"):
+        load_config(tmp_path / "absent.yaml")
+
+
+def test_trace_format_override(tmp_path):
+    text = VALID + "trace_format: {open_tag: '[THINK]', close_tag: '[/THINK]'}\n"
+    fmt = load_config(write(tmp_path, text)).trace_format.trace_format()
+    assert (fmt.open_tag, fmt.close_tag) == ("[THINK]", "[/THINK]")
+    with pytest.raises(ConfigError, match="give both open_tag and close_tag"):
+        load_config(write(tmp_path, VALID + "trace_format: {open_tag: '[THINK]'}\n"))

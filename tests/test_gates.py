@@ -1,0 +1,144 @@
+"""Gate decisions on runs built from known outcomes (no model needed at this level)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from rtc_assert import Probe, ProbeSet, ScoredTrace, classify, compute_metrics
+from rtc_assert.config import DecisionConfig, GateSpec
+from rtc_assert.gates import evaluate_gate
+from rtc_assert.generation import GenerationSettings
+from rtc_assert.runs import Run
+
+TEXT = {
+    "valid": "<think>work</think>4",
+    "empty": "<think></think>4",
+    "truncated": "<think>work",
+    "missing": "4",
+}
+CONFIDENT = DecisionConfig()
+POINT = DecisionConfig(policy="point")
+
+
+def make_run(statuses: list[str], correct: list[bool] | None = None) -> Run:
+    correct = correct or [True] * len(statuses)
+    probes = tuple(
+        Probe(id=f"p{i}", prompt="q", answer="4", scorer="numeric") for i in range(len(statuses))
+    )
+    outcomes = tuple(
+        ScoredTrace(probe_id=f"p{i}", sample=0, trace=classify(TEXT[s]), correct=c)
+        for i, (s, c) in enumerate(zip(statuses, correct, strict=True))
+    )
+    return Run(
+        model="m",
+        backend="test",
+        probe_set=ProbeSet(name="s", version="1", probes=probes),
+        settings=GenerationSettings(),
+        generations=(),
+        outcomes=outcomes,
+        metrics=compute_metrics(outcomes),
+    )
+
+
+def gate(metric: str, kind: str, threshold: float) -> GateSpec:
+    return GateSpec(probe_set="s", metric=metric, kind=kind, threshold=threshold)
+
+
+def test_gate_id_reads_like_a_test_id():
+    assert gate("valid_rate", "max_drop", 0.1).id == "s::valid_rate[max_drop]"
+
+
+def test_min_gate_confident_versus_point():
+    small = make_run(["valid"] * 16 + ["missing"] * 4)  # VR 0.80 on 20 probes
+    large = make_run(["valid"] * 1600 + ["missing"] * 400)  # VR 0.80 on 2000 probes
+    floor = gate("valid_rate", "min", 0.85)
+    confident_small = evaluate_gate(floor, small, None, CONFIDENT)
+    assert confident_small.passed, "0.80 on 20 probes is not evidence of being below 0.85"
+    assert (
+        "passes (fails only with the whole 95% interval below the floor)" in confident_small.reason
+    )
+    assert not evaluate_gate(floor, large, None, CONFIDENT).passed
+    assert not evaluate_gate(floor, small, None, POINT).passed
+
+
+def test_max_gate():
+    run = make_run(["truncated"] * 60 + ["valid"] * 40)
+    result = evaluate_gate(gate("truncated_rate", "max", 0.3), run, None, CONFIDENT)
+    assert not result.passed
+    assert result.reason.startswith("truncated_rate 0.600 [")
+    assert evaluate_gate(gate("truncated_rate", "max", 0.7), run, None, CONFIDENT).passed
+
+
+def test_undefined_metric_fails_and_says_why():
+    collapsed = make_run(["empty"] * 10)
+    result = evaluate_gate(
+        gate("reasoning_conditioned_accuracy", "min", 0.5), collapsed, None, CONFIDENT
+    )
+    assert not result.passed
+    assert "no trace is valid" in result.reason
+    relative = evaluate_gate(
+        gate("reasoning_conditioned_accuracy", "max_drop", 0.1),
+        collapsed,
+        make_run(["valid"] * 10),
+        CONFIDENT,
+    )
+    assert not relative.passed and "undefined for the candidate" in relative.reason
+
+
+def test_max_drop_needs_a_base():
+    result = evaluate_gate(
+        gate("valid_rate", "max_drop", 0.1), make_run(["valid"]), None, CONFIDENT
+    )
+    assert not result.passed and "needs a base model" in result.reason
+
+
+def test_collapse_fails_while_answer_accuracy_passes():
+    base = make_run(["valid"] * 50)
+    collapsed = make_run(["empty"] * 50)
+    vr = evaluate_gate(gate("valid_rate", "max_drop", 0.1), collapsed, base, CONFIDENT)
+    assert not vr.passed
+    assert vr.drop.value == pytest.approx(1.0) and vr.drop.probes == 50
+    accuracy = evaluate_gate(gate("answer_accuracy", "max_drop", 0.05), collapsed, base, CONFIDENT)
+    assert accuracy.passed, "the answers are unchanged: an answer-only gate misses the collapse"
+
+
+def test_drop_points_the_worse_way_for_rates_where_lower_is_better():
+    base = make_run(["valid"] * 40)
+    rambling = make_run(["truncated"] * 30 + ["valid"] * 10)
+    result = evaluate_gate(gate("truncated_rate", "max_drop", 0.2), rambling, base, CONFIDENT)
+    assert result.drop.value == pytest.approx(0.75)
+    assert not result.passed
+
+
+def test_identical_runs_pass_their_own_gate():
+    run = make_run(["valid"] * 30 + ["missing"] * 10)
+    for metric in (
+        "valid_rate",
+        "answer_accuracy",
+        "reasoning_conditioned_accuracy",
+        "missing_rate",
+    ):
+        result = evaluate_gate(gate(metric, "max_drop", 0.0), run, run, CONFIDENT)
+        assert result.passed and result.drop.value == 0.0
+
+
+def test_false_alarm_rate_of_identical_models_is_within_the_confidence():
+    """Seeded simulation: two independent runs of one model (per-probe validity differs),
+    gated with max_drop 0 at 95% confidence, raise a false alarm in at most 5% of runs."""
+    rng = random.Random(7)
+    decision = DecisionConfig(bootstrap_samples=400)
+    trials, alarms = 150, 0
+    for trial in range(trials):
+        validity = [rng.betavariate(4, 1) for _ in range(80)]
+        base = make_run(["valid" if rng.random() < p else "empty" for p in validity])
+        candidate = make_run(["valid" if rng.random() < p else "empty" for p in validity])
+        result = evaluate_gate(
+            gate("valid_rate", "max_drop", 0.0),
+            candidate,
+            base,
+            decision.model_copy(update={"seed": trial}),
+        )
+        alarms += not result.passed
+    assert alarms / trials <= 0.05
