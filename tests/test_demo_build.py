@@ -1,0 +1,63 @@
+"""`python -m rtc_assert.demo.build` end to end at a reduced size, into a temporary folder."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from rtc_assert.demo import MODEL_NAMES, build  # noqa: E402
+
+FILES = {
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "chat_template.jinja",
+}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    out = tmp_path_factory.mktemp("zoo")
+    assert build.main(["--out", str(out), "--scale", "small"]) == 0
+    return out
+
+
+def test_every_model_is_a_complete_loadable_checkpoint(built):
+    for name in MODEL_NAMES:
+        folder = built / name
+        assert {path.name for path in folder.iterdir()} == FILES
+        model = transformers.AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        assert type(model).__name__ == "Qwen3ForCausalLM"
+        assert tokenizer.eos_token == "<|im_end|>"
+        assert model.config.tie_word_embeddings
+
+
+def test_the_measured_table_is_written(built):
+    record = json.loads((built / "measured.json").read_text())
+    assert set(record["figures"]) == set(MODEL_NAMES)
+    for sets in record["figures"].values():
+        assert set(sets) == {"reasoning", "finetune"}
+        for figures in sets.values():
+            rates = figures["vr"] + figures["er"] + figures["tr"] + figures["mr"]
+            assert rates == pytest.approx(1.0)
+    assert len(record["claims"]) == 8
+    table = (built / "MEASURED.md").read_text()
+    assert "| base | reasoning |" in table
+    assert "## Must show" in table
+
+
+def test_the_build_is_deterministic(built, tmp_path):
+    again = tmp_path / "again"
+    assert build.main(["--out", str(again), "--scale", "small"]) == 0
+    for name in MODEL_NAMES:
+        first = (built / name / "model.safetensors").read_bytes()
+        assert (again / name / "model.safetensors").read_bytes() == first, name
