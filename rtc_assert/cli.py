@@ -7,8 +7,9 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 
-from rtc_assert import __version__
+from rtc_assert import __version__, cli_gate
 from rtc_assert.errors import RtcAssertError
 from rtc_assert.probes import load_probe_set
 from rtc_assert.scoring import score
@@ -90,6 +91,26 @@ def _parser() -> argparse.ArgumentParser:
     check_parser.add_argument("paths", nargs="+")
     check_parser.add_argument("--scorer", help="scorer of probes that name none")
     check_parser.set_defaults(run=_probes_check_command)
+
+    eval_parser = commands.add_parser("eval", help="metrics of one model on probe sets")
+    eval_parser.add_argument("--model", required=True, help="folder, hub id or demo:NAME")
+    cli_gate.add_model_arguments(eval_parser)
+    eval_parser.set_defaults(run=cli_gate.eval_command)
+
+    compare_parser = commands.add_parser(
+        "compare", help="the gate without pytest: exit 1 when a gate fails"
+    )
+    compare_parser.add_argument("--base", help="base model (default: from --config)")
+    compare_parser.add_argument("--candidate", help="candidate model (default: from --config)")
+    cli_gate.add_model_arguments(compare_parser)
+    compare_parser.set_defaults(run=cli_gate.compare_command)
+
+    demo_parser = commands.add_parser(
+        "demo", help="the gate on the demo zoo: a collapse caught, a safe fine-tune passed"
+    )
+    demo_parser.add_argument("--limit", type=int, help="use only the first N probes of each set")
+    demo_parser.add_argument("--report", type=Path, metavar="DIR", help="write rtc-run.json here")
+    demo_parser.set_defaults(run=cli_gate.demo_command)
     return parser
 
 

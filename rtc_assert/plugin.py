@@ -1,10 +1,133 @@
-"""The pytest plugin (entry point ``pytest11``): hooks only, delegating to the library."""
+"""The pytest plugin (entry point ``pytest11``): hooks only, delegating to `GatePlugin`.
+
+``pytest thresholds.yaml`` collects one test item per (probe set, metric, kind) gate; the
+``rtc`` and ``rtc_config`` fixtures give custom tests the same session, so every model loads
+once and every (model, probe set) is generated once.
+"""
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+
 import rtc_assert
+from rtc_assert.config import GateSpec, RtcConfig
+from rtc_assert.errors import RtcAssertError
+from rtc_assert.explain import explain_failure
+from rtc_assert.gate_plugin import GatePlugin
+
+PLUGIN_KEY = pytest.StashKey[GatePlugin]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("rtc-assert", "reasoning-trace release gates (rtc-assert)")
+    group.addoption(
+        "--rtc-config",
+        help="thresholds file for the gates and the rtc fixture "
+        "(default: the rtc_config ini value, thresholds.yaml)",
+    )
+    group.addoption("--rtc-candidate", help="model spec of the candidate, overriding the file")
+    group.addoption("--rtc-base", help="model spec of the base model, overriding the file")
+    group.addoption(
+        "--rtc-backend",
+        choices=["transformers", "vllm", "openai"],
+        help="generation backend, overriding the file",
+    )
+    group.addoption(
+        "--rtc-limit", type=int, help="use only the first N probes of each set (quick runs)"
+    )
+    group.addoption(
+        "--rtc-report",
+        metavar="DIR",
+        help="write the JSON run record (rtc-run.json) and summary.md into DIR",
+    )
+    parser.addini("rtc_config", "thresholds file of rtc-assert", default="thresholds.yaml")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[PLUGIN_KEY] = GatePlugin.from_pytest(config)
 
 
 def pytest_report_header() -> str:
-    """Name the rtc-assert version in pytest's header, so CI logs say what gated the run."""
     return f"rtc-assert {rtc_assert.__version__}"
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if parent.config.stash[PLUGIN_KEY].is_thresholds_file(file_path):
+        return ThresholdsFile.from_parent(parent, path=file_path)
+    return None
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    text = io.StringIO()
+    if terminalreporter.config.stash[PLUGIN_KEY].print_summary(text):
+        terminalreporter.write_sep("=", "rtc-assert summary")
+        terminalreporter.write(text.getvalue())
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    session.config.stash[PLUGIN_KEY].finish()
+
+
+@pytest.fixture(scope="session")
+def rtc_config(pytestconfig: pytest.Config) -> RtcConfig:
+    """The validated thresholds.yaml, with command-line overrides applied."""
+    return pytestconfig.stash[PLUGIN_KEY].session_for(None).config
+
+
+@pytest.fixture(scope="session")
+def rtc(pytestconfig: pytest.Config):
+    """The gate session: ``rtc.run(probe_set, model="candidate")``, ``rtc.compare(probe_set)``."""
+    return pytestconfig.stash[PLUGIN_KEY].session_for(None)
+
+
+class GateFailed(Exception):
+    """A gate's verdict was FAIL; the message explains it."""
+
+
+class ThresholdsFile(pytest.File):
+    """A thresholds.yaml: one item per gate."""
+
+    def collect(self):
+        session = self.config.stash[PLUGIN_KEY].session_for(self.path)
+        for spec in session.config.gate_specs():
+            yield GateItem.from_parent(self, name=spec.id, spec=spec)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str:
+        if isinstance(excinfo.value, RtcAssertError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+
+class GateItem(pytest.Item):
+    """One gate: passes or fails on its own, explaining a failure in a few lines."""
+
+    def __init__(self, *, spec: GateSpec, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec = spec
+
+    def runtest(self) -> None:
+        plugin = self.config.stash[PLUGIN_KEY]
+        session = plugin.session_for(self.path)
+        try:
+            result = session.gate(self.spec)
+        except RtcAssertError as error:
+            plugin.note_error(error)
+            raise
+        for key, value in plugin.junit_properties(result).items():
+            self.user_properties.append((key, value))
+        if not result.passed:
+            candidate = session.run(self.spec.probe_set, "candidate")
+            base = session.run(self.spec.probe_set, "base") if result.base else None
+            raise GateFailed(explain_failure(result, candidate, base))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> str:
+        if isinstance(excinfo.value, GateFailed | RtcAssertError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"gate {self.spec.id}"

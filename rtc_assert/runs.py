@@ -71,13 +71,20 @@ def run_model(
     *,
     model: str,
     fmt: TraceFormat | None = None,
+    min_reasoning_chars: int = 1,
     confidence: float = 0.95,
 ) -> Run:
     """Generate on every probe of ``probe_set`` and measure the result."""
     requests = build_requests(backend.tokenizer, probe_set.probes, settings, model=model)
     generations = tuple(backend.generate(requests, settings))
     outcomes = tuple(
-        score_generations(probe_set, generations, fmt=fmt, tokenizer=backend.tokenizer)
+        score_generations(
+            probe_set,
+            generations,
+            fmt=fmt,
+            min_reasoning_chars=min_reasoning_chars,
+            tokenizer=backend.tokenizer,
+        )
     )
     return Run(
         model=model,

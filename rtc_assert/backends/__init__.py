@@ -1,0 +1,41 @@
+"""Generation backends by name: ``transformers``, ``vllm`` and ``openai`` (a server)."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from rtc_assert.generation import Backend, GenerationError
+from rtc_assert.models import ModelRef
+
+BACKEND_NAMES = ("transformers", "vllm", "openai")
+
+
+def _backend_class(name: str) -> type:
+    if name == "transformers":
+        from rtc_assert.backends.transformers_backend import TransformersBackend
+
+        return TransformersBackend
+    if name == "vllm":
+        from rtc_assert.backends.vllm_backend import VLLMBackend
+
+        return VLLMBackend
+    if name == "openai":
+        from rtc_assert.backends.server import OpenAIServerBackend
+
+        return OpenAIServerBackend
+    raise GenerationError(f"unknown backend {name!r}: use one of {', '.join(BACKEND_NAMES)}")
+
+
+def load_backend(name: str, model: ModelRef, options: dict[str, Any] | None = None) -> Backend:
+    """Start backend ``name`` for ``model`` with its backend-specific ``options``."""
+    cls = _backend_class(name)
+    options = dict(options or {})
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in {"self", "model"}]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise GenerationError(
+            f"backend {name!r} has no option(s) {', '.join(unknown)}; "
+            f"its options are: {', '.join(accepted)}"
+        )
+    return cls(model, **options)

@@ -1,0 +1,211 @@
+"""Generation with Hugging Face transformers: batched, left-padded, on CUDA or the CPU."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from rtc_assert.generation import (
+    Generation,
+    GenerationError,
+    GenerationRequest,
+    GenerationSettings,
+    is_prefilled,
+)
+from rtc_assert.models import ModelRef
+
+logger = logging.getLogger(__name__)
+
+
+def load_tokenizer(model: ModelRef, *, trust_remote_code: bool = False) -> Any:
+    """The model's tokenizer, set up for left-padded batches."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            model.source, revision=model.revision, trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError) as error:
+        raise _load_error(model, "tokenizer", error) from error
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _load_error(model: ModelRef, what: str, error: Exception) -> GenerationError:
+    where = (
+        f"the folder {model.source}"
+        if model.is_local
+        else f"hub id {model.source!r} (not a local folder; with HF_HUB_OFFLINE=1 or no "
+        "network it must already be in the local Hugging Face cache: download it once, or "
+        "give a local folder)"
+    )
+    return GenerationError(f"cannot load the {what} of {model.spec!r} from {where}: {error}")
+
+
+def _pick_device(device: str) -> str:
+    import torch
+
+    if device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _pick_dtype(dtype: str, device: str) -> Any:
+    import torch
+
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return getattr(torch, dtype)
+
+
+class TransformersBackend:
+    """``AutoModelForCausalLM`` generation; greedy or seeded sampling.
+
+    Args:
+        model: the resolved model spec.
+        device: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+        dtype: ``auto`` (bfloat16 on CUDA, float32 on CPU), or a torch dtype name.
+        device_map: e.g. ``auto`` to spread a model larger than one GPU (needs accelerate).
+        trust_remote_code: run code shipped with the model (off by default).
+        use_safetensors: refuse pickled ``.bin`` weights (on by default).
+    """
+
+    name = "transformers"
+
+    def __init__(
+        self,
+        model: ModelRef,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        device_map: str | None = None,
+        trust_remote_code: bool = False,
+        use_safetensors: bool = True,
+    ) -> None:
+        import torch
+        import transformers
+
+        self.model_ref = model
+        self.tokenizer = load_tokenizer(model, trust_remote_code=trust_remote_code)
+        self.device = _pick_device(device)
+        try:
+            self.model = transformers.AutoModelForCausalLM.from_pretrained(
+                model.source,
+                revision=model.revision,
+                dtype=_pick_dtype(dtype, self.device),
+                device_map=device_map,
+                trust_remote_code=trust_remote_code,
+                use_safetensors=use_safetensors,
+            )
+        except (OSError, ValueError) as error:
+            raise _load_error(model, "weights", error) from error
+        if device_map is None:
+            self.model.to(self.device)
+        self.model.eval()
+        self.eos_token_ids = self._eos_token_ids()
+        self.version = f"transformers {transformers.__version__}, torch {torch.__version__}"
+
+    def _eos_token_ids(self) -> frozenset[int]:
+        ids = {self.tokenizer.eos_token_id}
+        configured = getattr(self.model.generation_config, "eos_token_id", None)
+        ids.update(configured if isinstance(configured, list) else [configured])
+        ids.discard(None)
+        if not ids:
+            raise GenerationError(
+                f"{self.model_ref.spec!r} defines no EOS token: set eos_token in its tokenizer"
+            )
+        return frozenset(ids)
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], settings: GenerationSettings
+    ) -> list[Generation]:
+        """Generate in batches of prompts of similar length; results in request order."""
+        lengths = [
+            len(self.tokenizer(r.prompt, add_special_tokens=False).input_ids) for r in requests
+        ]
+        order = sorted(range(len(requests)), key=lambda i: lengths[i])
+        results: dict[int, Generation] = {}
+        batch_size = settings.batch_size
+        start = 0
+        while start < len(order):
+            batch = order[start : start + batch_size]
+            try:
+                generated = self._generate_batch([requests[i] for i in batch], settings, start)
+            except Exception as error:
+                if not _is_cuda_oom(error) or batch_size == 1:
+                    raise
+                batch_size = max(1, batch_size // 2)
+                logger.warning("CUDA out of memory: retrying with batch size %d", batch_size)
+                _empty_cuda_cache()
+                continue
+            results.update(zip(batch, generated, strict=True))
+            start += len(batch)
+        return [results[i] for i in range(len(requests))]
+
+    def _generate_batch(
+        self, requests: list[GenerationRequest], settings: GenerationSettings, offset: int
+    ) -> list[Generation]:
+        import torch
+
+        encoded = self.tokenizer(
+            [r.prompt for r in requests],
+            return_tensors="pt",
+            padding=True,
+            add_special_tokens=False,
+        ).to(self.model.device)
+        sampling = settings.temperature > 0
+        if sampling:
+            # Seeded per batch position: the same settings and requests give the same samples.
+            torch.manual_seed(settings.seed + offset)
+        with torch.inference_mode():
+            output = self.model.generate(
+                **encoded,
+                max_new_tokens=settings.max_new_tokens,
+                do_sample=sampling,
+                temperature=settings.temperature if sampling else None,
+                top_p=settings.top_p if sampling else None,
+                top_k=None,
+                eos_token_id=sorted(self.eos_token_ids),
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+        prompt_width = encoded.input_ids.shape[1]
+        prompt_tokens = encoded.attention_mask.sum(dim=1).tolist()
+        return [
+            self._record(request, row[prompt_width:].tolist(), prompt_count, settings)
+            for request, row, prompt_count in zip(requests, output, prompt_tokens, strict=True)
+        ]
+
+    def _record(
+        self,
+        request: GenerationRequest,
+        new_tokens: list[int],
+        prompt_tokens: int,
+        settings: GenerationSettings,
+    ) -> Generation:
+        end = next((i for i, t in enumerate(new_tokens) if t in self.eos_token_ids), None)
+        completion = new_tokens if end is None else new_tokens[:end]
+        return Generation(
+            probe_id=request.probe.id,
+            sample=request.sample,
+            prompt=request.prompt,
+            text=self.tokenizer.decode(completion, skip_special_tokens=False),
+            finish_reason="stop" if end is not None else "length",
+            prompt_tokens=prompt_tokens,
+            completion_tokens=len(completion),
+            prefilled=is_prefilled(request.prompt),
+        )
+
+
+def _is_cuda_oom(error: Exception) -> bool:
+    import torch
+
+    return isinstance(error, torch.cuda.OutOfMemoryError)
+
+
+def _empty_cuda_cache() -> None:
+    import torch
+
+    torch.cuda.empty_cache()

@@ -1,0 +1,116 @@
+"""The gate without pytest: ``rtc-assert eval``, ``compare`` and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from rtc_assert import demo
+from rtc_assert.config import RtcConfig, load_config
+from rtc_assert.gate_plugin import Overrides
+from rtc_assert.record import SessionRecord, session_record, write_record
+from rtc_assert.report_markdown import append_step_summary, markdown_summary
+from rtc_assert.report_terminal import print_summary
+from rtc_assert.session import RtcSession
+
+DEFAULT_GATES: list[dict[str, Any]] = [
+    {"metric": "valid_rate", "max_drop": 0.10},
+    {"metric": "truncated_rate", "max_drop": 0.10},
+    {"metric": "reasoning_conditioned_accuracy", "max_drop": 0.10},
+    {"metric": "answer_accuracy", "max_drop": 0.10},
+]
+"""Gates of ``compare`` when no thresholds file is given."""
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by eval and compare."""
+    parser.add_argument(
+        "--probes",
+        action="append",
+        metavar="SET",
+        help="probe set: demo:NAME or a JSONL/YAML file (repeatable)",
+    )
+    parser.add_argument("--scorer", help="scorer of probes that name none")
+    parser.add_argument("--config", type=Path, help="thresholds.yaml to start from")
+    parser.add_argument("--backend", choices=["transformers", "vllm", "openai"])
+    parser.add_argument("--max-new-tokens", type=int)
+    parser.add_argument("--limit", type=int, help="use only the first N probes of each set")
+    parser.add_argument("--report", type=Path, metavar="DIR", help="write rtc-run.json here")
+
+
+def _config(args: argparse.Namespace, *, models: dict[str, str | None], gates: list) -> RtcConfig:
+    if args.config is not None:
+        base = load_config(args.config).model_dump()
+    else:
+        base = {"probe_sets": {}, "gates": gates}
+    if args.probes:
+        base["probe_sets"] = {
+            Path(spec).stem if not demo.is_demo_spec(spec) else spec.split(":", 1)[1]: {
+                "source": spec if demo.is_demo_spec(spec) else str(Path(spec).resolve()),
+                "scorer": args.scorer,
+            }
+            for spec in args.probes
+        }
+    if args.max_new_tokens:
+        base.setdefault("generation", {})["max_new_tokens"] = args.max_new_tokens
+    base.update({role: spec for role, spec in models.items() if spec})
+    config = RtcConfig.model_validate(base)
+    return Overrides(backend=args.backend, limit=args.limit).apply(config)
+
+
+def _finish(session: RtcSession, config_dump: dict, args: argparse.Namespace) -> SessionRecord:
+    record = session_record(config_dump, session.runs, session.results, session.timings)
+    print_summary(record, sys.stdout)
+    if args.report is not None:
+        path = write_record(record, args.report)
+        (args.report / "summary.md").write_text(markdown_summary(record), encoding="utf-8")
+        print(f"run record: {path}")
+    append_step_summary(record)
+    return record
+
+
+def _config_dir(args: argparse.Namespace) -> Path:
+    return args.config.resolve().parent if args.config is not None else Path.cwd()
+
+
+def eval_command(args: argparse.Namespace) -> int:
+    """Metrics of one model on the probe sets; no gates."""
+    config = _config(args, models={"candidate": args.model}, gates=DEFAULT_GATES)
+    session = RtcSession(config=config, config_dir=_config_dir(args))
+    for name in config.probe_sets:
+        session.run(name, "candidate")
+    _finish(session, config.model_dump(mode="json"), args)
+    return 0
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    """The gate without pytest: exit status 1 when a gate fails."""
+    config = _config(
+        args, models={"candidate": args.candidate, "base": args.base}, gates=DEFAULT_GATES
+    )
+    session = RtcSession(config=config, config_dir=_config_dir(args))
+    results = session.decide_all()
+    _finish(session, config.model_dump(mode="json"), args)
+    return 0 if all(result.passed for result in results) else 1
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    """The gate on the demo zoo: base vs collapsed and base vs masked."""
+    config_path = Path(__file__).parent / "demo" / "thresholds.yaml"
+    outcomes = {}
+    for candidate in ("collapsed", "masked"):
+        print(f"\n== demo:{candidate} against demo:base ({config_path.name})\n")
+        config = load_config(config_path).model_copy(update={"candidate": f"demo:{candidate}"})
+        config = Overrides(limit=args.limit).apply(config)
+        session = RtcSession(config=config, config_dir=config_path.parent)
+        results = session.decide_all()
+        _finish(session, config.model_dump(mode="json"), args)
+        outcomes[candidate] = all(result.passed for result in results)
+    print(
+        "\nThe collapsed model keeps its answers on the fine-tuning domain but lost its "
+        f"reasoning: gate {'PASSED (unexpected)' if outcomes['collapsed'] else 'FAILED'}. "
+        f"The masked fine-tune kept it: gate {'PASSED' if outcomes['masked'] else 'FAILED'}."
+    )
+    return 0 if not outcomes["collapsed"] and outcomes["masked"] else 1

@@ -1,0 +1,139 @@
+"""The state behind the pytest hooks: sessions per thresholds file, reports at the end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from rtc_assert.config import RtcConfig, load_config
+from rtc_assert.errors import RtcAssertError
+from rtc_assert.gates import GateResult
+from rtc_assert.record import SessionRecord, session_record, write_record
+from rtc_assert.report_markdown import append_step_summary, markdown_summary
+from rtc_assert.report_terminal import print_summary
+from rtc_assert.session import RtcSession
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Command-line options that override thresholds.yaml."""
+
+    candidate: str | None = None
+    base: str | None = None
+    backend: str | None = None
+    limit: int | None = None
+
+    def apply(self, config: RtcConfig) -> RtcConfig:
+        update: dict[str, Any] = {}
+        if self.candidate:
+            update["candidate"] = self.candidate
+        if self.base:
+            update["base"] = self.base
+        if self.backend:
+            update["backend"] = config.backend.model_copy(
+                update={"name": self.backend, "options": {}}
+            )
+        if self.limit:
+            update["probe_sets"] = {
+                name: entry.model_copy(update={"limit": min(entry.limit or self.limit, self.limit)})
+                for name, entry in config.probe_sets.items()
+            }
+        return config.model_copy(update=update)
+
+
+@dataclass
+class GatePlugin:
+    """Sessions by thresholds file, errors met, and the reports written at the end."""
+
+    default_config: Path
+    overrides: Overrides
+    report_dir: Path | None = None
+    sessions: dict[Path, RtcSession] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_pytest(cls, config: Any) -> GatePlugin:
+        option = config.getoption
+        explicit = option("--rtc-config")
+        default = Path(explicit) if explicit else config.rootpath / config.getini("rtc_config")
+        report = option("--rtc-report")
+        return cls(
+            default_config=default.resolve(),
+            overrides=Overrides(
+                candidate=option("--rtc-candidate"),
+                base=option("--rtc-base"),
+                backend=option("--rtc-backend"),
+                limit=option("--rtc-limit"),
+            ),
+            report_dir=Path(report) if report else None,
+        )
+
+    def is_thresholds_file(self, path: Path) -> bool:
+        """Whether pytest should collect ``path`` as gates."""
+        if path.suffix not in {".yaml", ".yml"}:
+            return False
+        return path.resolve() == self.default_config or path.name == self.default_config.name
+
+    def session_for(self, path: Path | None) -> RtcSession:
+        """The session of a thresholds file (default: the configured one), created once."""
+        path = (path or self.default_config).resolve()
+        if path not in self.sessions:
+            if not path.is_file():
+                raise RtcAssertError(
+                    f"no thresholds file at {path}: create one (see the README) or pass "
+                    "--rtc-config PATH"
+                )
+            config = self.overrides.apply(load_config(path))
+            self.sessions[path] = RtcSession(config=config, config_dir=path.parent)
+        return self.sessions[path]
+
+    def note_error(self, error: RtcAssertError) -> None:
+        """Remember why a gate could not be decided, for the run record."""
+        self.errors.append(str(error))
+
+    @staticmethod
+    def junit_properties(result: GateResult) -> dict[str, str]:
+        """The gate's numbers as JUnit XML properties."""
+        properties = {"rtc_verdict": "pass" if result.passed else "fail", "rtc_rule": result.reason}
+        for model in ("candidate", "base"):
+            rate = getattr(result, model)
+            if rate is not None:
+                properties[f"rtc_{model}"] = f"{rate.value:.6f}"
+        if result.drop is not None:
+            properties["rtc_drop"] = f"{result.drop.value:.6f}"
+        return properties
+
+    def record(self) -> SessionRecord | None:
+        """The run record of everything generated and decided, or None if nothing was."""
+        sessions = [s for s in self.sessions.values() if s.runs or s.results]
+        if not sessions and not self.errors:
+            return None
+        first = next(iter(self.sessions.values()), None)
+        return session_record(
+            config=first.config.model_dump(mode="json") if first else {},
+            runs=[run for s in sessions for run in s.runs],
+            gates=[result for s in sessions for result in s.results],
+            timings={k: v for s in sessions for k, v in s.timings.items()},
+            error="; ".join(self.errors) or None,
+        )
+
+    def print_summary(self, file: TextIO) -> bool:
+        """Print the summary tables; False when there is nothing to show."""
+        record = self.record()
+        if record is None:
+            return False
+        print_summary(record, file)
+        return True
+
+    def finish(self) -> None:
+        """Write the run record and summary.md, and the GitHub step summary when set."""
+        record = self.record()
+        if record is None:
+            return
+        if self.report_dir is not None:
+            write_record(record, self.report_dir)
+            (self.report_dir / "summary.md").write_text(markdown_summary(record), encoding="utf-8")
+        append_step_summary(record)
+        for session in self.sessions.values():
+            session.close()

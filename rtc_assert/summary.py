@@ -1,0 +1,94 @@
+"""The summary tables (base vs candidate per probe set, and the gates), as rows of text.
+
+Rendered by `rtc_assert.report_terminal` (rich) and `rtc_assert.report_markdown`; both
+read a `SessionRecord`, never live objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rtc_assert.metrics import Rate
+from rtc_assert.record import SessionRecord
+
+METRIC_LABELS: tuple[tuple[str, str], ...] = (
+    ("valid_rate", "VR valid reasoning"),
+    ("empty_rate", "ER empty"),
+    ("truncated_rate", "TR truncated"),
+    ("missing_rate", "MR missing"),
+    ("answer_accuracy", "pass@1 answers"),
+    ("reasoning_conditioned_accuracy", "Rpass@1 valid & correct"),
+)
+GATE_HEADER = ("gate", "verdict", "rule")
+
+
+@dataclass(frozen=True)
+class MetricTable:
+    """One probe set: a row per metric, a column per model, and the change."""
+
+    probe_set: str
+    header: tuple[str, ...]
+    rows: list[tuple[str, ...]]
+
+
+def format_rate(rate: Rate | None) -> str:
+    if rate is None:
+        return "undefined"
+    return f"{rate.value:.3f} [{rate.low:.2f}, {rate.high:.2f}]"
+
+
+def _delta(base: Rate | None, candidate: Rate | None) -> str:
+    if base is None or candidate is None:
+        return "-"
+    return f"{candidate.value - base.value:+.3f}"
+
+
+def metric_tables(record: SessionRecord) -> list[MetricTable]:
+    """Per probe set: candidate (and base, with the change) for every headline metric."""
+    candidate = record.config.get("candidate")
+    base = record.config.get("base")
+    tables = []
+    for probe_set in dict.fromkeys(run.probe_set for run in record.runs):
+        candidate_run = record.run_for(candidate, probe_set) if candidate else None
+        base_run = record.run_for(base, probe_set) if base else None
+        runs = [r for r in (base_run, candidate_run) if r is not None]
+        if candidate_run is None or base_run is None:
+            runs = [r for r in record.runs if r.probe_set == probe_set]
+            header = ("metric", *(r.model for r in runs))
+            rows = [
+                (label, *(format_rate(r.metrics.metric(name)) for r in runs))
+                for name, label in METRIC_LABELS
+            ]
+        else:
+            header = ("metric", f"base {base}", f"candidate {candidate}", "change")
+            rows = [
+                (
+                    label,
+                    format_rate(base_run.metrics.metric(name)),
+                    format_rate(candidate_run.metrics.metric(name)),
+                    _delta(base_run.metrics.metric(name), candidate_run.metrics.metric(name)),
+                )
+                for name, label in METRIC_LABELS
+            ]
+        probes = runs[0].metrics.probes if runs else 0
+        tables.append(MetricTable(f"{probe_set} ({probes} probes)", header, rows))
+    return tables
+
+
+def gate_rows(record: SessionRecord) -> list[tuple[str, str, str]]:
+    """One row per decided gate: its id, PASS or FAIL, and the rule that decided."""
+    return [
+        (result.gate.id, "PASS" if result.passed else "FAIL", result.reason)
+        for result in record.gates
+    ]
+
+
+def verdict_line(record: SessionRecord) -> str:
+    """One line: how many gates passed, and whether the session stopped early."""
+    failed = sum(not g.passed for g in record.gates)
+    line = f"rtc-assert: {len(record.gates) - failed} of {len(record.gates)} gates passed"
+    if failed:
+        line += f", {failed} failed"
+    if record.error:
+        line += f"; the session stopped early: {record.error}"
+    return line
