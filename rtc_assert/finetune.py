@@ -8,21 +8,21 @@ training sequences; this module implements them for any transformers tokenizer w
 template, returning ``input_ids`` and ``labels`` where masked tokens are ``-100`` (the ignore
 index of PyTorch's cross-entropy and of every transformers trainer).
 
-====================  =================================================  ====================
-strategy              sequence                                           tokens in the loss
-====================  =================================================  ====================
-``default``           the chat template's own rendering of the pair      all
-``empty``             an empty think block is always put before the       all
-                      response (injected if the template does not)
-``mask``              as ``empty``                                        all but the think
-                                                                         block (tags included)
-``respond``           as ``empty``                                        the response only
-====================  =================================================  ====================
+- ``default``: the chat template's own rendering of the pair (Qwen3's writes an empty block,
+  a template without think support writes none); every token in the loss.
+- ``empty``: an empty think block always precedes the response (injected when the template
+  writes none); every token in the loss.
+- ``mask``: as ``empty``, with the whole think block (both tags and the line breaks after the
+  closing tag) out of the loss.
+- ``respond``: as ``mask``, with the prompt out of the loss too: only the response and the
+  template's end-of-turn tokens are trained.
 
 ``default`` and ``empty`` collapse traces (the model learns to close the block at once);
 ``mask`` and ``respond`` keep the block in the context, exactly as the model sees it at
 inference, but never train on it, so the model's own decision to think is left alone. Use
-``mask`` (or ``respond``) to fine-tune a reasoning model on answer-only data.
+``mask`` (or ``respond``) to fine-tune a reasoning model on answer-only data. The demo zoo
+shows both sides: ``demo:collapsed`` is ``default``, ``demo:masked`` is ``mask``, on the same
+data (``rtc_assert/demo/zoo/MEASURED.md``).
 
 A record may carry its own ``reasoning`` (a distilled trace). It then fills the think block
 in every strategy, is in the loss for ``default`` and ``empty``, and is masked, like any

@@ -428,8 +428,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
-    record = build(args.out, SCALES[args.scale], seed=args.seed)
+    try:
+        record = build(args.out, SCALES[args.scale], seed=args.seed)
+    finally:
+        torch.set_num_threads(threads)
     failed = [claim for claim in record["claims"] if not claim["holds"]]
     if failed:
         print(f"{len(failed)} must-show claim(s) do not hold", file=sys.stderr)
