@@ -6,6 +6,7 @@ from typing import TextIO
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from rtc_assert.record import SessionRecord
 from rtc_assert.summary import GATE_HEADER, gate_rows, metric_tables, verdict_line
@@ -19,7 +20,7 @@ def print_summary(record: SessionRecord, file: TextIO | None = None, *, width: i
         for column in table_data.header:
             table.add_column(column, overflow="fold")
         for row in table_data.rows:
-            table.add_row(*row)
+            table.add_row(*(Text(cell) for cell in row))
         console.print(table)
     if record.gates:
         gates = Table(title="gates", title_justify="left")
@@ -27,6 +28,7 @@ def print_summary(record: SessionRecord, file: TextIO | None = None, *, width: i
             gates.add_column(column, overflow="fold")
         for gate_id, verdict, rule in gate_rows(record):
             style = "green" if verdict == "PASS" else "bold red"
-            gates.add_row(gate_id, f"[{style}]{verdict}[/]", rule)
+            # Text, not markup: gate ids such as valid_rate[min] would read as style tags.
+            gates.add_row(Text(gate_id), Text(verdict, style=style), Text(rule))
         console.print(gates)
-    console.print(verdict_line(record))
+    console.print(Text(verdict_line(record)))

@@ -75,3 +75,58 @@ def test_pytest_plugin_is_registered(pytester):
     result = pytester.runpytest()
     result.stdout.fnmatch_lines([f"rtc-assert {rtc_assert.__version__}"])
     result.assert_outcomes(passed=1)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [shutil.which("rtc-assert") or "rtc-assert", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_compare_fails_a_collapse_and_writes_the_record(tmp_path):
+    report = tmp_path / "report"
+    result = run_cli(
+        "compare", "--base", "demo:base", "--candidate", "demo:collapsed",
+        "--probes", "demo:reasoning", "--limit", "32", "--report", str(report),
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "reasoning::valid_rate[max_drop]" in result.stdout
+    assert "FAIL" in result.stdout
+    record = json.loads((report / "rtc-run.json").read_text())
+    assert {run["model"] for run in record["runs"]} == {"demo:base", "demo:collapsed"}
+    assert not all(gate["passed"] for gate in record["gates"])
+
+
+def test_compare_passes_identical_models():
+    result = run_cli(
+        "compare", "--base", "demo:base", "--candidate", "demo:base",
+        "--probes", "demo:finetune", "--limit", "16",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "4 of 4 gates passed" in result.stdout
+
+
+def test_eval_prints_one_models_metrics(tmp_path):
+    probes = tmp_path / "sums.jsonl"
+    probes.write_text('{"prompt": "123+456", "answer": "579"}\n', encoding="utf-8")
+    result = run_cli("eval", "--model", "demo:base", "--probes", str(probes), "--scorer", "numeric")
+    assert result.returncode == 0, result.stderr
+    assert "sums (1 probes)" in result.stdout and "VR valid reasoning" in result.stdout
+
+
+def test_cli_bad_input_is_exit_status_2(tmp_path):
+    result = run_cli(
+        "compare", "--base", "demo:base", "--candidate", "demo:nope", "--probes", "demo:finetune"
+    )
+    assert result.returncode == 2
+    assert "unknown demo model 'nope'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_demo_catches_the_collapse_and_passes_the_masked_model():
+    result = run_cli("demo", "--limit", "48")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "gate FAILED" in result.stdout and "gate PASSED" in result.stdout

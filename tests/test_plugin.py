@@ -1,0 +1,144 @@
+"""The pytest plugin as users meet it: a throwaway project, a real pytest run, real models.
+
+Each run is a subprocess: in-process runs would drop and re-import torch between runs.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+REPO_THRESHOLDS = Path(__file__).resolve().parent.parent / "thresholds.yaml"
+QUICK = "--rtc-limit=24"
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A project holding a copy of the repository's thresholds.yaml."""
+    pytester.makefile(".yaml", thresholds=REPO_THRESHOLDS.read_text(encoding="utf-8"))
+    return pytester
+
+
+def test_each_gate_is_its_own_test_item(project):
+    result = project.runpytest_subprocess("thresholds.yaml", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(
+        [
+            "thresholds.yaml::reasoning::valid_rate[[]min[]]",
+            "thresholds.yaml::reasoning::valid_rate[[]max_drop[]]",
+            "thresholds.yaml::reasoning::reasoning_conditioned_accuracy[[]min[]]",
+            "thresholds.yaml::finetune::answer_accuracy[[]max_drop[]]",
+        ]
+    )
+    assert "finetune::reasoning_conditioned_accuracy" not in result.stdout.str()
+
+
+def test_identical_models_pass_every_gate(project):
+    result = project.runpytest_subprocess("thresholds.yaml", QUICK, "--rtc-candidate", "demo:base")
+    result.assert_outcomes(passed=9)
+    result.stdout.fnmatch_lines(["*rtc-assert summary*", "*9 of 9 gates passed*"])
+
+
+def test_broken_config_names_file_line_and_field(project):
+    text = REPO_THRESHOLDS.read_text(encoding="utf-8").replace("min: 0.80", "min: 80", 1)
+    project.makefile(".yaml", thresholds=text)
+    result = project.runpytest_subprocess("thresholds.yaml")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(
+        ["*thresholds.yaml:*: gates.0.min: Input should be less than or equal to 1*"]
+    )
+
+
+def test_missing_model_fails_the_gates_with_the_reason(project, tmp_path):
+    result = project.runpytest_subprocess(
+        "thresholds.yaml", QUICK, "--rtc-candidate", str(tmp_path / "gone")
+    )
+    result.assert_outcomes(failed=9)
+    result.stdout.fnmatch_lines(["*model folder * does not exist*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_undefined_metric_fails_naming_why(project):
+    config = """\
+candidate: demo:base
+generation: {max_new_tokens: 4}
+probe_sets:
+  reasoning: {source: "demo:reasoning", limit: 8}
+gates:
+  - metric: reasoning_conditioned_accuracy
+    min: 0.5
+"""
+    project.makefile(".yaml", thresholds=config)
+    result = project.runpytest_subprocess("thresholds.yaml")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*no trace is valid, so there is no Rpass@1*"])
+
+
+def test_reports_json_markdown_and_junit(project, tmp_path):
+    report = tmp_path / "report"
+    junit = tmp_path / "junit.xml"
+    result = project.runpytest_subprocess(
+        "thresholds.yaml", QUICK, "--rtc-candidate", "demo:base",
+        f"--rtc-report={report}", f"--junitxml={junit}",
+    )  # fmt: skip
+    result.assert_outcomes(passed=9)
+    record = json.loads((report / "rtc-run.json").read_text())
+    assert {run["probe_set"] for run in record["runs"]} == {"demo-reasoning", "demo-finetune"}
+    assert len(record["gates"]) == 9 and all(g["passed"] for g in record["gates"])
+    first = record["runs"][0]["generations"][0]
+    assert {"status", "detail", "correct", "text", "finish_reason"} <= set(first)
+    assert "torch" in record["libraries"]
+    assert "9 of 9 gates passed" in (report / "summary.md").read_text()
+    properties = {p.get("name"): p.get("value") for p in ET.parse(junit).getroot().iter("property")}
+    assert properties["rtc_verdict"] == "pass" and "rtc_candidate" in properties
+
+
+def test_github_step_summary(project, tmp_path, monkeypatch):
+    summary = tmp_path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))  # inherited by the subprocess
+    project.runpytest_subprocess("thresholds.yaml", QUICK, "--rtc-candidate", "demo:base")
+    assert "| VR valid reasoning |" in summary.read_text()
+
+
+def test_custom_assertions_with_the_rtc_fixture(project):
+    project.makepyfile(
+        test_custom="""
+        import pytest
+        from rtc_assert.assertions import (
+            assert_no_collapse, assert_trace_valid, assert_valid_rate,
+            assert_reasoning_conditioned_accuracy,
+        )
+
+        def test_base_reasons(rtc, rtc_config):
+            assert rtc_config.candidate == "demo:base"
+            candidate, base = rtc.compare("reasoning")
+            assert candidate is rtc.run("reasoning")  # generated once
+            assert_valid_rate(candidate, at_least=0.9)
+            assert_reasoning_conditioned_accuracy(candidate, at_least=0.8)
+            assert_no_collapse(candidate, base, max_drop=0.05)
+
+        def test_failure_explains_itself(rtc):
+            from rtc_assert import ProbeSet, demo
+            reasoning = demo.probes("reasoning").probes[:8]
+            wrong = ProbeSet(
+                name="wrong-answers",
+                version="1",
+                probes=tuple(p.model_copy(update={"answer": "1"}) for p in reasoning),
+            )
+            run = rtc.run(wrong)
+            with pytest.raises(AssertionError) as raised:
+                assert_reasoning_conditioned_accuracy(run, at_least=0.5)
+            message = str(raised.value)
+            assert "wrong-answers::reasoning_conditioned_accuracy[min]" in message
+            assert "examples from the candidate (demo:base)" in message
+
+        def test_single_trace():
+            assert assert_trace_valid("<think>a</think>b").answer == "b"
+            with pytest.raises(AssertionError, match="got missing"):
+                assert_trace_valid("b")
+        """
+    )
+    result = project.runpytest_subprocess("test_custom.py", QUICK, "--rtc-candidate", "demo:base")
+    result.assert_outcomes(passed=3)
