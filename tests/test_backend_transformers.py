@@ -149,3 +149,26 @@ def test_all_statuses_are_reachable_on_the_zoo(base):
     statuses = {o.trace.status for o in run.outcomes}
     assert statuses == {TraceStatus.TRUNCATED}
     assert {o.trace.detail for o in run.outcomes} == {"length"}
+
+
+def test_cuda_out_of_memory_halves_the_batch_and_says_so(base, mixed_probes, monkeypatch, caplog):
+    """No GPU here: the engine's OOM is raised on purpose for batches above 4 prompts."""
+    import torch
+
+    real_batch = base._generate_batch
+    sizes = []
+
+    def batch_or_oom(requests, settings, offset):
+        sizes.append(len(requests))
+        if len(requests) > 4:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_batch(requests, settings, offset)
+
+    monkeypatch.setattr(base, "_generate_batch", batch_or_oom)
+    settings = GenerationSettings(max_new_tokens=8, batch_size=16)
+    requests = build_requests(base.tokenizer, mixed_probes, settings, model="demo:base")
+    generations = base.generate(requests, settings)
+    assert [g.probe_id for g in generations] == [r.probe.id for r in requests]
+    assert sizes[:3] == [16, 8, 4]
+    assert "CUDA out of memory: retrying with batch size 8" in caplog.text
+    assert "retrying with batch size 4" in caplog.text

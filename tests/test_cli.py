@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -63,10 +64,18 @@ def test_probes_check_on_the_paper_probes(paper_probes_dir, capsys):
     assert "256 probes (256 choice)" in capsys.readouterr().out
 
 
+def console_script() -> str:
+    """The rtc-assert script pip installed beside this interpreter (the venv need not be active)."""
+    script = Path(sys.executable).parent / "rtc-assert"
+    found = str(script) if script.is_file() else shutil.which("rtc-assert")
+    assert found, "no rtc-assert console script beside Python or on PATH: is the package installed?"
+    return found
+
+
 def test_console_script_is_installed():
-    executable = shutil.which("rtc-assert")
-    assert executable, "the rtc-assert console script is not on PATH: is the package installed?"
-    result = subprocess.run([executable, "--version"], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [console_script(), "--version"], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == f"rtc-assert {rtc_assert.__version__}"
 
 
@@ -79,7 +88,7 @@ def test_pytest_plugin_is_registered(pytester):
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [shutil.which("rtc-assert") or "rtc-assert", *args],
+        [console_script(), *args],
         capture_output=True,
         text=True,
         timeout=600,

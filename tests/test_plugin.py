@@ -142,3 +142,14 @@ def test_custom_assertions_with_the_rtc_fixture(project):
     )
     result = project.runpytest_subprocess("test_custom.py", QUICK, "--rtc-candidate", "demo:base")
     result.assert_outcomes(passed=3)
+
+
+def test_collapsed_candidate_fails_the_reasoning_gates_only(project):
+    result = project.runpytest_subprocess(
+        "thresholds.yaml", QUICK, "--rtc-candidate", "demo:collapsed"
+    )
+    result.assert_outcomes(failed=6, passed=3)
+    output = result.stdout.str()
+    assert "an answer-only eval does not see this" in output
+    assert "FAILED thresholds.yaml::finetune::valid_rate[max_drop]" in output
+    assert "FAILED thresholds.yaml::finetune::answer_accuracy" not in output
