@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -9,7 +11,13 @@ from typing import Any, TextIO
 from rtc_assert.config import RtcConfig, load_config
 from rtc_assert.errors import RtcAssertError
 from rtc_assert.gates import GateResult
-from rtc_assert.record import SessionRecord, session_record, write_record
+from rtc_assert.record import (
+    SessionRecord,
+    merge_records,
+    read_record,
+    session_record,
+    write_record,
+)
 from rtc_assert.report_markdown import append_step_summary, markdown_summary
 from rtc_assert.report_terminal import print_summary
 from rtc_assert.session import RtcSession
@@ -49,8 +57,13 @@ class GatePlugin:
     default_config: Path
     overrides: Overrides
     report_dir: Path | None = None
+    worker_id: str | None = None
+    """The pytest-xdist worker this process is, if any."""
+    exchange_dir: Path | None = None
+    """Where xdist workers leave their records for the controller."""
     sessions: dict[Path, RtcSession] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    final_record: SessionRecord | None = None
 
     @classmethod
     def from_pytest(cls, config: Any) -> GatePlugin:
@@ -58,6 +71,8 @@ class GatePlugin:
         explicit = option("--rtc-config")
         default = Path(explicit) if explicit else config.rootpath / config.getini("rtc_config")
         report = option("--rtc-report")
+        worker_input = getattr(config, "workerinput", None) or {}
+        exchange = worker_input.get("rtc_exchange")
         return cls(
             default_config=default.resolve(),
             overrides=Overrides(
@@ -67,7 +82,15 @@ class GatePlugin:
                 limit=option("--rtc-limit"),
             ),
             report_dir=Path(report) if report else None,
+            worker_id=worker_input.get("workerid"),
+            exchange_dir=Path(exchange) if exchange else None,
         )
+
+    def exchange_for_workers(self) -> str:
+        """On the xdist controller: the folder workers write their records into."""
+        if self.exchange_dir is None:
+            self.exchange_dir = Path(tempfile.mkdtemp(prefix="rtc-assert-xdist-"))
+        return str(self.exchange_dir)
 
     def is_thresholds_file(self, path: Path) -> bool:
         """Whether pytest should collect ``path`` as gates."""
@@ -120,20 +143,33 @@ class GatePlugin:
 
     def print_summary(self, file: TextIO) -> bool:
         """Print the summary tables; False when there is nothing to show."""
-        record = self.record()
-        if record is None:
+        record = self.final_record or self.record()
+        if record is None or self.worker_id is not None:
             return False
         print_summary(record, file)
         return True
 
     def finish(self) -> None:
-        """Write the run record and summary.md, and the GitHub step summary when set."""
+        """Write the run record and summary.md, and the GitHub step summary when set.
+
+        An xdist worker only leaves its record for the controller, which merges them.
+        """
         record = self.record()
+        for session in self.sessions.values():
+            session.close()
+        if self.worker_id is not None:
+            if record is not None and self.exchange_dir is not None:
+                write_record(record, self.exchange_dir / self.worker_id)
+            return
+        if self.exchange_dir is not None:
+            records = [read_record(p) for p in sorted(self.exchange_dir.glob("*/rtc-run.json"))]
+            records += [record] if record is not None else []
+            shutil.rmtree(self.exchange_dir, ignore_errors=True)
+            record = merge_records(records) if records else None
         if record is None:
             return
+        self.final_record = record
         if self.report_dir is not None:
             write_record(record, self.report_dir)
             (self.report_dir / "summary.md").write_text(markdown_summary(record), encoding="utf-8")
         append_step_summary(record)
-        for session in self.sessions.values():
-            session.close()

@@ -82,6 +82,10 @@ class Backend(Protocol):
         """One generation per request, in the order of the requests."""
         ...
 
+    def close(self) -> None:
+        """Release engine processes, connections or memory; the backend is unusable after."""
+        ...
+
 
 def render_prompt(
     tokenizer: Any, probe: Probe, settings: GenerationSettings, *, model: str = "the model"

@@ -51,6 +51,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[PLUGIN_KEY] = GatePlugin.from_pytest(config)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist: tell each worker where to leave its run record."""
+    node.workerinput["rtc_exchange"] = node.config.stash[PLUGIN_KEY].exchange_for_workers()
+
+
 def pytest_report_header() -> str:
     return f"rtc-assert {rtc_assert.__version__}"
 

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 import rtc_assert
+from rtc_assert.config import RtcConfig
 from rtc_assert.gates import GateResult
 from rtc_assert.metrics import RunMetrics
 from rtc_assert.runs import Run
@@ -151,3 +152,32 @@ def write_record(record: SessionRecord, directory: Path) -> Path:
 def read_record(path: Path) -> SessionRecord:
     """Read a run record back."""
     return SessionRecord.model_validate_json(path.read_text(encoding="utf-8"))
+
+
+def merge_records(records: list[SessionRecord]) -> SessionRecord:
+    """One record from the records of several pytest-xdist workers.
+
+    Runs that more than one worker generated are kept once; gates are listed in the order
+    of the configuration's gates when it names them.
+    """
+    first = records[0]
+    runs: dict[tuple[str, str, str], RunRecord] = {}
+    for record in records:
+        for run in record.runs:
+            runs.setdefault((run.model, run.probe_set, run.probe_set_version), run)
+    gates = {result.gate.id: result for record in records for result in record.gates}
+    order = {
+        spec.id: index
+        for index, spec in enumerate(RtcConfig.model_validate(first.config).gate_specs())
+    }
+    errors = [record.error for record in records if record.error]
+    return first.model_copy(
+        update={
+            "runs": list(runs.values()),
+            "gates": sorted(
+                gates.values(), key=lambda result: order.get(result.gate.id, len(order))
+            ),
+            "timings": {k: v for record in records for k, v in record.timings.items()},
+            "error": "; ".join(errors) or None,
+        }
+    )

@@ -122,5 +122,7 @@ class RtcSession:
         return list(self._results.values())
 
     def close(self) -> None:
-        """Let the backends go (vLLM engines hold memory until then)."""
+        """Stop the backends that hold processes or connections (vLLM, servers)."""
+        for backend in self._backends.values():
+            backend.close()
         self._backends.clear()

@@ -95,13 +95,16 @@ def server_url(tmp_path_factory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def engines(server_url):
     model = resolve_model("demo:base")
-    return {
+    backends = {
         "transformers": load_backend("transformers", model, {"device": "cpu"}),
         "vllm": load_backend("vllm", model, VLLM_OPTIONS),
         "server": load_backend(
             "openai", model, {"base_url": server_url, "served_model": "demo", "concurrency": 16}
         ),
     }
+    yield backends
+    backends["vllm"].close()
+    backends["server"].close()
 
 
 @pytest.fixture(scope="module")

@@ -153,3 +153,24 @@ def test_collapsed_candidate_fails_the_reasoning_gates_only(project):
     assert "an answer-only eval does not see this" in output
     assert "FAILED thresholds.yaml::finetune::valid_rate[max_drop]" in output
     assert "FAILED thresholds.yaml::finetune::answer_accuracy" not in output
+
+
+def test_works_with_pytest_xdist(project, tmp_path):
+    pytest.importorskip("xdist")
+    report = tmp_path / "report"
+    result = project.runpytest_subprocess(
+        "thresholds.yaml",
+        "-n",
+        "2",
+        QUICK,
+        "--rtc-candidate",
+        "demo:collapsed",
+        f"--rtc-report={report}",
+    )
+    result.assert_outcomes(failed=6, passed=3)
+    result.stdout.fnmatch_lines(["*rtc-assert summary*", "*3 of 9 gates passed, 6 failed*"])
+    record = json.loads((report / "rtc-run.json").read_text())
+    assert len(record["gates"]) == 9
+    assert [g["gate"]["probe_set"] for g in record["gates"]][:5] == ["reasoning"] * 5
+    # Each (model, probe set) appears once even when both workers generated it.
+    assert len({(r["model"], r["probe_set"]) for r in record["runs"]}) == len(record["runs"])

@@ -105,6 +105,10 @@ class OpenAIServerBackend:
         self.client = httpx.Client(headers=headers, timeout=timeout_s)
         self.version = f"openai-compatible server at {base_url}"
 
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self.client.close()
+
     def generate(
         self, requests: Sequence[GenerationRequest], settings: GenerationSettings
     ) -> list[Generation]:

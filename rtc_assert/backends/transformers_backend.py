@@ -108,6 +108,12 @@ class TransformersBackend:
         self.eos_token_ids = self._eos_token_ids()
         self.version = f"transformers {transformers.__version__}, torch {torch.__version__}"
 
+    def close(self) -> None:
+        """Release the weights (and the GPU memory they held)."""
+        self.model = None
+        if self.device.startswith("cuda"):
+            _empty_cuda_cache()
+
     def _eos_token_ids(self) -> frozenset[int]:
         ids = {self.tokenizer.eos_token_id}
         configured = getattr(self.model.generation_config, "eos_token_id", None)
