@@ -61,7 +61,9 @@ def _config(args: argparse.Namespace, *, models: dict[str, str | None], gates: l
 
 
 def _finish(session: RtcSession, config_dump: dict, args: argparse.Namespace) -> SessionRecord:
-    record = session_record(config_dump, session.runs, session.results, session.timings)
+    record = session_record(
+        config_dump, session.runs, session.results, session.timings, session.fingerprints
+    )
     print_summary(record, sys.stdout)
     if args.report is not None:
         path = write_record(record, args.report)

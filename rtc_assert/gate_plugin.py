@@ -138,6 +138,7 @@ class GatePlugin:
             runs=[run for s in sessions for run in s.runs],
             gates=[result for s in sessions for result in s.results],
             timings={k: v for s in sessions for k, v in s.timings.items()},
+            models={k: v for s in sessions for k, v in s.fingerprints.items()},
             error="; ".join(self.errors) or None,
         )
 

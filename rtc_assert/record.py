@@ -66,6 +66,8 @@ class SessionRecord(BaseModel):
     platform: str
     libraries: dict[str, str]
     config: dict[str, Any]
+    models: dict[str, dict[str, str]]
+    """Fingerprint of every model used, by spec (see `rtc_assert.fingerprint`)."""
     runs: list[RunRecord]
     gates: list[GateResult]
     timings: dict[str, float]
@@ -124,6 +126,7 @@ def session_record(
     runs: list[Run],
     gates: list[GateResult],
     timings: dict[str, float],
+    models: dict[str, dict[str, str]],
     error: str | None = None,
 ) -> SessionRecord:
     """Assemble the record of a session."""
@@ -134,6 +137,7 @@ def session_record(
         platform=platform.platform(),
         libraries=library_versions(),
         config=config,
+        models=models,
         runs=[run_record(run) for run in runs],
         gates=gates,
         timings=timings,
@@ -178,6 +182,7 @@ def merge_records(records: list[SessionRecord]) -> SessionRecord:
                 gates.values(), key=lambda result: order.get(result.gate.id, len(order))
             ),
             "timings": {k: v for record in records for k, v in record.timings.items()},
+            "models": {k: v for record in records for k, v in record.models.items()},
             "error": "; ".join(errors) or None,
         }
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 from rtc_assert import demo
 from rtc_assert.backends import load_backend
 from rtc_assert.config import ConfigError, GateSpec, RtcConfig
+from rtc_assert.fingerprint import model_fingerprint
 from rtc_assert.gates import GateResult, evaluate_gate
 from rtc_assert.generation import Backend
 from rtc_assert.models import resolve_model
@@ -30,6 +31,7 @@ class RtcSession:
     config: RtcConfig
     config_dir: Path = field(default_factory=Path.cwd)
     timings: dict[str, float] = field(default_factory=dict)
+    fingerprints: dict[str, dict[str, str]] = field(default_factory=dict)
     _backends: dict[str, Backend] = field(default_factory=dict, repr=False)
     _probe_sets: dict[str, ProbeSet] = field(default_factory=dict, repr=False)
     _runs: dict[tuple[str, str], Run] = field(default_factory=dict, repr=False)
@@ -52,9 +54,11 @@ class RtcSession:
         spec = self.model_spec(model)
         if spec not in self._backends:
             started = time.perf_counter()
+            model = resolve_model(spec)
             self._backends[spec] = load_backend(
-                self.config.backend.name, resolve_model(spec), self.config.backend.options
+                self.config.backend.name, model, self.config.backend.options
             )
+            self.fingerprints[spec] = model_fingerprint(model)
             self.timings[f"load {spec}"] = time.perf_counter() - started
         return self._backends[spec]
 

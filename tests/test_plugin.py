@@ -90,6 +90,7 @@ def test_reports_json_markdown_and_junit(project, tmp_path):
     first = record["runs"][0]["generations"][0]
     assert {"status", "detail", "correct", "text", "finish_reason"} <= set(first)
     assert "torch" in record["libraries"]
+    assert len(record["models"]["demo:base"]["sha256"]) == 64
     assert "9 of 9 gates passed" in (report / "summary.md").read_text()
     properties = {p.get("name"): p.get("value") for p in ET.parse(junit).getroot().iter("property")}
     assert properties["rtc_verdict"] == "pass" and "rtc_candidate" in properties
