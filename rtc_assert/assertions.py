@@ -10,7 +10,8 @@ Use them with the ``rtc`` fixture::
         assert_no_collapse(candidate, base, max_drop=0.10)
 
 ``policy="confident"`` (the default) fails only when the confidence interval shows the
-threshold is violated; ``policy="point"`` compares the point estimate.
+threshold is violated; ``"strict"`` fails unless it shows the threshold is met; ``"point"``
+compares the point estimate.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from rtc_assert.gates import evaluate_gate
 from rtc_assert.runs import Run
 from rtc_assert.traces import Trace, TraceFormat, TraceStatus, classify
 
-Policy = Literal["confident", "point"]
+Policy = Literal["confident", "strict", "point"]
 
 
 def _check(

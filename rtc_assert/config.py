@@ -58,9 +58,10 @@ class TraceFormatConfig(_Strict):
 
 class DecisionConfig(_Strict):
     """How a gate decides: ``confident`` fails only when the confidence interval shows the
-    threshold is violated; ``point`` compares point estimates."""
+    threshold is violated; ``strict`` fails unless it shows the threshold is met; ``point``
+    compares point estimates."""
 
-    policy: Literal["confident", "point"] = "confident"
+    policy: Literal["confident", "strict", "point"] = "confident"
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     bootstrap_samples: int = Field(default=2000, ge=200)
     seed: int = 0

@@ -1,8 +1,10 @@
 """Gate decisions: does a candidate's metric meet its threshold, alone or against the base?
 
 Policy ``confident`` (the default) fails a gate only when the confidence interval shows the
-threshold is violated, so sampling noise does not turn builds red; ``point`` compares point
-estimates. A gate whose metric is undefined (Rpass@1 with no valid trace) fails and says so.
+threshold is violated, so sampling noise does not turn builds red; ``strict`` fails unless the
+interval shows the threshold is met (proof of safety, for teams with probes to afford it);
+``point`` compares point estimates. A gate whose metric is undefined (Rpass@1 with no valid
+trace) fails and says so.
 For ``max_drop`` the drop is how much worse the candidate is than the base: base minus
 candidate for metrics where higher is better, candidate minus base for the empty, truncated
 and missing rates. Its interval comes from a paired bootstrap over the probes both ran.
@@ -59,6 +61,29 @@ def _undefined_reason(metric: str, model: str) -> str:
     return f"{metric} is undefined for the {model}"
 
 
+_SIDE = {"min": "below the floor", "max": "above the ceiling", "max_drop": "above the limit"}
+
+
+def _decide(
+    kind: str, value: float, low: float, high: float, limit: float, decision: DecisionConfig
+) -> tuple[bool, str]:
+    """Whether a gate fails, and the rule in words.
+
+    ``value``/``low``/``high`` estimate a quantity that must not exceed ``limit`` (for a
+    ``min`` gate, the caller negates both). ``point`` fails when the estimate exceeds the
+    limit; ``confident`` when the whole interval does; ``strict`` when any of it does.
+    """
+    level = f"{decision.confidence:.0%}"
+    side = _SIDE[kind]
+    if decision.policy == "point":
+        failed, rule = value > limit, f"the point estimate {side}"
+    elif decision.policy == "confident":
+        failed, rule = low > limit, f"the whole {level} interval {side}"
+    else:
+        failed, rule = high > limit, f"any part of the {level} interval {side}"
+    return failed, (f"fails: {rule}" if failed else f"passes (it fails with {rule})")
+
+
 def _absolute(gate: GateSpec, candidate: Rate | None, decision: DecisionConfig) -> GateResult:
     common = {"gate": gate, "policy": decision.policy, "confidence": decision.confidence}
     if candidate is None:
@@ -68,27 +93,19 @@ def _absolute(gate: GateSpec, candidate: Rate | None, decision: DecisionConfig) 
             candidate=None,
             reason=_undefined_reason(gate.metric, "candidate"),
         )
-    level = f"{decision.confidence:.0%}"
-    if gate.kind == "min":
-        if decision.policy == "point":
-            failed, rule = candidate.value < gate.threshold, "point estimate below the floor"
-        else:
-            failed = candidate.high < gate.threshold
-            rule = f"the whole {level} interval below the floor"
-        bound = f"min {gate.threshold:g}"
+    if gate.kind == "min":  # a floor on the rate is a ceiling on its negation
+        failed, verdict = _decide(
+            "min", -candidate.value, -candidate.high, -candidate.low, -gate.threshold, decision
+        )
     else:
-        if decision.policy == "point":
-            failed, rule = candidate.value > gate.threshold, "point estimate above the ceiling"
-        else:
-            failed = candidate.low > gate.threshold
-            rule = f"the whole {level} interval above the ceiling"
-        bound = f"max {gate.threshold:g}"
-    verdict = f"fails: {rule}" if failed else f"passes (fails only with {rule})"
+        failed, verdict = _decide(
+            "max", candidate.value, candidate.low, candidate.high, gate.threshold, decision
+        )
     return GateResult(
         **common,
         passed=not failed,
         candidate=candidate,
-        reason=f"{gate.metric} {_show(candidate)} vs {bound}: {verdict}",
+        reason=f"{gate.metric} {_show(candidate)} vs {gate.kind} {gate.threshold:g}: {verdict}",
     )
 
 
@@ -145,13 +162,7 @@ def _relative(
             passed=False,
             reason=f"{gate.metric}: no probe that both models ran has a defined value to compare",
         )
-    level = f"{decision.confidence:.0%}"
-    if decision.policy == "point":
-        failed, rule = drop.value > gate.threshold, "point drop above the limit"
-    else:
-        failed = drop.low > gate.threshold
-        rule = f"the whole {level} paired interval of the drop above the limit"
-    verdict = f"fails: {rule}" if failed else f"passes (fails only with {rule})"
+    failed, verdict = _decide("max_drop", drop.value, drop.low, drop.high, gate.threshold, decision)
     return GateResult(
         **common,
         passed=not failed,

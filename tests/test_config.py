@@ -80,7 +80,7 @@ def test_valid_config_expands_gates_per_probe_set(tmp_path):
         ),
         (
             ("policy: confident", "policy: lenient"),
-            r"thresholds.yaml:10: decision.policy: Input should be 'confident' or 'point'",
+            r"thresholds.yaml:10: decision.policy: Input should be 'confident', 'strict' or 'point'",
         ),
         (
             ("name: transformers", "name: tgi"),

@@ -56,9 +56,7 @@ def test_min_gate_confident_versus_point():
     floor = gate("valid_rate", "min", 0.85)
     confident_small = evaluate_gate(floor, small, None, CONFIDENT)
     assert confident_small.passed, "0.80 on 20 probes is not evidence of being below 0.85"
-    assert (
-        "passes (fails only with the whole 95% interval below the floor)" in confident_small.reason
-    )
+    assert "passes (it fails with the whole 95% interval below the floor)" in confident_small.reason
     assert not evaluate_gate(floor, large, None, CONFIDENT).passed
     assert not evaluate_gate(floor, small, None, POINT).passed
 
@@ -142,3 +140,39 @@ def test_false_alarm_rate_of_identical_models_is_within_the_confidence():
         )
         alarms += not result.passed
     assert alarms / trials <= 0.05
+
+
+STRICT = DecisionConfig(policy="strict")
+
+
+def test_strict_fails_unless_the_interval_shows_the_threshold_is_met():
+    small = make_run(["valid"] * 19 + ["missing"])  # VR 0.95 on 20 probes: interval ~[0.76, 0.99]
+    large = make_run(["valid"] * 1900 + ["missing"] * 100)  # VR 0.95 on 2000 probes
+    floor = gate("valid_rate", "min", 0.90)
+    assert evaluate_gate(floor, small, None, CONFIDENT).passed
+    strict_small = evaluate_gate(floor, small, None, STRICT)
+    assert not strict_small.passed
+    assert "fails: any part of the 95% interval below the floor" in strict_small.reason
+    assert evaluate_gate(floor, large, None, STRICT).passed
+
+
+def test_strict_max_drop_needs_evidence_of_no_regression():
+    base = make_run(["valid"] * 30)
+    same = make_run(["valid"] * 30)
+    slightly_worse = make_run(["valid"] * 28 + ["empty"] * 2)
+    limit = gate("valid_rate", "max_drop", 0.05)
+    assert evaluate_gate(limit, same, base, STRICT).passed
+    result = evaluate_gate(limit, slightly_worse, base, STRICT)
+    assert not result.passed, "a drop of 0.067 [0, 0.17] does not prove the drop is within 0.05"
+    assert evaluate_gate(limit, slightly_worse, base, CONFIDENT).passed
+
+
+def test_policies_order_from_lenient_to_strict():
+    """Whatever the data, strict fails whenever point does, and point whenever confident does."""
+    rng = random.Random(11)
+    for _ in range(60):
+        n = rng.randint(5, 60)
+        run = make_run(["valid" if rng.random() < 0.85 else "empty" for _ in range(n)])
+        floor = gate("valid_rate", "min", rng.choice([0.7, 0.8, 0.9]))
+        verdicts = [evaluate_gate(floor, run, None, d).passed for d in (CONFIDENT, POINT, STRICT)]
+        assert verdicts == sorted(verdicts, reverse=True)
