@@ -11,8 +11,10 @@ from pathlib import Path
 
 from rtc_assert import __version__, cli_gate
 from rtc_assert.errors import RtcAssertError
+from rtc_assert.metrics import RATE_METRICS
 from rtc_assert.probes import load_probe_set
 from rtc_assert.scoring import score
+from rtc_assert.stats import probes_for_drop
 from rtc_assert.traces import TraceFormat, classify
 
 
@@ -62,6 +64,16 @@ def _probes_check_command(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _plan_command(args: argparse.Namespace) -> int:
+    count = probes_for_drop(args.base_rate, args.drop, confidence=args.confidence, power=args.power)
+    print(
+        f"{count} probes: a '{args.metric}' gate with max_drop {args.drop:g} "
+        f"(policy confident, {args.confidence:.0%} confidence) catches a true drop of "
+        f"{2 * args.drop:g} from a base rate of {args.base_rate:g} with {args.power:.0%} power"
+    )
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rtc-assert",
@@ -104,6 +116,20 @@ def _parser() -> argparse.ArgumentParser:
     compare_parser.add_argument("--candidate", help="candidate model (default: from --config)")
     cli_gate.add_model_arguments(compare_parser)
     compare_parser.set_defaults(run=cli_gate.compare_command)
+
+    plan_parser = commands.add_parser(
+        "plan", help="how many probes a max_drop gate needs to catch a real drop"
+    )
+    plan_parser.add_argument(
+        "--metric",
+        default="valid_rate",
+        choices=[m for m in RATE_METRICS if m != "reasoning_conditioned_accuracy"],
+    )
+    plan_parser.add_argument("--base-rate", type=float, required=True)
+    plan_parser.add_argument("--drop", type=float, required=True, help="the gate's max_drop")
+    plan_parser.add_argument("--confidence", type=float, default=0.95)
+    plan_parser.add_argument("--power", type=float, default=0.8)
+    plan_parser.set_defaults(run=_plan_command)
 
     demo_parser = commands.add_parser(
         "demo", help="the gate on the demo zoo: a collapse caught, a safe fine-tune passed"

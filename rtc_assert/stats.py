@@ -74,3 +74,26 @@ def paired_bootstrap_difference(
     tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(differences, [tail, 1.0 - tail])
     return float(point), min(float(low), float(point)), max(float(high), float(point))
+
+
+def probes_for_drop(
+    base_rate: float, max_drop: float, *, confidence: float = 0.95, power: float = 0.8
+) -> int:
+    """Probes a ``max_drop`` gate needs to catch a true drop of twice ``max_drop``.
+
+    Under the ``confident`` policy the gate fails when the lower end of the drop's interval
+    exceeds ``max_drop``. With the candidate's rate at ``base_rate - 2 * max_drop`` and the two
+    models' outcomes on a probe taken as independent (the conservative case: pairing only
+    narrows the interval), the normal approximation gives the probe count for ``power``.
+    """
+    if not 0.0 < max_drop < base_rate / 2:
+        raise ValueError(
+            f"max_drop must be above 0 and below half the base rate ({base_rate / 2:g}), "
+            f"got {max_drop}"
+        )
+    if not 0.0 < power < 1.0:
+        raise ValueError(f"power must be between 0 and 1 (exclusive), got {power}")
+    candidate_rate = base_rate - 2 * max_drop
+    spread = math.sqrt(base_rate * (1 - base_rate) + candidate_rate * (1 - candidate_rate))
+    z_power = NormalDist().inv_cdf(power)
+    return math.ceil(((z_value(confidence) + z_power) * spread / max_drop) ** 2)

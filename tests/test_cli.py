@@ -139,3 +139,10 @@ def test_demo_catches_the_collapse_and_passes_the_masked_model():
     result = run_cli("demo", "--limit", "48")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "gate FAILED" in result.stdout and "gate PASSED" in result.stdout
+
+
+def test_plan_sizes_a_probe_set(capsys):
+    assert main(["plan", "--base-rate", "0.95", "--drop", "0.05"]) == 0
+    assert capsys.readouterr().out.startswith("550 probes: a 'valid_rate' gate with max_drop 0.05")
+    assert main(["plan", "--base-rate", "0.2", "--drop", "0.15"]) == 2
+    assert "below half the base rate" in capsys.readouterr().err

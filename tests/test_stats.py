@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rtc_assert import wilson_interval
-from rtc_assert.stats import paired_bootstrap_difference, z_value
+from rtc_assert.stats import paired_bootstrap_difference, probes_for_drop, z_value
 
 
 def test_known_values():
@@ -125,3 +125,33 @@ def test_paired_interval_is_narrower_than_ignoring_the_pairing():
     candidate_low, candidate_high = wilson_interval(sum(candidate_outcomes), 200)
     unpaired_width = (base_high - base_low) / 2 + (candidate_high - candidate_low) / 2
     assert high - low < unpaired_width
+
+
+def test_probes_for_drop_known_value_and_errors():
+    # sigma^2 = 0.95*0.05 + 0.85*0.15 = 0.175; ((1.96 + 0.8416) * 0.4183 / 0.05)^2 = 549.3
+    assert probes_for_drop(0.95, 0.05) == 550
+    assert probes_for_drop(0.95, 0.05, power=0.9) > 550
+    with pytest.raises(ValueError, match="below half the base rate"):
+        probes_for_drop(0.2, 0.15)
+
+
+def test_planned_size_catches_twice_the_margin_with_the_planned_power():
+    """Seeded simulation through the real gate: at the planned size, a true drop of twice the
+    max_drop fails the confident gate in at least the planned share of runs."""
+    from rtc_assert.config import DecisionConfig, GateSpec
+    from rtc_assert.gates import evaluate_gate
+    from tests.test_gates import make_run
+
+    base_rate, margin, power = 0.9, 0.1, 0.8
+    size = probes_for_drop(base_rate, margin, power=power)
+    rng = random.Random(5)
+    gate = GateSpec(probe_set="s", metric="valid_rate", kind="max_drop", threshold=margin)
+    runs, caught = 120, 0
+    for trial in range(runs):
+        base = make_run(["valid" if rng.random() < base_rate else "empty" for _ in range(size)])
+        candidate = make_run(
+            ["valid" if rng.random() < base_rate - 2 * margin else "empty" for _ in range(size)]
+        )
+        decision = DecisionConfig(bootstrap_samples=300, seed=trial)
+        caught += not evaluate_gate(gate, candidate, base, decision).passed
+    assert caught / runs >= power - 0.08  # Monte Carlo error of 120 runs is about 0.04
