@@ -136,7 +136,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo_parser.add_argument("--limit", type=int, help="use only the first N probes of each set")
     demo_parser.add_argument("--report", type=Path, metavar="DIR", help="write rtc-run.json here")
+    cli_gate.add_cache_arguments(demo_parser)
     demo_parser.set_defaults(run=cli_gate.demo_command)
+
+    cache_parser = commands.add_parser("cache", help="the generation cache: info or clear")
+    cache_parser.add_argument("action", choices=["info", "clear"])
+    cli_gate.add_cache_arguments(cache_parser, switch=False)
+    cache_parser.set_defaults(run=cli_gate.cache_command)
     return parser
 
 

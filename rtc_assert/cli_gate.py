@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from rtc_assert import demo
+from rtc_assert.cache import GenerationCache
 from rtc_assert.config import RtcConfig, load_config
 from rtc_assert.gate_plugin import Overrides
 from rtc_assert.record import SessionRecord, session_record, write_record
@@ -38,6 +40,26 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int)
     parser.add_argument("--limit", type=int, help="use only the first N probes of each set")
     parser.add_argument("--report", type=Path, metavar="DIR", help="write rtc-run.json here")
+    add_cache_arguments(parser)
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/rtc-assert``, else ``~/.cache/rtc-assert``."""
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "rtc-assert"
+
+
+def add_cache_arguments(parser: argparse.ArgumentParser, *, switch: bool = True) -> None:
+    """--cache-dir, and --no-cache where generation happens."""
+    parser.add_argument(
+        "--cache-dir", type=Path, default=default_cache_dir(), help="generation cache folder"
+    )
+    if switch:
+        parser.add_argument("--no-cache", action="store_true", help="read and write no cache")
+
+
+def _cache(args: argparse.Namespace) -> GenerationCache | None:
+    return None if getattr(args, "no_cache", False) else GenerationCache(args.cache_dir)
 
 
 def _config(args: argparse.Namespace, *, models: dict[str, str | None], gates: list) -> RtcConfig:
@@ -80,7 +102,7 @@ def _config_dir(args: argparse.Namespace) -> Path:
 def eval_command(args: argparse.Namespace) -> int:
     """Metrics of one model on the probe sets; no gates."""
     config = _config(args, models={"candidate": args.model}, gates=DEFAULT_GATES)
-    session = RtcSession(config=config, config_dir=_config_dir(args))
+    session = RtcSession(config=config, config_dir=_config_dir(args), cache=_cache(args))
     for name in config.probe_sets:
         session.run(name, "candidate")
     _finish(session, config.model_dump(mode="json"), args)
@@ -92,7 +114,7 @@ def compare_command(args: argparse.Namespace) -> int:
     config = _config(
         args, models={"candidate": args.candidate, "base": args.base}, gates=DEFAULT_GATES
     )
-    session = RtcSession(config=config, config_dir=_config_dir(args))
+    session = RtcSession(config=config, config_dir=_config_dir(args), cache=_cache(args))
     results = session.decide_all()
     _finish(session, config.model_dump(mode="json"), args)
     return 0 if all(result.passed for result in results) else 1
@@ -106,7 +128,7 @@ def demo_command(args: argparse.Namespace) -> int:
         print(f"\n== demo:{candidate} against demo:base ({config_path.name})\n")
         config = load_config(config_path).model_copy(update={"candidate": f"demo:{candidate}"})
         config = Overrides(limit=args.limit).apply(config)
-        session = RtcSession(config=config, config_dir=config_path.parent)
+        session = RtcSession(config=config, config_dir=config_path.parent, cache=_cache(args))
         results = session.decide_all()
         _finish(session, config.model_dump(mode="json"), args)
         outcomes[candidate] = all(result.passed for result in results)
@@ -116,3 +138,14 @@ def demo_command(args: argparse.Namespace) -> int:
         f"The masked fine-tune kept it: gate {'PASSED' if outcomes['masked'] else 'FAILED'}."
     )
     return 0 if not outcomes["collapsed"] and outcomes["masked"] else 1
+
+
+def cache_command(args: argparse.Namespace) -> int:
+    """``cache info``: where, how many, how big; ``cache clear``: empty it."""
+    cache = GenerationCache(args.cache_dir)
+    if args.action == "clear":
+        print(f"{cache.path}: removed {cache.clear()} generations")
+    else:
+        count, size = cache.stats()
+        print(f"{cache.path}: {count} generations, {size / 1e6:.1f} MB")
+    return 0

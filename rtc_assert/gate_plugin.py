@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from rtc_assert.cache import GenerationCache
 from rtc_assert.config import RtcConfig, load_config
 from rtc_assert.errors import RtcAssertError
 from rtc_assert.gates import GateResult
@@ -57,6 +58,8 @@ class GatePlugin:
     default_config: Path
     overrides: Overrides
     report_dir: Path | None = None
+    cache_dir: Path | None = None
+    """Generation cache folder; None generates everything."""
     worker_id: str | None = None
     """The pytest-xdist worker this process is, if any."""
     exchange_dir: Path | None = None
@@ -72,6 +75,13 @@ class GatePlugin:
         default = Path(explicit) if explicit else config.rootpath / config.getini("rtc_config")
         report = option("--rtc-report")
         worker_input = getattr(config, "workerinput", None) or {}
+        cache_dir = None
+        if not option("--rtc-no-cache"):
+            explicit_cache = option("--rtc-cache-dir")
+            if explicit_cache:
+                cache_dir = Path(explicit_cache)
+            elif getattr(config, "cache", None) is not None:
+                cache_dir = config.cache.mkdir("rtc-assert")
         exchange = worker_input.get("rtc_exchange")
         return cls(
             default_config=default.resolve(),
@@ -82,6 +92,7 @@ class GatePlugin:
                 limit=option("--rtc-limit"),
             ),
             report_dir=Path(report) if report else None,
+            cache_dir=cache_dir,
             worker_id=worker_input.get("workerid"),
             exchange_dir=Path(exchange) if exchange else None,
         )
@@ -108,7 +119,8 @@ class GatePlugin:
                     "--rtc-config PATH"
                 )
             config = self.overrides.apply(load_config(path))
-            self.sessions[path] = RtcSession(config=config, config_dir=path.parent)
+            cache = GenerationCache(self.cache_dir) if self.cache_dir is not None else None
+            self.sessions[path] = RtcSession(config=config, config_dir=path.parent, cache=cache)
         return self.sessions[path]
 
     def note_error(self, error: RtcAssertError) -> None:

