@@ -28,6 +28,10 @@ def load_tokenizer(model: ModelRef, *, trust_remote_code: bool = False) -> Any:
         )
     except (OSError, ValueError) as error:
         raise _load_error(model, "tokenizer", error) from error
+    return _left_padded(tokenizer)
+
+
+def _left_padded(tokenizer: Any) -> Any:
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -85,7 +89,6 @@ class TransformersBackend:
         trust_remote_code: bool = False,
         use_safetensors: bool = True,
     ) -> None:
-        import torch
         import transformers
 
         self.model_ref = model
@@ -104,6 +107,23 @@ class TransformersBackend:
             raise _load_error(model, "weights", error) from error
         if device_map is None:
             self.model.to(self.device)
+        self._finish_setup()
+
+    @classmethod
+    def from_loaded(cls, model: Any, tokenizer: Any, *, name: str = "in-memory model"):
+        """Wrap a model and tokenizer already in memory (e.g. one being trained)."""
+        backend = cls.__new__(cls)
+        backend.model_ref = ModelRef(spec=name, source=name)
+        backend.tokenizer = _left_padded(tokenizer)
+        backend.model = model
+        backend.device = str(model.device)
+        backend._finish_setup()
+        return backend
+
+    def _finish_setup(self) -> None:
+        import torch
+        import transformers
+
         self.model.eval()
         self.eos_token_ids = self._eos_token_ids()
         self.version = f"transformers {transformers.__version__}, torch {torch.__version__}"
