@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ pytest_plugins = ["pytester"]
 # Nothing may download weights or data sets: a mistake fails fast instead of hanging.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# The CLI's generation cache lives under $XDG_CACHE_HOME: keep the tests' out of the home folder.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="rtc-assert-tests-")
 
 SHARED_DIR = Path(
     os.environ.get("RTC_SHARED_DIR", Path(__file__).resolve().parent.parent / "shared")

@@ -6,6 +6,7 @@ gates and tests ask for a run, it is generated a single time.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -58,19 +59,19 @@ class RtcSession:
         spec = self.model_spec(model)
         if spec not in self._backends:
             started = time.perf_counter()
-            model = resolve_model(spec)
-            self.fingerprints[spec] = model_fingerprint(model)
+            model_ref = resolve_model(spec)
+            self.fingerprints[spec] = model_fingerprint(model_ref)
             name, options = self.config.backend.name, self.config.backend.options
             if self.cache is None:
-                self._backends[spec] = load_backend(name, model, options)
+                self._backends[spec] = load_backend(name, model_ref, options)
             else:
                 self._backends[spec] = CachedBackend(
                     name=name,
                     identity=backend_identity(name, options),
                     tokenizer=load_tokenizer(
-                        model, trust_remote_code=options.get("trust_remote_code", False)
+                        model_ref, trust_remote_code=options.get("trust_remote_code", False)
                     ),
-                    start_engine=lambda: load_backend(name, model, options),
+                    start_engine=lambda: load_backend(name, model_ref, options),
                     cache=self.cache,
                     model=self.fingerprints[spec],
                 )
@@ -96,7 +97,8 @@ class RtcSession:
         """The run of ``model`` (a role or a spec) on a probe set (a name or a `ProbeSet`)."""
         probes = self.probe_set(probe_set) if isinstance(probe_set, str) else probe_set
         spec = self.model_spec(model)
-        key = (spec, f"{probes.name}@{probes.version}#{len(probes)}")
+        # Keyed by content: two ad-hoc sets that share a name and version never mix.
+        key = (spec, hashlib.sha256(probes.model_dump_json().encode()).hexdigest())
         if key not in self._runs:
             backend = self.backend(spec)
             started = time.perf_counter()
