@@ -146,3 +146,11 @@ def test_plan_sizes_a_probe_set(capsys):
     assert capsys.readouterr().out.startswith("550 probes: a 'valid_rate' gate with max_drop 0.05")
     assert main(["plan", "--base-rate", "0.2", "--drop", "0.15"]) == 2
     assert "below half the base rate" in capsys.readouterr().err
+
+
+def test_the_demo_gate_is_the_repository_gate():
+    """`rtc-assert demo` ships its own copy of thresholds.yaml (pip installs no repo root):
+    the two must not drift apart."""
+    root = Path(__file__).resolve().parent.parent / "thresholds.yaml"
+    packaged = Path(rtc_assert.__file__).parent / "demo" / "thresholds.yaml"
+    assert packaged.read_text(encoding="utf-8") == root.read_text(encoding="utf-8")
