@@ -5,21 +5,44 @@ threshold is violated, so sampling noise does not turn builds red; ``strict`` fa
 interval shows the threshold is met (proof of safety, for teams with probes to afford it);
 ``point`` compares point estimates. A gate whose metric is undefined (Rpass@1 with no valid
 trace) fails and says so.
+
 For ``max_drop`` the drop is how much worse the candidate is than the base: base minus
 candidate for metrics where higher is better, candidate minus base for the empty, truncated
-and missing rates. Its interval comes from a paired bootstrap over the probes both ran.
+and missing rates. With one sample per probe and a rate over probes, its interval is
+Newcombe's paired score interval, and a ``max_drop: 0`` gate with few discordant probes is
+decided by the exact McNemar test; otherwise (several samples, or Rpass@1 whose denominators
+differ between the models) a seeded paired bootstrap over probes.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict
 
 from rtc_assert.config import DecisionConfig, GateSpec
-from rtc_assert.metrics import RATE_DEFINITIONS, Rate, probe_tallies
+from rtc_assert.metrics import RATE_DEFINITIONS, Rate, compute_metrics, probe_tallies
 from rtc_assert.runs import Run
-from rtc_assert.stats import paired_bootstrap_difference
+from rtc_assert.stats import (
+    mcnemar_exact_p,
+    newcombe_paired_difference,
+    paired_bootstrap_difference,
+)
 
 LOWER_IS_BETTER = frozenset({"empty_rate", "truncated_rate", "missing_rate"})
+EXACT_BELOW_DISCORDANT = 25
+"""A ``max_drop: 0`` gate with fewer discordant probes than this uses the exact McNemar test."""
+
+METRIC_WORDS = {
+    "valid_rate": "valid rate",
+    "empty_rate": "empty rate",
+    "truncated_rate": "truncated rate",
+    "missing_rate": "missing rate",
+    "answer_accuracy": "answer accuracy (pass@1)",
+    "reasoning_conditioned_accuracy": "reasoning-conditioned accuracy (Rpass@1)",
+    "answer_rate": "answer rate",
+}
+Evidence = Literal["violation", "compliance"]
 
 
 class Drop(BaseModel):
@@ -32,6 +55,13 @@ class Drop(BaseModel):
     high: float
     probes: int
     """Probes both runs generated on."""
+    method: Literal["newcombe", "bootstrap"]
+    worse: int | None = None
+    """Probes where only the candidate failed (one sample per probe, rates over probes)."""
+    better: int | None = None
+    """Probes where only the base failed."""
+    mcnemar_p: float | None = None
+    """One-sided exact McNemar p-value that the candidate is worse (where ``worse`` is set)."""
 
 
 class GateResult(BaseModel):
@@ -47,41 +77,90 @@ class GateResult(BaseModel):
     candidate: Rate | None
     base: Rate | None = None
     drop: Drop | None = None
+    evidence: Evidence | None = None
+    """What the interval (or exact test) shows: a violation, compliance, or neither."""
+    probes_used: int | None = None
+    """Probes the decision used, when early stopping decided before the end."""
+    probes_available: int | None = None
+    """Probes the probe set holds, when early stopping was on."""
 
 
-def _show(rate: Rate | None) -> str:
-    if rate is None:
-        return "undefined"
-    return f"{rate.value:.3f} [{rate.low:.3f}, {rate.high:.3f}]"
+def metric_words(metric: str) -> str:
+    """A metric's name as a reader says it."""
+    return METRIC_WORDS.get(metric, metric.replace("_", " "))
 
 
 def _undefined_reason(metric: str, model: str) -> str:
     if metric == "reasoning_conditioned_accuracy":
-        return f"{metric} is undefined for the {model}: no trace is valid, so there is no Rpass@1"
-    return f"{metric} is undefined for the {model}"
+        return (
+            f"failed: {metric_words(metric)} is undefined for the {model}: no trace is valid, "
+            "so there is no Rpass@1"
+        )
+    return f"failed: {metric_words(metric)} is undefined for the {model}"
 
 
-_SIDE = {"min": "below the floor", "max": "above the ceiling", "max_drop": "above the limit"}
+def _limit_words(gate: GateSpec) -> tuple[str, str]:
+    """How the estimate stands to the threshold: (when violated, when met)."""
+    if gate.kind == "min":
+        return (
+            f"below the floor of {gate.threshold:g}",
+            f"at or above the floor of {gate.threshold:g}",
+        )
+    if gate.kind == "max":
+        return (
+            f"above the ceiling of {gate.threshold:g}",
+            f"at or below the ceiling of {gate.threshold:g}",
+        )
+    return f"more than the allowed {gate.threshold:g}", f"within the allowed {gate.threshold:g}"
 
 
-def _decide(
-    kind: str, value: float, low: float, high: float, limit: float, decision: DecisionConfig
+def _verdict(
+    gate: GateSpec,
+    statement: str,
+    point_violates: bool,
+    evidence: Evidence | None,
+    decision: DecisionConfig,
 ) -> tuple[bool, str]:
-    """Whether a gate fails, and the rule in words.
-
-    ``value``/``low``/``high`` estimate a quantity that must not exceed ``limit`` (for a
-    ``min`` gate, the caller negates both). ``point`` fails when the estimate exceeds the
-    limit; ``confident`` when the whole interval does; ``strict`` when any of it does.
-    """
+    """The policy's verdict and the rule in words, from what the estimate and interval show."""
     level = f"{decision.confidence:.0%}"
-    side = _SIDE[kind]
+    violated, met = _limit_words(gate)
+    relation = violated if point_violates else met
     if decision.policy == "point":
-        failed, rule = value > limit, f"the point estimate {side}"
+        failed = point_violates
+        rule = "policy point: the point estimate decides"
     elif decision.policy == "confident":
-        failed, rule = low > limit, f"the whole {level} interval {side}"
+        failed = evidence == "violation"
+        if failed:
+            rule = f"the whole {level} interval is beyond the threshold"
+        elif point_violates:
+            rule = (
+                f"but the {level} interval reaches the threshold, so the violation is not shown "
+                "(policy confident)"
+            )
+        else:
+            rule = ""
     else:
-        failed, rule = high > limit, f"any part of the {level} interval {side}"
-    return failed, (f"fails: {rule}" if failed else f"passes (it fails with {rule})")
+        failed = evidence != "compliance"
+        if not failed:
+            rule = f"the whole {level} interval is within the threshold (policy strict)"
+        elif point_violates:
+            rule = "(policy strict)"
+        else:
+            rule = (
+                f"but the {level} interval crosses the threshold, so compliance is not shown "
+                "(policy strict)"
+            )
+    words = f"{'failed' if failed else 'passed'}: {statement}, {relation}"
+    if not rule:
+        return not failed, words
+    return not failed, f"{words}{',' if rule.startswith('but') else ';'} {rule}"
+
+
+def _rate(run: Run, metric: str, confidence: float) -> Rate | None:
+    """A run's metric with its interval at ``confidence``."""
+    if run.metrics.confidence == confidence:
+        return run.metrics.metric(metric)
+    return compute_metrics(run.outcomes, confidence).metric(metric)
 
 
 def _absolute(gate: GateSpec, candidate: Rate | None, decision: DecisionConfig) -> GateResult:
@@ -93,20 +172,33 @@ def _absolute(gate: GateSpec, candidate: Rate | None, decision: DecisionConfig) 
             candidate=None,
             reason=_undefined_reason(gate.metric, "candidate"),
         )
-    if gate.kind == "min":  # a floor on the rate is a ceiling on its negation
-        failed, verdict = _decide(
-            "min", -candidate.value, -candidate.high, -candidate.low, -gate.threshold, decision
+    if gate.kind == "min":
+        point_violates = candidate.value < gate.threshold
+        shows_violation, shows_compliance = (
+            candidate.high < gate.threshold,
+            candidate.low >= gate.threshold,
         )
     else:
-        failed, verdict = _decide(
-            "max", candidate.value, candidate.low, candidate.high, gate.threshold, decision
+        point_violates = candidate.value > gate.threshold
+        shows_violation, shows_compliance = (
+            candidate.low > gate.threshold,
+            candidate.high <= gate.threshold,
         )
-    return GateResult(
-        **common,
-        passed=not failed,
-        candidate=candidate,
-        reason=f"{gate.metric} {_show(candidate)} vs {gate.kind} {gate.threshold:g}: {verdict}",
+    evidence = _evidence(shows_violation, shows_compliance)
+    statement = (
+        f"the candidate's {metric_words(gate.metric)} is {candidate.value:.3f} "
+        f"({decision.confidence:.0%} CI {candidate.low:.3f} to {candidate.high:.3f})"
     )
+    passed, reason = _verdict(gate, statement, point_violates, evidence, decision)
+    return GateResult(
+        **common, passed=passed, candidate=candidate, evidence=evidence, reason=reason
+    )
+
+
+def _evidence(shows_violation: bool, shows_compliance: bool) -> Evidence | None:
+    if shows_violation:
+        return "violation"
+    return "compliance" if shows_compliance else None
 
 
 def _drop(gate: GateSpec, candidate: Run, base: Run, decision: DecisionConfig) -> Drop | None:
@@ -116,6 +208,35 @@ def _drop(gate: GateSpec, candidate: Run, base: Run, decision: DecisionConfig) -
     if not shared:
         return None
     numerator, denominator = RATE_DEFINITIONS[gate.metric]
+    # Oriented so that "first" is the side whose excess is the drop.
+    first, second = (
+        (candidate_tallies, base_tallies)
+        if gate.metric in LOWER_IS_BETTER
+        else (base_tallies, candidate_tallies)
+    )
+    first_values = [first[p][numerator] for p in shared]
+    second_values = [second[p][numerator] for p in shared]
+    if denominator is None and all(v in (0.0, 1.0) for v in first_values + second_values):
+        pairs = list(zip(first_values, second_values, strict=True))
+        only_first, only_second = pairs.count((1.0, 0.0)), pairs.count((0.0, 1.0))
+        value, low, high = newcombe_paired_difference(
+            pairs.count((1.0, 1.0)),
+            only_first,
+            only_second,
+            pairs.count((0.0, 0.0)),
+            decision.confidence,
+        )
+        # "Worse": probes where only the first side counts, i.e. the candidate got worse.
+        return Drop(
+            value=value,
+            low=low,
+            high=high,
+            probes=len(shared),
+            method="newcombe",
+            worse=only_first,
+            better=only_second,
+            mcnemar_p=mcnemar_exact_p(only_first, only_second),
+        )
 
     def columns(tallies: dict[str, dict[str, float]]) -> tuple[list[float], list[float]]:
         return (
@@ -124,33 +245,65 @@ def _drop(gate: GateSpec, candidate: Run, base: Run, decision: DecisionConfig) -
         )
 
     difference = paired_bootstrap_difference(
-        columns(base_tallies),
-        columns(candidate_tallies),
-        confidence=decision.confidence,
-        samples=decision.bootstrap_samples,
-        seed=decision.seed,
+        columns(second), columns(first), **_bootstrap_options(decision)
     )
     if difference is None:
         return None
-    point, low, high = difference  # candidate minus base
-    if gate.metric not in LOWER_IS_BETTER:
-        point, low, high = -point, -high, -low
-    return Drop(value=point, low=low, high=high, probes=len(shared))
+    value, low, high = difference  # first minus second: the drop
+    return Drop(value=value, low=low, high=high, probes=len(shared), method="bootstrap")
+
+
+def _bootstrap_options(decision: DecisionConfig) -> dict[str, float | int]:
+    return {
+        "confidence": decision.confidence,
+        "samples": decision.bootstrap_samples,
+        "seed": decision.seed,
+    }
+
+
+def _drop_statement(gate: GateSpec, drop: Drop, confidence: float) -> str:
+    higher_when_worse = gate.metric in LOWER_IS_BETTER
+    direction = "above" if (drop.value > 0) == higher_when_worse else "below"
+    if drop.value == 0:
+        direction = "level with"
+    amount = "" if drop.value == 0 else f" by {abs(drop.value):.3f}"
+    return (
+        f"the candidate's {metric_words(gate.metric)} is {direction} the base's{amount} "
+        f"({confidence:.0%} CI of the drop {drop.low:+.3f} to {drop.high:+.3f}, "
+        f"{drop.probes} paired probes)"
+    )
+
+
+def _exact_zero_margin(drop: Drop, decision: DecisionConfig) -> tuple[bool, str] | None:
+    """The exact McNemar verdict of a ``max_drop: 0`` gate with few discordant probes."""
+    if drop.worse is None or drop.better is None or drop.mcnemar_p is None:
+        return None
+    discordant = drop.worse + drop.better
+    if decision.policy != "confident" or discordant >= EXACT_BELOW_DISCORDANT:
+        return None
+    alpha = (1.0 - decision.confidence) / 2
+    failed = drop.mcnemar_p < alpha
+    return failed, (
+        f"exact McNemar test: {drop.worse} of {discordant} discordant probes got worse, "
+        f"one-sided p = {drop.mcnemar_p:.4f} {'<' if failed else '>='} {alpha:g}"
+    )
 
 
 def _relative(
     gate: GateSpec, candidate: Run, base: Run | None, decision: DecisionConfig
 ) -> GateResult:
     common = {"gate": gate, "policy": decision.policy, "confidence": decision.confidence}
-    candidate_rate = candidate.metrics.metric(gate.metric)
+    candidate_rate = _rate(candidate, gate.metric, decision.confidence)
     if base is None:
         return GateResult(
             **common,
             passed=False,
             candidate=candidate_rate,
-            reason="max_drop needs a base model: set 'base' in thresholds.yaml or --rtc-base",
+            reason=(
+                "failed: max_drop needs a base model: set 'base' in thresholds.yaml or --rtc-base"
+            ),
         )
-    base_rate = base.metrics.metric(gate.metric)
+    base_rate = _rate(base, gate.metric, decision.confidence)
     common.update(candidate=candidate_rate, base=base_rate)
     for rate, model in ((candidate_rate, "candidate"), (base_rate, "base")):
         if rate is None:
@@ -160,25 +313,33 @@ def _relative(
         return GateResult(
             **common,
             passed=False,
-            reason=f"{gate.metric}: no probe that both models ran has a defined value to compare",
+            reason=(
+                f"failed: {metric_words(gate.metric)}: no probe that both models ran has a "
+                "defined value to compare"
+            ),
         )
-    failed, verdict = _decide("max_drop", drop.value, drop.low, drop.high, gate.threshold, decision)
-    return GateResult(
-        **common,
-        passed=not failed,
-        drop=drop,
-        reason=(
-            f"{gate.metric} base {_show(base_rate)} -> candidate {_show(candidate_rate)}; "
-            f"drop {drop.value:+.3f} [{drop.low:+.3f}, {drop.high:+.3f}] over {drop.probes} "
-            f"paired probes vs max_drop {gate.threshold:g}: {verdict}"
-        ),
-    )
+    statement = _drop_statement(gate, drop, decision.confidence)
+    exact = _exact_zero_margin(drop, decision) if gate.threshold == 0 else None
+    if exact is not None:
+        failed, rule = exact
+        evidence: Evidence | None = "violation" if failed else None
+        verdict = "failed" if failed else "passed"
+        relation = _limit_words(gate)[0 if drop.value > gate.threshold else 1]
+        reason = f"{verdict}: {statement}, {relation}; {rule}"
+        return GateResult(**common, passed=not failed, drop=drop, evidence=evidence, reason=reason)
+    evidence = _evidence(drop.low > gate.threshold, drop.high <= gate.threshold)
+    passed, reason = _verdict(gate, statement, drop.value > gate.threshold, evidence, decision)
+    return GateResult(**common, passed=passed, drop=drop, evidence=evidence, reason=reason)
 
 
 def evaluate_gate(
     gate: GateSpec, candidate: Run, base: Run | None, decision: DecisionConfig
 ) -> GateResult:
-    """Decide one gate on the candidate's run (and the base's, for ``max_drop``)."""
+    """Decide one gate on the candidate's run (and the base's, for ``max_drop``).
+
+    Intervals are computed at ``decision.confidence``, whatever level the runs' own
+    metrics were computed at.
+    """
     if gate.kind == "max_drop":
         return _relative(gate, candidate, base, decision)
-    return _absolute(gate, candidate.metrics.metric(gate.metric), decision)
+    return _absolute(gate, _rate(candidate, gate.metric, decision.confidence), decision)

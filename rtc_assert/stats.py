@@ -97,3 +97,65 @@ def probes_for_drop(
     spread = math.sqrt(base_rate * (1 - base_rate) + candidate_rate * (1 - candidate_rate))
     z_power = NormalDist().inv_cdf(power)
     return math.ceil(((z_value(confidence) + z_power) * spread / max_drop) ** 2)
+
+
+def newcombe_paired_difference(
+    both: int, first_only: int, second_only: int, neither: int, confidence: float = 0.95
+) -> tuple[float, float, float]:
+    """Newcombe's hybrid score interval (1998, method 10) for ``p_first - p_second`` on pairs.
+
+    The counts are the paired 2x2 table of two binary outcomes on the same units: both
+    succeed, only the first, only the second, neither. Each proportion gets its Wilson
+    interval; the two are combined with the correlation of the pairs (phi, with Newcombe's
+    correction towards zero), so pairing narrows the interval when the outcomes agree.
+
+    Returns (difference, low, high).
+    """
+    counts = (both, first_only, second_only, neither)
+    if min(counts) < 0 or sum(counts) == 0:
+        raise ValueError(f"a paired table needs non-negative counts and some pairs, got {counts}")
+    n = sum(counts)
+    first, second = both + first_only, both + second_only
+    p1, p2 = first / n, second / n
+    l1, u1 = wilson_interval(first, n, confidence)
+    l2, u2 = wilson_interval(second, n, confidence)
+    margins = first * (n - first) * second * (n - second)
+    cross = both * neither - first_only * second_only
+    corrected = cross - n / 2 if cross > n / 2 else min(cross, 0)
+    phi = corrected / math.sqrt(margins) if margins else 0.0
+    difference = p1 - p2
+    below = (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2
+    above = (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2
+    low = max(-1.0, difference - math.sqrt(max(below, 0.0)))
+    high = min(1.0, difference + math.sqrt(max(above, 0.0)))
+    return difference, min(low, difference), max(high, difference)
+
+
+def mcnemar_exact_p(first_only: int, second_only: int) -> float:
+    """One-sided exact McNemar p-value that the first outcome succeeds more often.
+
+    Under no difference each discordant pair is a fair coin, so ``first_only`` is
+    Binomial(first_only + second_only, 1/2); the p-value is the chance of at least as many.
+    """
+    if first_only < 0 or second_only < 0:
+        raise ValueError(f"discordant counts must be non-negative, got {first_only}, {second_only}")
+    discordant = first_only + second_only
+    tail = sum(math.comb(discordant, k) for k in range(first_only, discordant + 1))
+    return tail / 2**discordant
+
+
+def look_confidences(looks: int, confidence: float, final_share: float = 0.9) -> list[float]:
+    """Confidence of each look of a sequential test, so that all looks together keep the level.
+
+    A Haybittle-Peto-style split of ``alpha = 1 - confidence`` with a union bound: the final
+    look spends ``final_share`` of alpha (so a run that never stops early loses little power),
+    the interim looks share the rest equally. The chance that any look errs is at most alpha,
+    however the looks' outcomes depend on each other.
+    """
+    if looks < 1:
+        raise ValueError(f"a sequential test needs at least one look, got {looks}")
+    alpha = 1.0 - confidence
+    if looks == 1:
+        return [confidence]
+    interim = 1.0 - alpha * (1.0 - final_share) / (looks - 1)
+    return [interim] * (looks - 1) + [1.0 - alpha * final_share]

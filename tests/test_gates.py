@@ -56,7 +56,12 @@ def test_min_gate_confident_versus_point():
     floor = gate("valid_rate", "min", 0.85)
     confident_small = evaluate_gate(floor, small, None, CONFIDENT)
     assert confident_small.passed, "0.80 on 20 probes is not evidence of being below 0.85"
-    assert "passes (it fails with the whole 95% interval below the floor)" in confident_small.reason
+    assert confident_small.reason == (
+        "passed: the candidate's valid rate is 0.800 (95% CI 0.584 to 0.919), below the floor "
+        "of 0.85, but the 95% interval reaches the threshold, so the violation is not shown "
+        "(policy confident)"
+    )
+    assert confident_small.evidence is None
     assert not evaluate_gate(floor, large, None, CONFIDENT).passed
     assert not evaluate_gate(floor, small, None, POINT).passed
 
@@ -65,7 +70,11 @@ def test_max_gate():
     run = make_run(["truncated"] * 60 + ["valid"] * 40)
     result = evaluate_gate(gate("truncated_rate", "max", 0.3), run, None, CONFIDENT)
     assert not result.passed
-    assert result.reason.startswith("truncated_rate 0.600 [")
+    assert result.reason.startswith("failed: the candidate's truncated rate is 0.600 (95% CI 0.502")
+    assert result.reason.endswith(
+        "above the ceiling of 0.3; the whole 95% interval is beyond the threshold"
+    )
+    assert result.evidence == "violation"
     assert evaluate_gate(gate("truncated_rate", "max", 0.7), run, None, CONFIDENT).passed
 
 
@@ -152,7 +161,10 @@ def test_strict_fails_unless_the_interval_shows_the_threshold_is_met():
     assert evaluate_gate(floor, small, None, CONFIDENT).passed
     strict_small = evaluate_gate(floor, small, None, STRICT)
     assert not strict_small.passed
-    assert "fails: any part of the 95% interval below the floor" in strict_small.reason
+    assert strict_small.reason.endswith(
+        "at or above the floor of 0.9, but the 95% interval crosses the threshold, so compliance "
+        "is not shown (policy strict)"
+    )
     assert evaluate_gate(floor, large, None, STRICT).passed
 
 
@@ -161,7 +173,11 @@ def test_strict_max_drop_needs_evidence_of_no_regression():
     same = make_run(["valid"] * 30)
     slightly_worse = make_run(["valid"] * 28 + ["empty"] * 2)
     limit = gate("valid_rate", "max_drop", 0.05)
-    assert evaluate_gate(limit, same, base, STRICT).passed
+    # 30 agreeing probes cannot rule out a drop of 0.1 (0.9**30 is 4%): no proof yet...
+    unproven = evaluate_gate(limit, same, base, STRICT)
+    assert not unproven.passed and unproven.drop.high > 0.05
+    # ...while 200 can.
+    assert evaluate_gate(limit, make_run(["valid"] * 200), make_run(["valid"] * 200), STRICT).passed
     result = evaluate_gate(limit, slightly_worse, base, STRICT)
     assert not result.passed, "a drop of 0.067 [0, 0.17] does not prove the drop is within 0.05"
     assert evaluate_gate(limit, slightly_worse, base, CONFIDENT).passed
@@ -176,3 +192,66 @@ def test_policies_order_from_lenient_to_strict():
         floor = gate("valid_rate", "min", rng.choice([0.7, 0.8, 0.9]))
         verdicts = [evaluate_gate(floor, run, None, d).passed for d in (CONFIDENT, POINT, STRICT)]
         assert verdicts == sorted(verdicts, reverse=True)
+
+
+def test_max_drop_states_the_rule_in_words():
+    base = make_run(["valid"] * 100)
+    candidate = make_run(["valid"] * 58 + ["empty"] * 42)
+    result = evaluate_gate(gate("valid_rate", "max_drop", 0.05), candidate, base, CONFIDENT)
+    assert not result.passed and result.evidence == "violation"
+    assert result.reason.startswith(
+        "failed: the candidate's valid rate is below the base's by 0.420 (95% CI of the drop +0.3"
+    )
+    assert result.reason.endswith(
+        "100 paired probes), more than the allowed 0.05; the whole 95% interval is beyond the "
+        "threshold"
+    )
+    assert result.drop.method == "newcombe" and (result.drop.worse, result.drop.better) == (42, 0)
+
+
+def test_lower_is_better_drop_reads_as_above_the_base():
+    base = make_run(["valid"] * 100)
+    candidate = make_run(["valid"] * 70 + ["truncated"] * 30)
+    result = evaluate_gate(gate("truncated_rate", "max_drop", 0.1), candidate, base, CONFIDENT)
+    assert "truncated rate is above the base's by 0.300" in result.reason
+    assert not result.passed
+
+
+def test_zero_margin_with_few_discordant_probes_uses_the_exact_mcnemar_test():
+    base = make_run(["valid"] * 40)
+    five_worse = make_run(["valid"] * 35 + ["empty"] * 5)  # p = 1/32 = 0.031: not below 0.025
+    six_worse = make_run(["valid"] * 34 + ["empty"] * 6)  # p = 1/64 = 0.016
+    zero = gate("valid_rate", "max_drop", 0.0)
+    passed = evaluate_gate(zero, five_worse, base, CONFIDENT)
+    assert passed.passed and "one-sided p = 0.0312 >= 0.025" in passed.reason
+    failed = evaluate_gate(zero, six_worse, base, CONFIDENT)
+    assert not failed.passed and "6 of 6 discordant probes got worse" in failed.reason
+
+
+def test_several_samples_per_probe_use_the_probe_bootstrap():
+    probes = tuple(Probe(id=f"p{i}", prompt="q", answer="4", scorer="numeric") for i in range(40))
+
+    def run(valid_samples: int) -> Run:
+        outcomes = tuple(
+            ScoredTrace(
+                probe_id=f"p{i}",
+                sample=k,
+                trace=classify(TEXT["valid" if k < valid_samples else "empty"]),
+                correct=True,
+            )
+            for i in range(40)
+            for k in range(4)
+        )
+        return Run(
+            "m",
+            "test",
+            ProbeSet(name="s", version="1", probes=probes),
+            GenerationSettings(),
+            (),
+            outcomes,
+            compute_metrics(outcomes),
+        )
+
+    result = evaluate_gate(gate("valid_rate", "max_drop", 0.1), run(1), run(4), CONFIDENT)
+    assert result.drop.method == "bootstrap" and result.drop.worse is None
+    assert result.drop.value == pytest.approx(0.75) and not result.passed

@@ -1,4 +1,5 @@
-"""Wilson intervals and the paired bootstrap: known values, properties, simulations."""
+"""Wilson, Newcombe and bootstrap intervals, McNemar, sequential looks: known values,
+properties, simulations."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rtc_assert import wilson_interval
-from rtc_assert.stats import paired_bootstrap_difference, probes_for_drop, z_value
+from rtc_assert.stats import (
+    look_confidences,
+    mcnemar_exact_p,
+    newcombe_paired_difference,
+    paired_bootstrap_difference,
+    probes_for_drop,
+    z_value,
+)
 
 
 def test_known_values():
@@ -155,3 +163,64 @@ def test_planned_size_catches_twice_the_margin_with_the_planned_power():
         decision = DecisionConfig(bootstrap_samples=300, seed=trial)
         caught += not evaluate_gate(gate, candidate, base, decision).passed
     assert caught / runs >= power - 0.08  # Monte Carlo error of 120 runs is about 0.04
+
+
+def test_newcombe_paired_interval_matches_the_published_example():
+    # Fagerland, Lydersen & Laake, "Statistical Analysis of Contingency Tables", ch. 8:
+    # the paired table (59, 6 / 16, 80) gives -0.0621 (95% CI -0.1186 to -0.0046).
+    difference, low, high = newcombe_paired_difference(59, 6, 16, 80)
+    assert (round(difference, 4), round(low, 4), round(high, 4)) == (-0.0621, -0.1186, -0.0046)
+
+
+paired_tables = st.tuples(*[st.integers(0, 60)] * 4).filter(lambda t: sum(t) > 0)
+
+
+@given(paired_tables, st.sampled_from([0.8, 0.9, 0.95, 0.99]))
+def test_newcombe_interval_holds_the_difference_and_mirrors_under_swapping(table, confidence):
+    both, first, second, neither = table
+    difference, low, high = newcombe_paired_difference(both, first, second, neither, confidence)
+    assert -1.0 <= low <= difference <= high <= 1.0
+    mirrored = newcombe_paired_difference(both, second, first, neither, confidence)
+    assert mirrored == pytest.approx((-difference, -high, -low))
+
+
+@given(paired_tables)
+def test_newcombe_interval_widens_with_confidence(table):
+    _, low_90, high_90 = newcombe_paired_difference(*table, confidence=0.9)
+    _, low_99, high_99 = newcombe_paired_difference(*table, confidence=0.99)
+    assert low_99 <= low_90 + 1e-12 and high_90 <= high_99 + 1e-12
+
+
+@pytest.mark.parametrize(("p_first", "p_second", "agreement"), [(0.9, 0.9, 0.8), (0.7, 0.6, 0.5)])
+def test_newcombe_coverage_is_near_the_nominal_level(p_first, p_second, agreement):
+    """Seeded simulation of correlated pairs: the 95% interval covers the true difference."""
+    rng = random.Random(3)
+    runs, covered = 600, 0
+    for _ in range(runs):
+        cells = {(True, True): 0, (True, False): 0, (False, True): 0, (False, False): 0}
+        for _ in range(80):
+            first = rng.random() < p_first
+            # With probability `agreement` the second outcome copies the first, else draws anew.
+            second = first if rng.random() < agreement else rng.random() < p_second
+            cells[first, second] += 1
+        true_difference = (1 - agreement) * (p_first - p_second)
+        _, low, high = newcombe_paired_difference(*cells.values())
+        covered += low <= true_difference <= high
+    assert 0.92 <= covered / runs <= 0.995
+
+
+def test_mcnemar_exact_p_known_values_and_errors():
+    assert mcnemar_exact_p(5, 0) == 1 / 32
+    assert mcnemar_exact_p(0, 5) == 1.0
+    assert mcnemar_exact_p(0, 0) == 1.0
+    assert mcnemar_exact_p(8, 2) == pytest.approx(56 / 1024)  # C(10,8)+C(10,9)+C(10,10)
+    with pytest.raises(ValueError, match="non-negative"):
+        mcnemar_exact_p(-1, 3)
+
+
+@given(st.integers(1, 200), st.sampled_from([0.8, 0.9, 0.95, 0.99]))
+def test_look_confidences_spend_at_most_alpha(looks, confidence):
+    levels = look_confidences(looks, confidence)
+    assert len(levels) == looks
+    assert sum(1 - level for level in levels) == pytest.approx(1 - confidence)
+    assert all(confidence <= level < 1 for level in levels[:-1])
