@@ -56,6 +56,14 @@ class TraceFormatConfig(_Strict):
         return TraceFormat(self.open_tag, self.close_tag)
 
 
+class EarlyStoppingConfig(_Strict):
+    """Generate in chunks of a fixed shuffled probe order; stop once the gates are decided."""
+
+    enabled: bool = True
+    chunk_size: int = Field(default=64, ge=1)
+    """Probes per look (per probe set)."""
+
+
 class DecisionConfig(_Strict):
     """How a gate decides: ``confident`` fails only when the confidence interval shows the
     threshold is violated; ``strict`` fails unless it shows the threshold is met; ``point``
@@ -65,6 +73,21 @@ class DecisionConfig(_Strict):
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     bootstrap_samples: int = Field(default=2000, ge=200)
     seed: int = 0
+    """Seeds the bootstrap and the shuffled probe order of early stopping."""
+    holm: bool = False
+    """Holm's step-down correction across all the configuration's gates."""
+    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
+
+    @model_validator(mode="after")
+    def _holm_needs_intervals(self) -> DecisionConfig:
+        if self.holm and self.policy == "point":
+            raise ValueError("holm corrects intervals: use policy confident or strict with it")
+        return self
+
+    @property
+    def sequential(self) -> bool:
+        """Whether gates are decided with early stopping (interval policies only)."""
+        return self.early_stopping.enabled and self.policy != "point"
 
 
 class ProbeSetConfig(_Strict):

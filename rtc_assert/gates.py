@@ -16,6 +16,7 @@ differ between the models) a seeded paired bootstrap over probes.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -85,6 +86,11 @@ class GateResult(BaseModel):
     """Probes the probe set holds, when early stopping was on."""
 
 
+def format_level(confidence: float) -> str:
+    """A confidence level as a percentage with no more digits than it needs: 95%, 99.83%."""
+    return f"{confidence * 100:.2f}".rstrip("0").rstrip(".") + "%"
+
+
 def metric_words(metric: str) -> str:
     """A metric's name as a reader says it."""
     return METRIC_WORDS.get(metric, metric.replace("_", " "))
@@ -122,7 +128,7 @@ def _verdict(
     decision: DecisionConfig,
 ) -> tuple[bool, str]:
     """The policy's verdict and the rule in words, from what the estimate and interval show."""
-    level = f"{decision.confidence:.0%}"
+    level = format_level(decision.confidence)
     violated, met = _limit_words(gate)
     relation = violated if point_violates else met
     if decision.policy == "point":
@@ -187,7 +193,7 @@ def _absolute(gate: GateSpec, candidate: Rate | None, decision: DecisionConfig) 
     evidence = _evidence(shows_violation, shows_compliance)
     statement = (
         f"the candidate's {metric_words(gate.metric)} is {candidate.value:.3f} "
-        f"({decision.confidence:.0%} CI {candidate.low:.3f} to {candidate.high:.3f})"
+        f"({format_level(decision.confidence)} CI {candidate.low:.3f} to {candidate.high:.3f})"
     )
     passed, reason = _verdict(gate, statement, point_violates, evidence, decision)
     return GateResult(
@@ -254,9 +260,12 @@ def _drop(gate: GateSpec, candidate: Run, base: Run, decision: DecisionConfig) -
 
 
 def _bootstrap_options(decision: DecisionConfig) -> dict[str, float | int]:
+    # Levels far out in the tails (early stopping's interim looks, Holm) need enough
+    # resamples for their quantiles: at least ten beyond each end.
+    tail = (1.0 - decision.confidence) / 2
     return {
         "confidence": decision.confidence,
-        "samples": decision.bootstrap_samples,
+        "samples": max(decision.bootstrap_samples, math.ceil(10 / tail)),
         "seed": decision.seed,
     }
 
@@ -269,7 +278,7 @@ def _drop_statement(gate: GateSpec, drop: Drop, confidence: float) -> str:
     amount = "" if drop.value == 0 else f" by {abs(drop.value):.3f}"
     return (
         f"the candidate's {metric_words(gate.metric)} is {direction} the base's{amount} "
-        f"({confidence:.0%} CI of the drop {drop.low:+.3f} to {drop.high:+.3f}, "
+        f"({format_level(confidence)} CI of the drop {drop.low:+.3f} to {drop.high:+.3f}, "
         f"{drop.probes} paired probes)"
     )
 
@@ -343,3 +352,40 @@ def evaluate_gate(
     if gate.kind == "max_drop":
         return _relative(gate, candidate, base, decision)
     return _absolute(gate, _rate(candidate, gate.metric, decision.confidence), decision)
+
+
+GateInputs = tuple[GateSpec, Run, "Run | None"]
+"""A gate with the candidate's run and the base's (None where the gate needs no base)."""
+
+
+def decide_gates(items: list[GateInputs], decision: DecisionConfig) -> list[GateResult]:
+    """Decide several gates, with Holm's step-down correction when ``decision.holm``.
+
+    Holm controls the chance that any gate errs in the direction the policy guards
+    (a false failure under ``confident``, a false pass under ``strict``): with ``m`` gates
+    still open, each is tested at ``alpha / m``; those the interval decides are set aside
+    and the rest are tested again at ``alpha / (m - 1)``, until none is decided.
+    """
+    if not decision.holm:
+        return [evaluate_gate(*item, decision) for item in items]
+    guarded: Evidence = "violation" if decision.policy == "confident" else "compliance"
+    alpha = 1.0 - decision.confidence
+    results: dict[int, GateResult] = {}
+    remaining = list(range(len(items)))
+    while remaining:
+        level = decision.model_copy(update={"confidence": 1.0 - alpha / len(remaining)})
+        trial = {
+            index: _with_holm_note(evaluate_gate(*items[index], level), len(remaining), alpha)
+            for index in remaining
+        }
+        decided = [index for index in remaining if trial[index].evidence == guarded]
+        results.update(trial)
+        if not decided:
+            break
+        remaining = [index for index in remaining if index not in decided]
+    return [results[index] for index in range(len(items))]
+
+
+def _with_holm_note(result: GateResult, open_gates: int, alpha: float) -> GateResult:
+    note = f" (Holm: {open_gates} gate(s) still open share alpha {alpha:g})"
+    return result.model_copy(update={"reason": result.reason + note})

@@ -55,6 +55,9 @@ class RunRecord(BaseModel):
     settings: dict[str, Any]
     metrics: RunMetrics
     generations: list[GenerationRecord]
+    """In generation order: the shuffled probe order when early stopping was on."""
+    probes_available: int | None = None
+    """The probe set's size when early stopping generated only part of it."""
 
 
 class SessionRecord(BaseModel):
@@ -118,6 +121,7 @@ def run_record(run: Run) -> RunRecord:
         settings=run.settings.model_dump(),
         metrics=run.metrics,
         generations=generations,
+        probes_available=run.probes_available,
     )
 
 

@@ -24,6 +24,8 @@ class Run:
     generations: tuple[Generation, ...]
     outcomes: tuple[ScoredTrace, ...]
     metrics: RunMetrics
+    probes_available: int | None = None
+    """The full probe set's size when early stopping generated only the first probes."""
 
 
 def score_generations(
@@ -92,6 +94,31 @@ def run_model(
         probe_set=probe_set,
         settings=settings,
         generations=generations,
+        outcomes=outcomes,
+        metrics=compute_metrics(outcomes, confidence),
+    )
+
+
+def merge_runs(parts: Sequence[Run], probe_set: ProbeSet, confidence: float) -> Run:
+    """One run from runs of one model on disjoint parts of ``probe_set``, in its probe order.
+
+    Also takes a single run and a subset of its probes: the result keeps only those.
+    """
+    if not parts:
+        raise ValueError("merge_runs needs at least one run")
+    position = {probe.id: index for index, probe in enumerate(probe_set.probes)}
+
+    def order(items: Sequence[Any]) -> tuple[Any, ...]:
+        kept = [item for item in items if item.probe_id in position]
+        return tuple(sorted(kept, key=lambda item: (position[item.probe_id], item.sample)))
+
+    outcomes = order([outcome for part in parts for outcome in part.outcomes])
+    return Run(
+        model=parts[0].model,
+        backend=parts[0].backend,
+        probe_set=probe_set,
+        settings=parts[0].settings,
+        generations=order([generation for part in parts for generation in part.generations]),
         outcomes=outcomes,
         metrics=compute_metrics(outcomes, confidence),
     )

@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rtc_assert import demo
@@ -18,11 +19,12 @@ from rtc_assert.backends.transformers_backend import load_tokenizer
 from rtc_assert.cache import CachedBackend, GenerationCache
 from rtc_assert.config import ConfigError, GateSpec, RtcConfig
 from rtc_assert.fingerprint import model_fingerprint
-from rtc_assert.gates import GateResult, evaluate_gate
+from rtc_assert.gates import GateInputs, GateResult, decide_gates, evaluate_gate
 from rtc_assert.generation import Backend
 from rtc_assert.models import resolve_model
-from rtc_assert.probes import ProbeSet, load_probe_set
-from rtc_assert.runs import Run, run_model
+from rtc_assert.probes import Probe, ProbeSet, load_probe_set
+from rtc_assert.runs import Run, merge_runs, run_model
+from rtc_assert.sequential import decide_sequentially, shuffled
 
 logger = logging.getLogger(__name__)
 
@@ -96,37 +98,99 @@ class RtcSession:
     def run(self, probe_set: str | ProbeSet, model: str = "candidate") -> Run:
         """The run of ``model`` (a role or a spec) on a probe set (a name or a `ProbeSet`)."""
         probes = self.probe_set(probe_set) if isinstance(probe_set, str) else probe_set
-        spec = self.model_spec(model)
+        return self._generate(self.model_spec(model), probes, probes.probes)
+
+    def _generate(self, spec: str, probes: ProbeSet, wanted: Sequence[Probe]) -> Run:
+        """The run of ``spec`` on ``probes`` so far, extended to cover ``wanted``."""
         # Keyed by content: two ad-hoc sets that share a name and version never mix.
         key = (spec, hashlib.sha256(probes.model_dump_json().encode()).hexdigest())
-        if key not in self._runs:
-            backend = self.backend(spec)
-            started = time.perf_counter()
-            logger.info("generating %s on %s (%d probes)", spec, probes.name, len(probes))
-            self._runs[key] = run_model(
-                backend,
-                probes,
-                self.config.generation,
-                model=spec,
-                fmt=self.config.trace_format.trace_format(),
-                min_reasoning_chars=self.config.trace_format.min_reasoning_chars,
-                confidence=self.config.decision.confidence,
+        have = self._runs.get(key)
+        covered = () if have is None else have.probe_set.probes
+        covered_ids = {probe.id for probe in covered}
+        missing = tuple(probe for probe in wanted if probe.id not in covered_ids)
+        if not missing:
+            return have  # type: ignore[return-value]
+        backend = self.backend(spec)
+        started = time.perf_counter()
+        logger.info("generating %s on %s (%d probes)", spec, probes.name, len(missing))
+        part = run_model(
+            backend,
+            probes.model_copy(update={"probes": missing}),
+            self.config.generation,
+            model=spec,
+            fmt=self.config.trace_format.trace_format(),
+            min_reasoning_chars=self.config.trace_format.min_reasoning_chars,
+            confidence=self.config.decision.confidence,
+        )
+        label = f"generate {spec} on {probes.name}"
+        self.timings[label] = self.timings.get(label, 0.0) + time.perf_counter() - started
+        if have is not None:
+            part = merge_runs(
+                [have, part],
+                probes.model_copy(update={"probes": covered + missing}),
+                self.config.decision.confidence,
             )
-            self.timings[f"generate {spec} on {probes.name}"] = time.perf_counter() - started
+        complete = len(covered) + len(missing) == len(probes)
+        self._runs[key] = replace(part, probes_available=None if complete else len(probes))
         return self._runs[key]
+
+    def _prefix(self, name: str, model: str, count: int) -> Run:
+        """``model``'s run on the first ``count`` probes of the set's shuffled order."""
+        probes = self.probe_set(name)
+        wanted = shuffled(probes, self.config.decision.seed).probes[:count]
+        run = self._generate(self.model_spec(model), probes, wanted)
+        if len(run.probe_set) == count:
+            return run
+        prefix = probes.model_copy(update={"probes": wanted})
+        return merge_runs([run], prefix, self.config.decision.confidence)
 
     def compare(self, probe_set: str | ProbeSet) -> tuple[Run, Run]:
         """The candidate's and the base's runs on one probe set."""
         return self.run(probe_set, "candidate"), self.run(probe_set, "base")
 
+    def _needs_base(self, spec: GateSpec) -> bool:
+        return spec.kind == "max_drop" and bool(self.config.base)
+
     def gate(self, spec: GateSpec) -> GateResult:
-        """Decide one configured gate (generating what it needs)."""
+        """Decide one configured gate (generating what it needs).
+
+        With early stopping or Holm's correction the gates are decided together, so the
+        first call decides them all.
+        """
         if spec.id not in self._results:
-            candidate = self.run(spec.probe_set, "candidate")
-            needs_base = spec.kind == "max_drop" and self.config.base
-            base = self.run(spec.probe_set, "base") if needs_base else None
-            self._results[spec.id] = evaluate_gate(spec, candidate, base, self.config.decision)
+            decision = self.config.decision
+            if decision.sequential or decision.holm:
+                self._decide_together()
+            else:
+                candidate = self.run(spec.probe_set, "candidate")
+                base = self.run(spec.probe_set, "base") if self._needs_base(spec) else None
+                self._results[spec.id] = evaluate_gate(spec, candidate, base, decision)
         return self._results[spec.id]
+
+    def _decide_together(self) -> None:
+        specs = self.config.gate_specs()
+        decision = self.config.decision
+        if decision.sequential:
+
+            def runs_at(spec: GateSpec, count: int) -> tuple[Run, Run | None]:
+                candidate = self._prefix(spec.probe_set, "candidate", count)
+                if not self._needs_base(spec):
+                    return candidate, None
+                return candidate, self._prefix(spec.probe_set, "base", count)
+
+            sizes = {spec.probe_set: len(self.probe_set(spec.probe_set)) for spec in specs}
+            results = decide_sequentially(specs, sizes, runs_at, decision)
+        else:
+            inputs: list[GateInputs] = [
+                (
+                    spec,
+                    self.run(spec.probe_set, "candidate"),
+                    self.run(spec.probe_set, "base") if self._needs_base(spec) else None,
+                )
+                for spec in specs
+            ]
+            results = decide_gates(inputs, decision)
+        self._results.update({result.gate.id: result for result in results})
 
     def decide_all(self) -> list[GateResult]:
         """Decide every configured gate, in the order thresholds.yaml implies."""
