@@ -55,6 +55,9 @@ class RunRecord(BaseModel):
     settings: dict[str, Any]
     metrics: RunMetrics
     generations: list[GenerationRecord]
+    trace_format: dict[str, Any] | None = None
+    """The reasoning markup detected from the chat template and the one used (with any
+    ``trace_format`` overrides and the template keywords that switched thinking on)."""
 
 
 class SessionRecord(BaseModel):
@@ -118,6 +121,9 @@ def run_record(run: Run) -> RunRecord:
         settings=run.settings.model_dump(),
         metrics=run.metrics,
         generations=generations,
+        trace_format=None
+        if run.trace is None
+        else run.trace.describe(run.settings.enable_thinking),
     )
 
 

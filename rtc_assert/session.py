@@ -23,6 +23,7 @@ from rtc_assert.generation import Backend
 from rtc_assert.models import resolve_model
 from rtc_assert.probes import ProbeSet, load_probe_set
 from rtc_assert.runs import Run, run_model
+from rtc_assert.template_detection import detect_template
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +109,7 @@ class RtcSession:
                 probes,
                 self.config.generation,
                 model=spec,
-                fmt=self.config.trace_format.trace_format(),
-                min_reasoning_chars=self.config.trace_format.min_reasoning_chars,
+                trace=self.config.trace_format.setup(detect_template(backend.tokenizer)),
                 confidence=self.config.decision.confidence,
             )
             self.timings[f"generate {spec} on {probes.name}"] = time.perf_counter() - started
