@@ -320,7 +320,6 @@ def detect_template(tokenizer: Any) -> DetectedTemplate:
     found = (
         _from_reasoning_turn(turn, prompt_on)
         or _from_generation_prompt(renderer.generation_suffix(**on))
-        or _from_generation_prompt(renderer.generation_suffix())
         or _from_empty_block(renderer.generation_suffix(off_system, **off))
         or _from_instructions(texts)
     )
