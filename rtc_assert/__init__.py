@@ -5,8 +5,10 @@ from rtc_assert.metrics import Rate, RunMetrics, compute_metrics
 from rtc_assert.probes import Message, Probe, ProbeSet, load_probe_set
 from rtc_assert.scoring import ScoredTrace, get_scorer, score, score_trace
 from rtc_assert.stats import wilson_interval
+from rtc_assert.template_detection import DetectedTemplate, detect_template
 from rtc_assert.traces import (
     STANDARD_FORMATS,
+    Markup,
     PromptState,
     Trace,
     TraceFormat,
@@ -19,6 +21,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "STANDARD_FORMATS",
+    "DetectedTemplate",
+    "Markup",
     "Message",
     "MetricsError",
     "Probe",
@@ -36,6 +40,7 @@ __all__ = [
     "__version__",
     "classify",
     "compute_metrics",
+    "detect_template",
     "get_scorer",
     "load_probe_set",
     "prompt_state",

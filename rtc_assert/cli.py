@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rtc_assert import __version__, cli_gate
 from rtc_assert.errors import RtcAssertError
+from rtc_assert.markups import markup_named
 from rtc_assert.metrics import RATE_METRICS
 from rtc_assert.probes import load_probe_set
 from rtc_assert.scoring import score
@@ -20,7 +21,8 @@ from rtc_assert.traces import TraceFormat, classify
 
 def _classify_command(args: argparse.Namespace) -> int:
     text = args.file.read() if args.file else sys.stdin.read()
-    fmt = TraceFormat(args.open_tag, args.close_tag) if args.open_tag else None
+    pair = TraceFormat(args.open_tag, args.close_tag) if args.open_tag else None
+    fmt = markup_named(args.markup, pair) if args.markup else pair
     trace = classify(
         text,
         finish_reason=args.finish_reason,
@@ -92,6 +94,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     classify_parser.add_argument("--open-tag", help="custom opening tag (default: <think> etc.)")
     classify_parser.add_argument("--close-tag", help="custom closing tag, with --open-tag")
+    classify_parser.add_argument(
+        "--markup",
+        choices=["tags", "harmony", "think_response", "final_marker"],
+        help="reasoning markup family (default: tags)",
+    )
     classify_parser.add_argument("--min-reasoning-chars", type=int, default=1)
     classify_parser.set_defaults(run=_classify_command)
 

@@ -13,8 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from rtc_assert.errors import RtcAssertError
 from rtc_assert.generation import GenerationSettings
+from rtc_assert.markups import MarkupName, markup_named
 from rtc_assert.metrics import MetricName
-from rtc_assert.traces import TraceFormat
+from rtc_assert.template_detection import DetectedTemplate, TraceSetup
+from rtc_assert.traces import Markup, TraceFormat
 
 SCHEMA_VERSION = 1
 GateKind = Literal["min", "max", "max_drop"]
@@ -37,23 +39,51 @@ class BackendConfig(_Strict):
 
 
 class TraceFormatConfig(_Strict):
-    """Override the reasoning tags (default: any of think/thinking/reasoning/thought)."""
+    """Override what is detected from the chat template: the markup, its tags, the prefill."""
 
+    markup: MarkupName | None = None
+    """``tags``, ``harmony``, ``think_response`` or ``final_marker``; default: detected."""
     open_tag: str | None = None
     close_tag: str | None = None
+    prefilled: bool | None = None
+    """Whether generation prompts end inside the reasoning; default: read from each prompt."""
     min_reasoning_chars: int = Field(default=1, ge=1)
 
     @model_validator(mode="after")
-    def _both_tags_or_none(self) -> TraceFormatConfig:
+    def _usable_markup(self) -> TraceFormatConfig:
         if (self.open_tag is None) != (self.close_tag is None):
             raise ValueError("give both open_tag and close_tag, or neither")
+        self.configured_markup()  # tags that TraceFormat or the markup reject fail here
         return self
 
     def trace_format(self) -> TraceFormat | None:
-        """The custom format, or None for the standard tags."""
+        """The custom tag pair, or None."""
         if self.open_tag is None or self.close_tag is None:
             return None
         return TraceFormat(self.open_tag, self.close_tag)
+
+    def configured_markup(self) -> Markup | None:
+        """The markup this section sets, or None to use the detected one."""
+        pair = self.trace_format()
+        if self.markup is None:
+            return pair
+        return markup_named(self.markup, pair)
+
+    def setup(self, detected: DetectedTemplate) -> TraceSetup:
+        """The markup to classify with: what was detected, with this section's overrides."""
+        markup = self.configured_markup()
+        overridden = [
+            name
+            for name in ("markup", "open_tag", "close_tag", "prefilled")
+            if getattr(self, name) is not None
+        ]
+        return TraceSetup(
+            detected=detected,
+            markup=markup or detected.markup,
+            prefilled=self.prefilled,
+            min_reasoning_chars=self.min_reasoning_chars,
+            overridden=tuple(overridden),
+        )
 
 
 class EarlyStoppingConfig(_Strict):

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rtc_assert.errors import RtcAssertError
 from rtc_assert.probes import Probe
+from rtc_assert.template_detection import ThinkingSwitch, detect_template
 from rtc_assert.traces import TraceFormat, prompt_state
 
 FinishReason = Literal["stop", "length"]
@@ -36,7 +37,9 @@ class GenerationSettings(BaseModel):
     samples: int = Field(default=1, ge=1)
     """Samples per probe; more than one needs ``temperature > 0``."""
     enable_thinking: bool | None = True
-    """Passed to the chat template; None passes nothing."""
+    """Thinking on (True) or off (False) through the chat template's own switch, as
+    `rtc_assert.template_detection` detects it (``enable_thinking``, ``thinking``,
+    ``thinking_budget``); None passes nothing."""
     batch_size: int = Field(default=32, ge=1)
 
 
@@ -87,25 +90,44 @@ class Backend(Protocol):
         ...
 
 
-def render_prompt(
-    tokenizer: Any, probe: Probe, settings: GenerationSettings, *, model: str = "the model"
-) -> str:
-    """The probe's messages through the tokenizer's chat template, with the generation prompt."""
+def _require_chat_template(tokenizer: Any, model: str) -> None:
     if not getattr(tokenizer, "chat_template", None):
         raise GenerationError(
             f"{model}'s tokenizer has no chat template: add a chat_template.jinja file (or a "
             "'chat_template' entry in tokenizer_config.json) to the model folder"
         )
-    extra = (
-        {} if settings.enable_thinking is None else {"enable_thinking": settings.enable_thinking}
-    )
+
+
+def render_prompt(
+    tokenizer: Any,
+    probe: Probe,
+    settings: GenerationSettings,
+    *,
+    model: str = "the model",
+    switch: ThinkingSwitch | None = None,
+) -> str:
+    """The probe's messages through the tokenizer's chat template, with the generation prompt.
+
+    Thinking is switched on or off (``settings.enable_thinking``) with ``switch``, the
+    template's own switch; by default it is detected from the template.
+    """
+    _require_chat_template(tokenizer, model)
+    switch = switch or detect_template(tokenizer).switch
     return tokenizer.apply_chat_template(
-        probe.chat_messages(), tokenize=False, add_generation_prompt=True, **extra
+        probe.chat_messages(),
+        tokenize=False,
+        add_generation_prompt=True,
+        **switch.template_kwargs(settings.enable_thinking),
     )
 
 
 def build_requests(
-    tokenizer: Any, probes: Sequence[Probe], settings: GenerationSettings, *, model: str
+    tokenizer: Any,
+    probes: Sequence[Probe],
+    settings: GenerationSettings,
+    *,
+    model: str,
+    switch: ThinkingSwitch | None = None,
 ) -> list[GenerationRequest]:
     """``settings.samples`` requests per probe, prompts rendered once per probe."""
     if settings.samples > 1 and settings.temperature == 0:
@@ -113,9 +135,11 @@ def build_requests(
             f"samples={settings.samples} with temperature=0 repeats one greedy output; "
             "set temperature > 0 or samples: 1"
         )
+    _require_chat_template(tokenizer, model)
+    switch = switch or detect_template(tokenizer).switch
     requests = []
     for probe in probes:
-        prompt = render_prompt(tokenizer, probe, settings, model=model)
+        prompt = render_prompt(tokenizer, probe, settings, model=model, switch=switch)
         requests.extend(GenerationRequest(probe, prompt, s) for s in range(settings.samples))
     return requests
 

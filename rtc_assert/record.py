@@ -58,6 +58,9 @@ class RunRecord(BaseModel):
     """In generation order: the shuffled probe order when early stopping was on."""
     probes_available: int | None = None
     """The probe set's size when early stopping generated only part of it."""
+    trace_format: dict[str, Any] | None = None
+    """The reasoning markup detected from the chat template and the one used (with any
+    ``trace_format`` overrides and the template keywords that switched thinking on)."""
 
 
 class SessionRecord(BaseModel):
@@ -122,6 +125,9 @@ def run_record(run: Run) -> RunRecord:
         metrics=run.metrics,
         generations=generations,
         probes_available=run.probes_available,
+        trace_format=None
+        if run.trace is None
+        else run.trace.describe(run.settings.enable_thinking),
     )
 
 

@@ -6,7 +6,13 @@ import os
 from pathlib import Path
 
 from rtc_assert.record import SessionRecord
-from rtc_assert.summary import GATE_HEADER, gate_rows, metric_tables, verdict_line
+from rtc_assert.summary import (
+    GATE_HEADER,
+    gate_rows,
+    metric_tables,
+    template_notes,
+    verdict_line,
+)
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
@@ -23,6 +29,7 @@ def markdown_summary(record: SessionRecord) -> str:
         lines += [f"### {table.probe_set}", "", *_table(table.header, table.rows), ""]
     if record.gates:
         lines += ["### gates", "", *_table(GATE_HEADER, gate_rows(record)), ""]
+    lines += [f"- trace format: {note}" for note in template_notes(record)]
     return "\n".join(lines)
 
 

@@ -9,7 +9,13 @@ from rich.table import Table
 from rich.text import Text
 
 from rtc_assert.record import SessionRecord
-from rtc_assert.summary import GATE_HEADER, gate_rows, metric_tables, verdict_line
+from rtc_assert.summary import (
+    GATE_HEADER,
+    gate_rows,
+    metric_tables,
+    template_notes,
+    verdict_line,
+)
 
 
 def print_summary(record: SessionRecord, file: TextIO | None = None, *, width: int = 120) -> None:
@@ -31,4 +37,6 @@ def print_summary(record: SessionRecord, file: TextIO | None = None, *, width: i
             # Text, not markup: gate ids such as valid_rate[min] would read as style tags.
             gates.add_row(Text(gate_id), Text(verdict, style=style), Text(rule))
         console.print(gates)
+    for note in template_notes(record):
+        console.print(Text(f"trace format: {note}", style="yellow"))
     console.print(Text(verdict_line(record)))

@@ -10,7 +10,8 @@ from rtc_assert.generation import Backend, Generation, GenerationSettings, build
 from rtc_assert.metrics import RunMetrics, compute_metrics
 from rtc_assert.probes import ProbeSet
 from rtc_assert.scoring import ScoredTrace, score_trace
-from rtc_assert.traces import TraceFormat, classify
+from rtc_assert.template_detection import TraceSetup, detect_template
+from rtc_assert.traces import Markup, classify
 
 
 @dataclass(frozen=True)
@@ -26,17 +27,23 @@ class Run:
     metrics: RunMetrics
     probes_available: int | None = None
     """The full probe set's size when early stopping generated only the first probes."""
+    trace: TraceSetup | None = None
+    """The markup the generations were classified with, and what was detected."""
 
 
 def score_generations(
     probe_set: ProbeSet,
     generations: Sequence[Generation],
     *,
-    fmt: TraceFormat | None = None,
+    fmt: Markup | None = None,
+    prefilled: bool | None = None,
     min_reasoning_chars: int = 1,
     tokenizer: Any = None,
 ) -> list[ScoredTrace]:
-    """Classify and score each generation; count tokens when a tokenizer is given."""
+    """Classify and score each generation; count tokens when a tokenizer is given.
+
+    ``prefilled`` None reads the prefill from each generation's prompt.
+    """
     probes = probe_set.by_id()
 
     def tokens(text: str) -> int | None:
@@ -49,7 +56,7 @@ def score_generations(
         trace = classify(
             generation.text,
             finish_reason=generation.finish_reason,
-            prefilled=generation.prefilled,
+            prefilled=prefilled,
             prompt=generation.prompt,
             fmt=fmt,
             min_reasoning_chars=min_reasoning_chars,
@@ -72,19 +79,28 @@ def run_model(
     settings: GenerationSettings,
     *,
     model: str,
-    fmt: TraceFormat | None = None,
-    min_reasoning_chars: int = 1,
+    trace: TraceSetup | None = None,
     confidence: float = 0.95,
 ) -> Run:
-    """Generate on every probe of ``probe_set`` and measure the result."""
-    requests = build_requests(backend.tokenizer, probe_set.probes, settings, model=model)
+    """Generate on every probe of ``probe_set`` and measure the result.
+
+    ``trace`` is the markup to classify with and the template's thinking switch; by
+    default both are detected from the backend's chat template.
+    """
+    if trace is None:
+        detected = detect_template(backend.tokenizer)
+        trace = TraceSetup(detected, detected.markup)
+    requests = build_requests(
+        backend.tokenizer, probe_set.probes, settings, model=model, switch=trace.detected.switch
+    )
     generations = tuple(backend.generate(requests, settings))
     outcomes = tuple(
         score_generations(
             probe_set,
             generations,
-            fmt=fmt,
-            min_reasoning_chars=min_reasoning_chars,
+            fmt=trace.markup,
+            prefilled=trace.prefilled,
+            min_reasoning_chars=trace.min_reasoning_chars,
             tokenizer=backend.tokenizer,
         )
     )
@@ -96,6 +112,7 @@ def run_model(
         generations=generations,
         outcomes=outcomes,
         metrics=compute_metrics(outcomes, confidence),
+        trace=trace,
     )
 
 
@@ -121,4 +138,5 @@ def merge_runs(parts: Sequence[Run], probe_set: ProbeSet, confidence: float) -> 
         generations=order([generation for part in parts for generation in part.generations]),
         outcomes=outcomes,
         metrics=compute_metrics(outcomes, confidence),
+        trace=parts[0].trace,
     )

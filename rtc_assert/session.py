@@ -25,6 +25,7 @@ from rtc_assert.models import resolve_model
 from rtc_assert.probes import Probe, ProbeSet, load_probe_set
 from rtc_assert.runs import Run, merge_runs, run_model
 from rtc_assert.sequential import decide_sequentially, shuffled
+from rtc_assert.template_detection import TraceSetup, detect_template
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class RtcSession:
     timings: dict[str, float] = field(default_factory=dict)
     fingerprints: dict[str, dict[str, str]] = field(default_factory=dict)
     _backends: dict[str, Backend] = field(default_factory=dict, repr=False)
+    _trace_setups: dict[str, TraceSetup] = field(default_factory=dict, repr=False)
     _probe_sets: dict[str, ProbeSet] = field(default_factory=dict, repr=False)
     _runs: dict[tuple[str, str], Run] = field(default_factory=dict, repr=False)
     _results: dict[str, GateResult] = field(default_factory=dict, repr=False)
@@ -118,8 +120,7 @@ class RtcSession:
             probes.model_copy(update={"probes": missing}),
             self.config.generation,
             model=spec,
-            fmt=self.config.trace_format.trace_format(),
-            min_reasoning_chars=self.config.trace_format.min_reasoning_chars,
+            trace=self._trace_setup(spec, backend),
             confidence=self.config.decision.confidence,
         )
         label = f"generate {spec} on {probes.name}"
@@ -133,6 +134,13 @@ class RtcSession:
         complete = len(covered) + len(missing) == len(probes)
         self._runs[key] = replace(part, probes_available=None if complete else len(probes))
         return self._runs[key]
+
+    def _trace_setup(self, spec: str, backend: Backend) -> TraceSetup:
+        """The markup to classify ``spec``'s output with: detected once, then overridden."""
+        if spec not in self._trace_setups:
+            detected = detect_template(backend.tokenizer)
+            self._trace_setups[spec] = self.config.trace_format.setup(detected)
+        return self._trace_setups[spec]
 
     def _prefix(self, name: str, model: str, count: int) -> Run:
         """``model``'s run on the first ``count`` probes of the set's shuffled order."""

@@ -83,6 +83,16 @@ def gate_rows(record: SessionRecord) -> list[tuple[str, str, str]]:
     ]
 
 
+def template_notes(record: SessionRecord) -> list[str]:
+    """One line per model whose chat template showed no reasoning markup (default used)."""
+    notes = {}
+    for run in record.runs:
+        detected = (run.trace_format or {}).get("detected", {})
+        if detected.get("recognised") is False:
+            notes[run.model] = f"{run.model}: {detected.get('evidence')}"
+    return list(notes.values())
+
+
 def verdict_line(record: SessionRecord) -> str:
     """One line: how many gates passed, and whether the session stopped early."""
     failed = sum(not g.passed for g in record.gates)

@@ -32,6 +32,20 @@ def test_classify_file_with_custom_tags_and_prefill(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["status"] == "valid"
 
 
+def test_classify_other_markups(monkeypatch, capsys):
+    harmony = (
+        "<|channel|>analysis<|message|>2+2=4<|end|><|start|>assistant<|channel|>final<|message|>4"
+    )
+    monkeypatch.setattr(sys, "stdin", io.StringIO(harmony))
+    assert main(["classify", "--markup", "harmony"]) == 0
+    assert json.loads(capsys.readouterr().out)["answer"] == "4"
+    monkeypatch.setattr(sys, "stdin", io.StringIO("4"))
+    assert (
+        main(["classify", "--markup", "harmony", "--open-tag", "<a>", "--close-tag", "</a>"]) == 2
+    )
+    assert "do not apply to markup 'harmony'" in capsys.readouterr().err
+
+
 def test_classify_needs_both_tags(capsys):
     with pytest.raises(SystemExit) as raised:
         main(["classify", "--open-tag", "[THINK]"])
