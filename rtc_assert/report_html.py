@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from rtc_assert.record import GenerationRecord, SessionRecord
 from rtc_assert.report_charts import (
@@ -48,9 +48,10 @@ REPORT_FILE = "report.html"
 TEMPLATES = Path(__file__).parent / "templates"
 MAX_EXAMPLE_ROWS = 2000
 """Example traces shown in the page at most; the run record keeps them all."""
-TEXT_HEAD_CHARS = 1200
-TEXT_TAIL_CHARS = 300
-"""A longer text keeps its start and its end, with the cut marked."""
+TEXT_HEAD_BYTES = 1200
+TEXT_TAIL_BYTES = 300
+"""Page bytes of a reasoning, answer or raw text: a longer one keeps its start and its end,
+with the cut marked, so that the page stays under 15 MB whatever the model wrote."""
 
 
 Member = tuple[int, int, GenerationRecord]
@@ -95,14 +96,34 @@ class ProbeSetView:
     shown: ShownRuns
 
 
-def cut_text(text: str, head: int = TEXT_HEAD_CHARS, tail: int = TEXT_TAIL_CHARS) -> str:
-    """``text`` itself when short; else its start and end around a note of what was cut."""
-    if len(text) <= head + tail:
+def escaped_size(text: str) -> int:
+    """Bytes that ``text`` takes in the page, escaped and encoded as UTF-8."""
+    return len(escape(text).encode("utf-8"))
+
+
+def _longest_prefix(text: str, budget: int) -> int:
+    """The most leading characters of ``text`` whose escaped size fits ``budget``."""
+    low, high = 0, min(len(text), budget)  # a character takes at least one byte
+    while low < high:
+        middle = (low + high + 1) // 2
+        if escaped_size(text[:middle]) <= budget:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def cut_text(text: str, head: int = TEXT_HEAD_BYTES, tail: int = TEXT_TAIL_BYTES) -> str:
+    """``text`` itself when it fits ``head + tail`` bytes in the page; else as much of its
+    start and its end as fit ``head`` and ``tail`` bytes, around a note of what was cut."""
+    if escaped_size(text) <= head + tail:
         return text
-    cut = len(text) - head - tail
+    start = _longest_prefix(text, head)
+    end = _longest_prefix(text[::-1], tail)  # escaping is per character: reversal keeps sizes
+    cut = len(text) - start - end
     return (
-        f"{text[:head]}\n[... {cut:,} characters cut here; rtc-run.json has them ...]\n"
-        + (text[len(text) - tail :])
+        f"{text[:start]}\n[... {cut:,} characters cut here; rtc-run.json has them ...]\n"
+        + (text[len(text) - end :])
     )
 
 
