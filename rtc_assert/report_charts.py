@@ -16,7 +16,8 @@ from rtc_assert.traces import TraceStatus
 
 CHART_WIDTH = 720
 LABEL_WIDTH = 220
-"""Room for the run labels left of the plotting area."""
+LABEL_CHARS = 30
+"""Room for the run labels left of the plotting area: units, and characters at 12px."""
 ROW_HEIGHT = 30
 PLOT_WIDTH = 300
 """Width of the 0..1 axis of the bars and the interval plots."""
@@ -29,6 +30,11 @@ INTERVAL_METRICS: tuple[tuple[str, str], ...] = (
 ORDER_LEFT = 40
 ORDER_HEIGHT = 100
 """Left edge and height of the plotting area of the probe-order chart."""
+
+
+def fit_label(label: str, chars: int = LABEL_CHARS) -> str:
+    """A chart label cut to fit left of the plot; the chart's tooltip has it whole."""
+    return label if len(label) <= chars else label[: chars - 1] + "\u2026"
 
 
 @dataclass(frozen=True)
@@ -132,8 +138,9 @@ def running_valid_rate(run: RunRecord) -> list[float]:
 def probe_order_lines(labels: tuple[str, ...], runs: tuple[RunRecord, ...]) -> list[OrderLine]:
     """Running VR of each run over probe order.
 
-    The record keeps generations in probe order, so the chart is drawn for every run; where
-    early stopping ends a run before its last probe, the line simply ends there.
+    The record keeps generations in probe order, so the chart is drawn for every run of more
+    than one probe. Hook for early stopping: a run it ended early is simply a shorter line on
+    the common axis; when the record says where and why a run stopped, mark it here.
     """
     lines = []
     longest = max((run.metrics.probes for run in runs), default=1)

@@ -30,6 +30,7 @@ from rtc_assert.report_charts import (
     PLOT_WIDTH,
     ROW_HEIGHT,
     STATUSES,
+    fit_label,
     interval_whiskers,
     probe_order_lines,
     status_bars,
@@ -207,6 +208,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    environment.filters["fit"] = fit_label
     environment.globals.update(
         CHART_WIDTH=CHART_WIDTH,
         LABEL_WIDTH=LABEL_WIDTH,
