@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rtc_assert.metrics import Rate
 from rtc_assert.record import RunRecord
 from rtc_assert.summary import format_rate
 from rtc_assert.traces import TraceStatus
@@ -72,15 +71,13 @@ def status_bars(labels: tuple[str, ...], runs: tuple[RunRecord, ...]) -> list[St
 
 @dataclass(frozen=True)
 class Whisker:
-    """A rate with its interval on the 0..1 axis; ``rate`` None when undefined."""
+    """A rate and its interval on the 0..1 axis, one row of the interval plot."""
 
     label: str
     y: float
     text: str
-    rate: Rate | None
-    low_x: float = 0.0
-    value_x: float = 0.0
-    high_x: float = 0.0
+    x: tuple[float, float, float] | None
+    """Where the low end, the value and the high end go; None when the rate is undefined."""
 
 
 def _axis_x(value: float) -> float:
@@ -93,22 +90,16 @@ def interval_whiskers(labels: tuple[str, ...], runs: tuple[RunRecord, ...]) -> l
     for metric, short in INTERVAL_METRICS:
         for label, run in zip(labels, runs, strict=True):
             rate = run.metrics.metric(metric)
-            y = len(whiskers) * ROW_HEIGHT
-            text = format_rate(rate) if rate else "undefined: no valid trace"
-            if rate is None:
-                whiskers.append(Whisker(f"{short} {label}", y, text, None))
-            else:
-                whiskers.append(
-                    Whisker(
-                        f"{short} {label}",
-                        y,
-                        text,
-                        rate,
-                        _axis_x(rate.low),
-                        _axis_x(rate.value),
-                        _axis_x(rate.high),
-                    )
+            whiskers.append(
+                Whisker(
+                    label=f"{short} {label}",
+                    y=len(whiskers) * ROW_HEIGHT,
+                    text=format_rate(rate) if rate else "undefined: no valid trace",
+                    x=(_axis_x(rate.low), _axis_x(rate.value), _axis_x(rate.high))
+                    if rate
+                    else None,
                 )
+            )
     return whiskers
 
 

@@ -154,36 +154,37 @@ def regressed_keys(shown: ShownRuns) -> set[tuple[str, int]]:
     }
 
 
-def select_examples(
-    record: SessionRecord, max_rows: int = MAX_EXAMPLE_ROWS
-) -> tuple[list[Example], list[ExampleGroup]]:
-    """The examples the page lists, base and candidate of a probe side by side, and every
-    (probe set, model, status) group with how many of its generations are shown."""
-    candidates: list[tuple[tuple[str, str, str], list[Member]]] = []
-    regressed: dict[str, set[tuple[str, int]]] = {}
+def _pools(record: SessionRecord) -> list[tuple[str, str, str, list[Member]]]:
+    """Per (probe set, model, status): its generations, regressions first, then by order."""
+    pools = []
     for probe_set in probe_set_names(record):
         shown = shown_runs(record, probe_set)
-        regressed[probe_set] = regressed_keys(shown)
+        regressed = regressed_keys(shown)
         for run_index, run in enumerate(shown.runs):
             by_status: dict[str, list[Member]] = {status: [] for status in STATUSES}
             for position, generation in enumerate(run.generations):
                 by_status[generation.status].append((position, run_index, generation))
             for status, members in by_status.items():
+                members.sort(key=lambda m: ((m[2].probe_id, m[2].sample) not in regressed, m[0]))
                 if members:
-                    members.sort(
-                        key=lambda m: (
-                            (m[2].probe_id, m[2].sample) not in regressed[probe_set],
-                            m[0],
-                        )
-                    )
-                    candidates.append(((probe_set, run.model, status), members))
-    counts = allocate([len(members) for _, members in candidates], max_rows)
+                    pools.append((probe_set, run.model, status, members))
+    return pools
+
+
+def select_examples(
+    record: SessionRecord, max_rows: int = MAX_EXAMPLE_ROWS
+) -> tuple[list[Example], list[ExampleGroup]]:
+    """The examples the page lists, base and candidate of a probe side by side, and every
+    (probe set, model, status) group with how many of its generations are shown."""
+    pools = _pools(record)
+    counts = allocate([len(members) for *_, members in pools], max_rows)
     groups, chosen = [], []
-    for ((probe_set, model, status), members), count in zip(candidates, counts, strict=True):
+    for (probe_set, model, status, members), count in zip(pools, counts, strict=True):
         groups.append(ExampleGroup(probe_set, model, status, len(members), count))
         chosen += [(probe_set, model, member) for member in members[:count]]
     set_order = {name: index for index, name in enumerate(probe_set_names(record))}
     chosen.sort(key=lambda c: (set_order[c[0]], c[2][0], c[2][1]))
+    regressed = {name: regressed_keys(shown_runs(record, name)) for name in set_order}
     examples = [
         Example(
             probe_set=probe_set,

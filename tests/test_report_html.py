@@ -28,6 +28,7 @@ from rtc_assert.generation import Generation, GenerationSettings
 from rtc_assert.metrics import compute_metrics
 from rtc_assert.probes import Probe, ProbeSet
 from rtc_assert.record import SessionRecord, session_record
+from rtc_assert.report_charts import running_valid_rate
 from rtc_assert.report_html import (
     MAX_EXAMPLE_ROWS,
     TEXT_HEAD_BYTES,
@@ -218,12 +219,19 @@ def test_a_passing_record_says_passed():
     assert '<header id="verdict" class="passed">' in page and "PASSED: " in page
 
 
-def test_status_bars_are_the_run_rates():
+def test_charts_draw_the_run_rates():
     record = synthetic_record(["<think>a</think>42"] * 4, ["<think></think>42"] * 3 + ["42"])
     page = html_report(record)
-    # 300 units of axis: the candidate's bar is 75% empty and 25% missing.
+    # 300 units of axis from x=220: the candidate's bar is 75% empty and 25% missing.
     assert 'class="status-empty" x="220.0" y="34" width="225.0"' in page
     assert 'class="status-missing" x="445.0" y="34" width="75.0"' in page
+    # pass@1 is 1 for both; Rpass@1 of the base is 1, the candidate's is undefined.
+    assert page.count('class="point" cx="520.0"') == 3
+    assert page.count('class="value undefined"') == 1
+    assert "undefined: no valid trace" in page
+    # VR over probe order: the base stays at 1 (y=0), the candidate at 0 (y=100).
+    assert 'points="40.0,0.0 266.7,0.0 493.3,0.0 720.0,0.0"' in page
+    assert 'points="40.0,100.0 266.7,100.0 493.3,100.0 720.0,100.0"' in page
 
 
 def test_large_run_is_capped_and_says_what_it_left_out():
@@ -245,6 +253,12 @@ def test_page_size_is_bounded_whatever_the_models_write():
     record = synthetic_record(base, candidate)
     assert sum(len(g.text) for run in record.runs for g in run.generations) > 50_000_000
     assert len(html_report(record).encode()) < 15_000_000
+
+
+def test_running_valid_rate_follows_probe_order():
+    candidate = ["<think>a</think>42", "<think></think>42", "<think>b</think>42", "42"]
+    record = synthetic_record(["<think>a</think>42"] * 4, candidate)
+    assert running_valid_rate(record.runs[1]) == pytest.approx([1, 1 / 2, 2 / 3, 1 / 2])
 
 
 @given(st.lists(st.integers(0, 5000), max_size=12), st.integers(0, 4000))
