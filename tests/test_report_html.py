@@ -367,7 +367,7 @@ def browser(tmp_path_factory):
         context.close()
 
 
-class Page:
+class ReportPage:
     """A report open in the browser, with every console error and uncaught exception."""
 
     def __init__(self, context, path: Path, timeout_ms: float = 30_000) -> None:
@@ -419,7 +419,7 @@ def _spread(context, png: bytes) -> dict:
 @pytest.mark.browser
 def test_demo_report_in_the_browser(browser, demo_report, tmp_path):
     record = json.loads((demo_report / "rtc-run.json").read_text(encoding="utf-8"))
-    view = Page(browser, demo_report / "report.html")
+    view = ReportPage(browser, demo_report / "report.html")
     page = view.page
 
     failed = [g["gate"] for g in record["gates"] if not g["passed"]]
@@ -455,7 +455,7 @@ def test_demo_report_in_the_browser(browser, demo_report, tmp_path):
     shot = page.screenshot(path=str(tmp_path / "report.png"))
     empty = tmp_path / "blank.html"
     empty.write_text("<!DOCTYPE html><title>blank</title>", encoding="utf-8")
-    blank = _spread(browser, Page(browser, empty).page.screenshot())
+    blank = _spread(browser, ReportPage(browser, empty).page.screenshot())
     spread = _spread(browser, shot)
     assert blank["variance"] < 1 and blank["colours"] <= 2  # the check tells blank from drawn
     assert spread["variance"] > 100 and spread["colours"] > 20
@@ -465,7 +465,7 @@ def test_demo_report_in_the_browser(browser, demo_report, tmp_path):
 @pytest.mark.browser
 def test_hostile_generations_never_run(browser, tmp_path):
     path = write_html_report(_hostile_record(), tmp_path / "report.html")
-    view = Page(browser, path)
+    view = ReportPage(browser, path)
     page = view.page
     for button in ("empty", "missing", "truncated", ""):
         page.click(f"button[data-status-filter='{button}']")
@@ -489,7 +489,7 @@ def test_a_report_of_20000_generations_opens(browser, tmp_path):
     size = os.path.getsize(path)
     assert size < 15_000_000
     started = time.perf_counter()
-    view = Page(browser, path, timeout_ms=60_000)
+    view = ReportPage(browser, path, timeout_ms=60_000)
     page = view.page
     assert view.visible_examples() == MAX_EXAMPLE_ROWS
     page.click("button[data-status-filter='missing']")
