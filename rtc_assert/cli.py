@@ -14,6 +14,8 @@ from rtc_assert.errors import RtcAssertError
 from rtc_assert.markups import markup_named
 from rtc_assert.metrics import RATE_METRICS
 from rtc_assert.probes import load_probe_set
+from rtc_assert.record import read_record
+from rtc_assert.report_html import REPORT_FILE, write_html_report
 from rtc_assert.scoring import score
 from rtc_assert.stats import probes_for_drop
 from rtc_assert.traces import TraceFormat, classify
@@ -73,6 +75,13 @@ def _plan_command(args: argparse.Namespace) -> int:
         f"(policy confident, {args.confidence:.0%} confidence) catches a true drop of "
         f"{2 * args.drop:g} from a base rate of {args.base_rate:g} with {args.power:.0%} power"
     )
+    return 0
+
+
+def _report_command(args: argparse.Namespace) -> int:
+    output = args.output or args.record.parent / REPORT_FILE
+    path = write_html_report(read_record(args.record), output)
+    print(f"HTML report: {path}")
     return 0
 
 
@@ -142,9 +151,23 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="the gate on the demo zoo: a collapse caught, a safe fine-tune passed"
     )
     demo_parser.add_argument("--limit", type=int, help="use only the first N probes of each set")
-    demo_parser.add_argument("--report", type=Path, metavar="DIR", help="write rtc-run.json here")
+    demo_parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="DIR",
+        help="write the reports here: rtc-run.json, summary.md, report.html",
+    )
     cli_gate.add_cache_arguments(demo_parser)
     demo_parser.set_defaults(run=cli_gate.demo_command)
+
+    report_parser = commands.add_parser(
+        "report", help="the HTML report of a run record (rtc-run.json), one self-contained file"
+    )
+    report_parser.add_argument("record", type=Path, metavar="RUN.json")
+    report_parser.add_argument(
+        "-o", "--output", type=Path, help="the page to write (default: report.html beside RUN.json)"
+    )
+    report_parser.set_defaults(run=_report_command)
 
     cache_parser = commands.add_parser("cache", help="the generation cache: info or clear")
     cache_parser.add_argument("action", choices=["info", "clear"])

@@ -12,9 +12,10 @@ from rtc_assert import demo
 from rtc_assert.cache import GenerationCache
 from rtc_assert.config import RtcConfig, load_config
 from rtc_assert.gate_plugin import Overrides
-from rtc_assert.record import SessionRecord, session_record, write_record
-from rtc_assert.report_markdown import append_step_summary, markdown_summary
+from rtc_assert.record import SessionRecord, session_record
+from rtc_assert.report_markdown import append_step_summary
 from rtc_assert.report_terminal import print_summary
+from rtc_assert.reports import write_reports
 from rtc_assert.session import RtcSession
 
 DEFAULT_GATES: list[dict[str, Any]] = [
@@ -39,7 +40,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=["transformers", "vllm", "openai"])
     parser.add_argument("--max-new-tokens", type=int)
     parser.add_argument("--limit", type=int, help="use only the first N probes of each set")
-    parser.add_argument("--report", type=Path, metavar="DIR", help="write rtc-run.json here")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="DIR",
+        help="write the reports here: rtc-run.json, summary.md, report.html",
+    )
     add_cache_arguments(parser)
 
 
@@ -88,8 +94,7 @@ def _finish(session: RtcSession, config_dump: dict, args: argparse.Namespace) ->
     )
     print_summary(record, sys.stdout)
     if args.report is not None:
-        path = write_record(record, args.report)
-        (args.report / "summary.md").write_text(markdown_summary(record), encoding="utf-8")
+        path = write_reports(record, args.report)
         print(f"run record: {path}")
     append_step_summary(record)
     return record

@@ -26,3 +26,7 @@ class ScorerError(RtcAssertError):
 
 class MetricsError(RtcAssertError):
     """Metrics cannot be computed from the given outcomes."""
+
+
+class RecordError(RtcAssertError):
+    """A run record (rtc-run.json) cannot be read; the message names the file and field."""

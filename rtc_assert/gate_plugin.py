@@ -19,8 +19,9 @@ from rtc_assert.record import (
     session_record,
     write_record,
 )
-from rtc_assert.report_markdown import append_step_summary, markdown_summary
+from rtc_assert.report_markdown import append_step_summary
 from rtc_assert.report_terminal import print_summary
+from rtc_assert.reports import write_reports
 from rtc_assert.session import RtcSession
 
 
@@ -163,7 +164,7 @@ class GatePlugin:
         return True
 
     def finish(self) -> None:
-        """Write the run record and summary.md, and the GitHub step summary when set.
+        """Write the run record, summary.md and report.html, and the GitHub step summary.
 
         An xdist worker only leaves its record for the controller, which merges them.
         """
@@ -183,6 +184,5 @@ class GatePlugin:
             return
         self.final_record = record
         if self.report_dir is not None:
-            write_record(record, self.report_dir)
-            (self.report_dir / "summary.md").write_text(markdown_summary(record), encoding="utf-8")
+            write_reports(record, self.report_dir)
         append_step_summary(record)

@@ -42,7 +42,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--rtc-report",
         metavar="DIR",
-        help="write the JSON run record (rtc-run.json) and summary.md into DIR",
+        help="write the JSON run record (rtc-run.json), summary.md and report.html into DIR",
     )
     group.addoption(
         "--rtc-cache-dir",

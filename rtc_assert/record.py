@@ -13,10 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 import rtc_assert
 from rtc_assert.config import RtcConfig
+from rtc_assert.errors import RecordError
 from rtc_assert.gates import GateResult
 from rtc_assert.metrics import RunMetrics
 from rtc_assert.runs import Run
@@ -164,8 +165,24 @@ def write_record(record: SessionRecord, directory: Path) -> Path:
 
 
 def read_record(path: Path) -> SessionRecord:
-    """Read a run record back."""
-    return SessionRecord.model_validate_json(path.read_text(encoding="utf-8"))
+    """Read a run record back.
+
+    Raises:
+        RecordError: the file is absent or is not a run record.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise RecordError(f"{path}: cannot read the run record: {error.strerror}") from error
+    try:
+        return SessionRecord.model_validate_json(text)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "the file"
+        raise RecordError(
+            f"{path}: not an rtc-assert run record ({len(error.errors())} problems; first: "
+            f"{field}: {first['msg']}); give the rtc-run.json that --rtc-report or --report wrote"
+        ) from error
 
 
 def merge_records(records: list[SessionRecord]) -> SessionRecord:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rtc_assert.metrics import Rate
-from rtc_assert.record import SessionRecord
+from rtc_assert.record import RunRecord, SessionRecord
 
 METRIC_LABELS: tuple[tuple[str, str], ...] = (
     ("valid_rate", "VR valid reasoning"),
@@ -43,34 +43,46 @@ def _delta(base: Rate | None, candidate: Rate | None) -> str:
     return f"{candidate.value - base.value:+.3f}"
 
 
-def metric_tables(record: SessionRecord) -> list[MetricTable]:
-    """Per probe set: candidate (and base, with the change) for every headline metric."""
+def probe_set_names(record: SessionRecord) -> list[str]:
+    """The probe sets of a record's runs, in the order they were first run."""
+    return list(dict.fromkeys(run.probe_set for run in record.runs))
+
+
+@dataclass(frozen=True)
+class ShownRuns:
+    """The runs of one probe set that reports show side by side, with their column labels."""
+
+    labels: tuple[str, ...]
+    runs: tuple[RunRecord, ...]
+    paired: bool
+    """Base then candidate: the change between them is meaningful."""
+
+
+def shown_runs(record: SessionRecord, probe_set: str) -> ShownRuns:
+    """Base then candidate when the record has both on this probe set, else every run on it."""
     candidate = record.config.get("candidate")
     base = record.config.get("base")
+    candidate_run = record.run_for(candidate, probe_set) if candidate else None
+    base_run = record.run_for(base, probe_set) if base else None
+    if candidate_run is None or base_run is None:
+        runs = tuple(run for run in record.runs if run.probe_set == probe_set)
+        return ShownRuns(tuple(run.model for run in runs), runs, paired=False)
+    labels = (f"base {base}", f"candidate {candidate}")
+    return ShownRuns(labels, (base_run, candidate_run), paired=True)
+
+
+def metric_tables(record: SessionRecord) -> list[MetricTable]:
+    """Per probe set: candidate (and base, with the change) for every headline metric."""
     tables = []
-    for probe_set in dict.fromkeys(run.probe_set for run in record.runs):
-        candidate_run = record.run_for(candidate, probe_set) if candidate else None
-        base_run = record.run_for(base, probe_set) if base else None
-        runs = [r for r in (base_run, candidate_run) if r is not None]
-        if candidate_run is None or base_run is None:
-            runs = [r for r in record.runs if r.probe_set == probe_set]
-            header = ("metric", *(r.model for r in runs))
-            rows = [
-                (label, *(format_rate(r.metrics.metric(name)) for r in runs))
-                for name, label in METRIC_LABELS
-            ]
-        else:
-            header = ("metric", f"base {base}", f"candidate {candidate}", "change")
-            rows = [
-                (
-                    label,
-                    format_rate(base_run.metrics.metric(name)),
-                    format_rate(candidate_run.metrics.metric(name)),
-                    _delta(base_run.metrics.metric(name), candidate_run.metrics.metric(name)),
-                )
-                for name, label in METRIC_LABELS
-            ]
-        probes = runs[0].metrics.probes if runs else 0
+    for probe_set in probe_set_names(record):
+        shown = shown_runs(record, probe_set)
+        header = ("metric", *shown.labels, *(("change",) if shown.paired else ()))
+        rows = []
+        for name, label in METRIC_LABELS:
+            rates = [run.metrics.metric(name) for run in shown.runs]
+            change = (_delta(*rates),) if shown.paired else ()
+            rows.append((label, *(format_rate(rate) for rate in rates), *change))
+        probes = shown.runs[0].metrics.probes if shown.runs else 0
         tables.append(MetricTable(f"{probe_set} ({probes} probes)", header, rows))
     return tables
 

@@ -77,7 +77,7 @@ gates:
     result.stdout.fnmatch_lines(["*no trace is valid, so there is no Rpass@1*"])
 
 
-def test_reports_json_markdown_and_junit(project, tmp_path):
+def test_reports_json_markdown_html_and_junit(project, tmp_path):
     report = tmp_path / "report"
     junit = tmp_path / "junit.xml"
     result = project.runpytest_subprocess(
@@ -93,6 +93,7 @@ def test_reports_json_markdown_and_junit(project, tmp_path):
     assert "torch" in record["libraries"]
     assert len(record["models"]["demo:base"]["sha256"]) == 64
     assert "9 of 9 gates passed" in (report / "summary.md").read_text()
+    assert "PASSED: rtc-assert: 9 of 9 gates passed" in (report / "report.html").read_text()
     properties = {p.get("name"): p.get("value") for p in ET.parse(junit).getroot().iter("property")}
     assert properties["rtc_verdict"] == "pass" and "rtc_candidate" in properties
 
