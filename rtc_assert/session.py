@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rtc_assert import demo
 from rtc_assert.backends import backend_identity, load_backend
 from rtc_assert.backends.transformers_backend import load_tokenizer
 from rtc_assert.cache import CachedBackend, GenerationCache
@@ -21,7 +20,8 @@ from rtc_assert.fingerprint import model_fingerprint
 from rtc_assert.gates import GateResult, evaluate_gate
 from rtc_assert.generation import Backend
 from rtc_assert.models import resolve_model
-from rtc_assert.probes import ProbeSet, load_probe_set
+from rtc_assert.probe_sources import load_source
+from rtc_assert.probes import ProbeSet
 from rtc_assert.runs import Run, run_model
 
 logger = logging.getLogger(__name__)
@@ -86,10 +86,15 @@ class RtcSession:
                     f"unknown probe set {name!r}; configured: {', '.join(self.config.probe_sets)}"
                 )
             entry = self.config.probe_sets[name]
-            if demo.is_demo_spec(entry.source):
-                probe_set = demo.resolve_probe_spec(entry.source)
-            else:
-                probe_set = load_probe_set(self.config_dir / entry.source, scorer=entry.scorer)
+            probe_set = load_source(
+                entry.source,
+                base_dir=self.config_dir,
+                scorer=entry.scorer,
+                fields=entry.fields,
+                split=entry.split,
+            )
+            if entry.sample:
+                probe_set = probe_set.sample(entry.sample, entry.seed)
             self._probe_sets[name] = probe_set.head(entry.limit) if entry.limit else probe_set
         return self._probe_sets[name]
 
