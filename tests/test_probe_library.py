@@ -15,6 +15,7 @@ from itertools import permutations
 import pytest
 
 from rtc_assert import probe_library
+from rtc_assert.cli import main
 from rtc_assert.probe_library import build
 from rtc_assert.probe_library.family import SET_SIZE
 from rtc_assert.probes import ProbeSet
@@ -203,3 +204,33 @@ def test_library_specs_name_a_set_or_one_difficulty():
         probe_library.resolve_probe_spec("library:strings:medium")
     with pytest.raises(probe_library.LibraryNameError, match="not a library probe set spec"):
         probe_library.resolve_probe_spec("demo:reasoning")
+
+
+def test_cli_lists_the_library(capsys):
+    assert main(["probes", "list"]) == 0
+    out = capsys.readouterr().out
+    for name in NAMES:
+        assert f"library:{name}: {name} version 1: 256 probes (" in out
+    assert out.count("128 easy, 128 hard") == len(NAMES)
+    assert "library:deduction: deduction version 1: 256 probes (256 choice)" in out
+
+
+def test_cli_shows_examples_scorer_and_size(capsys):
+    assert main(["probes", "show", "snippets", "--count", "2"]) == 0
+    out = capsys.readouterr().out
+    first, second = load("snippets").probes[:2]
+    assert out.startswith("library:snippets: snippets version 1: 256 probes (256 exact)\n")
+    assert f"{first.id} [easy, {first.metadata['kind']}]" in out
+    assert f"{second.id} [hard, {second.metadata['kind']}]" in out
+    assert f"  answer (exact): {first.answer}\n" in out
+    assert "  | ```python\n" in out
+    assert load("snippets").probes[2].id not in out
+
+
+def test_cli_show_takes_any_source_and_names_unknown_ones(tmp_path, capsys):
+    path = tmp_path / "mine.csv"
+    path.write_text("prompt,answer\nWhat is 2+2?,4\n", encoding="utf-8")
+    assert main(["probes", "show", str(path), "--scorer", "numeric"]) == 0
+    assert "mine version sha256:" in capsys.readouterr().out
+    assert main(["probes", "show", "algebra"]) == 2
+    assert "'algebra' is neither a library set (arithmetic, calendar" in capsys.readouterr().err
