@@ -79,6 +79,8 @@ class ProbeSetConfig(_Strict):
         default_factory=dict
     )
     """Data sets: probe field -> column (default: the column of the same name)."""
+    answer_pattern: str | None = None
+    """Data sets: a regular expression that finds the reference in the answer column."""
     split: str | None = None
     """A save_to_disk folder with several splits: the one to use."""
     sample: int | None = Field(default=None, ge=1)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,7 @@ def load_source(
     scorer: str | None = None,
     fields: Mapping[str, str] | None = None,
     split: str | None = None,
+    answer_pattern: str | None = None,
 ) -> ProbeSet:
     """The probe set that ``source`` names; paths are relative to ``base_dir``.
 
@@ -73,15 +74,18 @@ def load_source(
         scorer: the scorer of probes that name none.
         fields: data sets only: probe field (id, prompt, messages, answer, scorer) -> column.
         split: save_to_disk folders holding several splits only: the split to use.
+        answer_pattern: data sets only: a regular expression that finds the reference in the
+            answer column (its first group, else the whole match), e.g. ``####\\s*(.+)`` for
+            GSM8K's "reasoning #### 72".
 
     Raises:
         ProbeSourceError, ProbeFileError: naming the source, the row or line, and what to do.
     """
     data_set = is_data_set_source(source, base_dir)
-    if fields and not data_set:
+    if (fields or answer_pattern) and not data_set:
         raise ProbeSourceError(
-            f"{source}: 'fields' maps data-set columns; it applies to hf:, save_to_disk "
-            "folders, .parquet and .csv sources only"
+            f"{source}: 'fields' and 'answer_pattern' read data-set columns; they apply to "
+            "hf:, save_to_disk folders, .parquet and .csv sources only"
         )
     if split is not None and not (base_dir / source).is_dir():
         raise ProbeSourceError(
@@ -100,7 +104,19 @@ def load_source(
         path = base_dir / source
         name = path.stem if path.suffix else path.name
         rows = _folder_rows(path, split) if path.is_dir() else _table_rows(path)
-    return _probe_set(source, name, rows, dict(fields or {}), scorer)
+    pattern = _compile(source, answer_pattern)
+    return _probe_set(source, name, rows, dict(fields or {}), scorer, pattern)
+
+
+def _compile(source: str, answer_pattern: str | None) -> re.Pattern[str] | None:
+    if answer_pattern is None:
+        return None
+    try:
+        return re.compile(answer_pattern)
+    except re.error as error:
+        raise ProbeSourceError(
+            f"{source}: answer_pattern {answer_pattern!r} is not a regular expression: {error}"
+        ) from None
 
 
 def _datasets() -> Any:
@@ -200,6 +216,7 @@ def _probe_set(
     rows: list[tuple[int, dict[str, Any]]],
     fields: dict[str, str],
     scorer: str | None,
+    answer_pattern: re.Pattern[str] | None,
 ) -> ProbeSet:
     if not rows:
         raise ProbeSourceError(f"{source}: the data set has no rows")
@@ -211,7 +228,8 @@ def _probe_set(
         if csv_file
         else (lambda row, reason: ProbeSourceError(f"{source}: row {row}: {reason}"))
     )
-    probes = build_probes(_records(rows, fields), scorer, error, unit="line" if csv_file else "row")
+    records = _records(rows, fields, answer_pattern, error)
+    probes = build_probes(records, scorer, error, unit="line" if csv_file else "row")
     digest = hashlib.sha256(
         "".join(probe.model_dump_json() for probe in probes).encode("utf-8")
     ).hexdigest()[:12]
@@ -245,7 +263,10 @@ def _check_mapping(source: str, fields: dict[str, str], columns: list[str]) -> N
 
 
 def _records(
-    rows: Iterable[tuple[int, dict[str, Any]]], fields: dict[str, str]
+    rows: Iterable[tuple[int, dict[str, Any]]],
+    fields: dict[str, str],
+    answer_pattern: re.Pattern[str] | None,
+    error: Callable[[int, str], RtcAssertError],
 ) -> Iterable[tuple[int, dict[str, Any]]]:
     """Each row as a probe record: the mapped columns under the probe's field names."""
     for position, row in rows:
@@ -255,4 +276,13 @@ def _records(
             if value is None or (value == "" and field in ("id", "scorer")):
                 continue
             record[field] = str(value) if field == "id" else value
+        if answer_pattern is not None and "answer" in record:
+            found = answer_pattern.search(str(record["answer"]))
+            if found is None:
+                raise error(
+                    position,
+                    f"answer_pattern {answer_pattern.pattern!r} does not match the answer "
+                    f"{str(record['answer'])[-80:]!r}",
+                )
+            record["answer"] = found.group(1) if answer_pattern.groups else found.group(0)
         yield position, record

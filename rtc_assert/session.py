@@ -92,6 +92,7 @@ class RtcSession:
                 scorer=entry.scorer,
                 fields=entry.fields,
                 split=entry.split,
+                answer_pattern=entry.answer_pattern,
             )
             if entry.sample:
                 probe_set = probe_set.sample(entry.sample, entry.seed)

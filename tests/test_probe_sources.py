@@ -24,6 +24,7 @@ ROWS = [
     {"question": f"What is {a} + {a + 1}?", "final": a + a + 1, "qid": 100 + a} for a in range(10)
 ]
 MAPPING = {"prompt": "question", "answer": "final", "id": "qid"}
+GSM8K = {"answer_pattern": r"####\s*(.+)", "scorer": "numeric"}
 
 
 def test_a_save_to_disk_folder_with_a_field_mapping(tmp_path):
@@ -107,6 +108,28 @@ def test_mapping_mistakes_name_the_columns(tmp_path):
         load_source("bad.parquet", base_dir=tmp_path, fields=MAPPING, scorer="numeric")
 
 
+def test_answer_pattern_cuts_the_reference_out_of_a_worked_answer(tmp_path):
+    rows = [
+        {"question": "Six crates of 224 bottles?", "answer": "6 * 224 = 1344\n#### 1,344"},
+        {"question": "Half of 10?", "answer": "10 / 2 = 5\n#### 5"},
+    ]
+    datasets.Dataset.from_list(rows).to_parquet(tmp_path / "gsm.parquet")
+    probe_set = load_source(
+        "gsm.parquet", base_dir=tmp_path, fields={"prompt": "question"}, **GSM8K
+    )
+    assert [p.answer for p in probe_set] == ["1,344", "5"]
+    assert score(probe_set.probes[0], "so 1344 bottles")
+    rows.append({"question": "No marker?", "answer": "7"})
+    datasets.Dataset.from_list(rows).to_parquet(tmp_path / "gsm.parquet")
+    with pytest.raises(
+        ProbeSourceError,
+        match=r"gsm.parquet: row 2: answer_pattern '####.*' does not match the answer '7'",
+    ):
+        load_source("gsm.parquet", base_dir=tmp_path, fields={"prompt": "question"}, **GSM8K)
+    with pytest.raises(ProbeSourceError, match="is not a regular expression"):
+        load_source("gsm.parquet", base_dir=tmp_path, answer_pattern="(", scorer="numeric")
+
+
 def test_hf_spec_loads_through_datasets(tmp_path, monkeypatch):
     """``load_dataset`` reads OWNER/NAME from a local folder of that name before the hub."""
     (tmp_path / "acme" / "arith").mkdir(parents=True)
@@ -137,7 +160,7 @@ def test_malformed_hf_specs_show_the_format(spec):
 
 def test_data_set_options_on_other_sources_are_refused(tmp_path):
     (tmp_path / "p.jsonl").write_text('{"prompt": "q", "answer": "1"}\n', encoding="utf-8")
-    with pytest.raises(ProbeSourceError, match="'fields' maps data-set columns"):
+    with pytest.raises(ProbeSourceError, match="'fields' and 'answer_pattern' read data-set"):
         load_source("p.jsonl", base_dir=tmp_path, fields={"prompt": "q"})
     with pytest.raises(ProbeSourceError, match="'split' applies to save_to_disk folders only"):
         load_source("library:arithmetic", split="test")
