@@ -7,13 +7,14 @@ library, and the hub is unreachable (HF_HUB_OFFLINE=1, set by the root conftest)
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 
 datasets = pytest.importorskip("datasets", reason="the datasets extra is not installed")
 
-from rtc_assert.config import load_config  # noqa: E402
+from rtc_assert.config import ConfigError, load_config  # noqa: E402
 from rtc_assert.errors import ProbeFileError  # noqa: E402
 from rtc_assert.probe_sources import ProbeSourceError, load_source  # noqa: E402
 from rtc_assert.record import run_record  # noqa: E402
@@ -204,14 +205,23 @@ def test_thresholds_yaml_uses_a_library_set_and_a_data_set_side_by_side(tmp_path
     assert again == mine, "a seeded sample is the same every run"
 
 
+def test_the_readme_example_with_a_library_set_and_a_data_set_is_valid(tmp_path):
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", readme, re.DOTALL) if "library:" in b]
+    (tmp_path / "thresholds.yaml").write_text(block, encoding="utf-8")
+    config = load_config(tmp_path / "thresholds.yaml")
+    assert config.probe_sets["calendar"].source == "library:calendar"
+    gsm8k = config.probe_sets["gsm8k"]
+    assert gsm8k.source.startswith("hf:") and gsm8k.fields == {"prompt": "question"}
+    assert re.search(gsm8k.answer_pattern, "48 + 24 = 72\n#### 72").group(1) == "72"
+
+
 def test_config_refuses_unknown_probe_fields(tmp_path):
     path = tmp_path / "thresholds.yaml"
     path.write_text(
         "probe_sets:\n  s:\n    source: x.csv\n    fields: {question: q}\ngates:\n  - {metric: valid_rate, min: 0.5}\n",
         encoding="utf-8",
     )
-    from rtc_assert.config import ConfigError
-
     with pytest.raises(ConfigError, match=r"thresholds.yaml:4: probe_sets.s.fields.question"):
         load_config(path)
 
