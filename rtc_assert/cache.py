@@ -171,7 +171,11 @@ class CachedBackend:
             new = {keys[i]: g for i, g in zip(chunk, generated, strict=True)}
             self.cache.put_many(new)
             found.update(new)
-        return [found[key] for key in keys]
+        # A prompt cached under another probe id (a renamed probe, another set) is this one's.
+        return [
+            found[key].model_copy(update={"probe_id": request.probe.id})
+            for key, request in zip(keys, requests, strict=True)
+        ]
 
     def _keep_completed(
         self,

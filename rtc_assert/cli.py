@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from rtc_assert import __version__, cli_gate
+from rtc_assert import __version__, cli_gate, probe_library
 from rtc_assert.errors import RtcAssertError
 from rtc_assert.markups import markup_named
 from rtc_assert.metrics import RATE_METRICS
-from rtc_assert.probes import load_probe_set
+from rtc_assert.probe_sources import is_named_source, load_source
+from rtc_assert.probes import ProbeSet, load_probe_set
 from rtc_assert.record import read_record
 from rtc_assert.report_html import REPORT_FILE, write_html_report
 from rtc_assert.scoring import score
@@ -42,22 +44,61 @@ def _classify_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _counts(values: Iterable[str]) -> str:
+    return ", ".join(f"{count} {name}" for name, count in sorted(Counter(values).items()))
+
+
+def _describe_set(probe_set: ProbeSet) -> str:
+    return (
+        f"{probe_set.name} version {probe_set.version}: {len(probe_set)} probes "
+        f"({_counts(probe.scorer for probe in probe_set)})"
+    )
+
+
+def _probes_list_command(args: argparse.Namespace) -> int:
+    del args
+    for name, family in probe_library.FAMILIES.items():
+        probe_set = probe_library.load(name)
+        difficulties = _counts(probe.metadata["difficulty"] for probe in probe_set)
+        print(f"{probe_library.SPEC_PREFIX}{name}: {_describe_set(probe_set)}; {difficulties}")
+        print(f"    {family.description}")
+    return 0
+
+
+def _probes_show_command(args: argparse.Namespace) -> int:
+    spec = args.name
+    if spec in probe_library.FAMILIES:
+        spec = probe_library.SPEC_PREFIX + spec
+    elif not is_named_source(spec) and not Path(spec).exists():
+        raise probe_library.LibraryNameError(
+            f"{spec!r} is neither a library set ({', '.join(probe_library.FAMILIES)}) nor an "
+            "existing file or folder"
+        )
+    probe_set = load_source(spec, scorer=args.scorer)
+    print(f"{spec}: {_describe_set(probe_set)}")
+    if probe_library.is_library_spec(spec):
+        family_name = spec.removeprefix(probe_library.SPEC_PREFIX).partition(":")[0]
+        print(probe_library.FAMILIES[family_name].description)
+    for probe in probe_set.head(min(args.count, len(probe_set))):
+        tags = [str(probe.metadata[key]) for key in ("difficulty", "kind") if key in probe.metadata]
+        text = probe.prompt if probe.prompt is not None else json.dumps(probe.chat_messages())
+        print(f"\n{probe.id}" + (f" [{', '.join(tags)}]" if tags else ""))
+        print(textwrap.indent(text, "  | ", predicate=lambda line: True))
+        print(f"  answer ({probe.scorer}): {probe.answer}")
+    return 0
+
+
 def _probes_check_command(args: argparse.Namespace) -> int:
     failures = 0
     for path in args.paths:
         probe_set = load_probe_set(path, scorer=args.scorer)
-        scorers = Counter(probe.scorer for probe in probe_set)
         # A regex reference is a pattern, not an answer: it cannot be scored against itself.
         unscorable = [
             probe.id
             for probe in probe_set
             if probe.scorer != "regex" and not score(probe, probe.answer)
         ]
-        summary = ", ".join(f"{count} {name}" for name, count in sorted(scorers.items()))
-        print(
-            f"{path}: {probe_set.name} version {probe_set.version}: "
-            f"{len(probe_set)} probes ({summary})"
-        )
+        print(f"{path}: {_describe_set(probe_set)}")
         if unscorable:
             failures += 1
             shown = ", ".join(unscorable[:5]) + (" ..." if len(unscorable) > 5 else "")
@@ -111,7 +152,7 @@ def _parser() -> argparse.ArgumentParser:
     classify_parser.add_argument("--min-reasoning-chars", type=int, default=1)
     classify_parser.set_defaults(run=_classify_command)
 
-    probes_parser = commands.add_parser("probes", help="work with probe files")
+    probes_parser = commands.add_parser("probes", help="probe files and the probe library")
     probes_commands = probes_parser.add_subparsers(dest="probes_command", required=True)
     check_parser = probes_commands.add_parser(
         "check", help="validate probe files and score each reference answer against itself"
@@ -119,6 +160,17 @@ def _parser() -> argparse.ArgumentParser:
     check_parser.add_argument("paths", nargs="+")
     check_parser.add_argument("--scorer", help="scorer of probes that name none")
     check_parser.set_defaults(run=_probes_check_command)
+    list_parser = probes_commands.add_parser("list", help="the bundled probe library")
+    list_parser.set_defaults(run=_probes_list_command)
+    show_parser = probes_commands.add_parser(
+        "show", help="size, scorers and first examples of a library set or any probe source"
+    )
+    show_parser.add_argument(
+        "name", help="a library set (arithmetic, ...) or a source: library:, demo:, hf:, a file"
+    )
+    show_parser.add_argument("--count", type=int, default=3, help="examples to show (default 3)")
+    show_parser.add_argument("--scorer", help="scorer of probes that name none")
+    show_parser.set_defaults(run=_probes_show_command)
 
     eval_parser = commands.add_parser("eval", help="metrics of one model on probe sets")
     eval_parser.add_argument("--model", required=True, help="folder, hub id or demo:NAME")

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rtc_assert import demo
 from rtc_assert.cache import GenerationCache
 from rtc_assert.config import RtcConfig, load_config
 from rtc_assert.gate_plugin import Overrides
+from rtc_assert.probe_sources import is_named_source
 from rtc_assert.record import SessionRecord, session_record
 from rtc_assert.report_markdown import append_step_summary
 from rtc_assert.report_terminal import print_summary
@@ -33,7 +33,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--probes",
         action="append",
         metavar="SET",
-        help="probe set: demo:NAME or a JSONL/YAML file (repeatable)",
+        help="probe set: library:NAME, demo:NAME, hf:OWNER/NAME:SPLIT or a file (repeatable)",
     )
     parser.add_argument("--scorer", help="scorer of probes that name none")
     parser.add_argument("--config", type=Path, help="thresholds.yaml to start from")
@@ -75,8 +75,8 @@ def _config(args: argparse.Namespace, *, models: dict[str, str | None], gates: l
         base = {"probe_sets": {}, "gates": gates}
     if args.probes:
         base["probe_sets"] = {
-            Path(spec).stem if not demo.is_demo_spec(spec) else spec.split(":", 1)[1]: {
-                "source": spec if demo.is_demo_spec(spec) else str(Path(spec).resolve()),
+            Path(spec).stem if not is_named_source(spec) else spec.split(":", 1)[1]: {
+                "source": spec if is_named_source(spec) else str(Path(spec).resolve()),
                 "scorer": args.scorer,
             }
             for spec in args.probes

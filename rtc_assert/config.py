@@ -121,13 +121,26 @@ class DecisionConfig(_Strict):
 
 
 class ProbeSetConfig(_Strict):
-    """Where a probe set comes from: ``demo:NAME`` or a JSONL/YAML file."""
+    """Where a probe set comes from (see `rtc_assert.probe_sources`): ``library:NAME``,
+    ``demo:NAME``, ``hf:OWNER/NAME[:CONFIG]:SPLIT``, a save_to_disk folder, or a
+    JSONL/YAML/Parquet/CSV file."""
 
     source: str
     scorer: str | None = None
     """Scorer of probes that name none."""
+    fields: dict[Literal["id", "prompt", "messages", "answer", "scorer"], str] = Field(
+        default_factory=dict
+    )
+    """Data sets: probe field -> column (default: the column of the same name)."""
+    answer_pattern: str | None = None
+    """Data sets: a regular expression that finds the reference in the answer column."""
+    split: str | None = None
+    """A save_to_disk folder with several splits: the one to use."""
+    sample: int | None = Field(default=None, ge=1)
+    """Use N probes drawn at random with ``seed`` (kept in the set's order)."""
+    seed: int = 0
     limit: int | None = Field(default=None, ge=1)
-    """Use only the first N probes (quick runs)."""
+    """Use only the first N probes (quick runs; after ``sample``)."""
 
 
 class GateConfig(_Strict):

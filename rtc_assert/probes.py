@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+import random
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from rtc_assert.errors import ProbeFileError, ScorerError
+from rtc_assert.errors import ProbeFileError, RtcAssertError, ScorerError
 from rtc_assert.scoring import get_scorer
 
 
@@ -105,6 +106,15 @@ class ProbeSet(BaseModel):
             raise ValueError(f"a probe set needs at least one probe, asked for {count}")
         return self.model_copy(update={"probes": self.probes[:count]})
 
+    def sample(self, count: int, seed: int = 0) -> ProbeSet:
+        """``count`` probes drawn at random (seeded), kept in the set's order."""
+        if not 1 <= count <= len(self.probes):
+            raise ValueError(
+                f"cannot sample {count} probes from {self.name!r}, which has {len(self.probes)}"
+            )
+        chosen = sorted(random.Random(seed).sample(range(len(self.probes)), count))
+        return self.model_copy(update={"probes": tuple(self.probes[i] for i in chosen)})
+
     def by_id(self) -> dict[str, Probe]:
         """The probes keyed by id."""
         return {probe.id: probe for probe in self.probes}
@@ -126,36 +136,55 @@ def _describe_validation_error(error: ValidationError) -> str:
     return "; ".join(problems)
 
 
-def _build_probe(
-    path: Path, line: int, record: Any, default_scorer: str | None, seen: dict[str, int]
-) -> Probe:
+def probe_from_record(record: Any, default_scorer: str | None) -> Probe:
+    """A probe from one record; raises ValueError saying what to fix."""
     if not isinstance(record, dict):
-        raise ProbeFileError(
-            path, line, f"a probe must be an object/mapping, got {type(record).__name__}"
-        )
+        raise ValueError(f"a probe must be an object/mapping, got {type(record).__name__}")
     fields = dict(record)
     if "answer" not in fields:
-        raise ProbeFileError(path, line, "missing 'answer': every probe needs a reference answer")
+        raise ValueError("missing 'answer': every probe needs a reference answer")
     fields.setdefault("id", content_id(fields))
     if "scorer" not in fields:
         if default_scorer is None:
-            raise ProbeFileError(
-                path,
-                line,
+            raise ValueError(
                 "no scorer: give the probe a 'scorer' key, or the set a default "
-                "(scorer= when loading, or 'scorer:' at the top of a YAML file)",
+                "(scorer= when loading, or 'scorer:' at the top of a YAML file)"
             )
         fields["scorer"] = default_scorer
     try:
-        probe = Probe.model_validate(fields)
+        return Probe.model_validate(fields)
     except ValidationError as error:
-        raise ProbeFileError(path, line, _describe_validation_error(error)) from None
-    if probe.id in seen:
-        raise ProbeFileError(
-            path, line, f"duplicate probe id {probe.id!r} (first on line {seen[probe.id]})"
-        )
-    seen[probe.id] = line
-    return probe
+        raise ValueError(_describe_validation_error(error)) from None
+
+
+def build_probes(
+    records: Iterable[tuple[int, Any]],
+    default_scorer: str | None,
+    error: Callable[[int, str], RtcAssertError],
+    unit: str = "line",
+) -> tuple[Probe, ...]:
+    """Probes from (position, record) pairs, with unique ids.
+
+    Args:
+        records: each record with its position (a file line, a data-set row).
+        default_scorer: the scorer of records that name none.
+        error: builds the exception for a bad record from its position and the reason.
+        unit: what a position is called in messages ("line", "row").
+    """
+    seen: dict[str, int] = {}
+    probes = []
+    for position, record in records:
+        try:
+            probe = probe_from_record(record, default_scorer)
+        except ValueError as problem:
+            raise error(position, str(problem)) from None
+        if probe.id in seen:
+            raise error(
+                position, f"duplicate probe id {probe.id!r} (first on {unit} {seen[probe.id]})"
+            )
+        seen[probe.id] = position
+        probes.append(probe)
+    return tuple(probes)
 
 
 def _read_text(path: Path) -> str:
@@ -253,9 +282,8 @@ def load_probe_set(
     if not records:
         raise ProbeFileError(path, None, "no probes in the file: a probe set needs at least one")
     default_scorer = scorer if scorer is not None else header.get("scorer")
-    seen: dict[str, int] = {}
-    probes = tuple(
-        _build_probe(path, line, record, default_scorer, seen) for line, record in records
+    probes = build_probes(
+        records, default_scorer, lambda line, reason: ProbeFileError(path, line, reason)
     )
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
     return ProbeSet(

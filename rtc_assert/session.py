@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from rtc_assert import demo
 from rtc_assert.backends import backend_identity, load_backend
 from rtc_assert.backends.transformers_backend import load_tokenizer
 from rtc_assert.cache import CachedBackend, GenerationCache
@@ -22,7 +21,8 @@ from rtc_assert.fingerprint import model_fingerprint
 from rtc_assert.gates import GateInputs, GateResult, decide_gates, evaluate_gate
 from rtc_assert.generation import Backend
 from rtc_assert.models import resolve_model
-from rtc_assert.probes import Probe, ProbeSet, load_probe_set
+from rtc_assert.probe_sources import load_source
+from rtc_assert.probes import Probe, ProbeSet
 from rtc_assert.runs import Run, merge_runs, run_model
 from rtc_assert.sequential import decide_sequentially, shuffled
 from rtc_assert.template_detection import TraceSetup, detect_template
@@ -90,10 +90,16 @@ class RtcSession:
                     f"unknown probe set {name!r}; configured: {', '.join(self.config.probe_sets)}"
                 )
             entry = self.config.probe_sets[name]
-            if demo.is_demo_spec(entry.source):
-                probe_set = demo.resolve_probe_spec(entry.source)
-            else:
-                probe_set = load_probe_set(self.config_dir / entry.source, scorer=entry.scorer)
+            probe_set = load_source(
+                entry.source,
+                base_dir=self.config_dir,
+                scorer=entry.scorer,
+                fields=entry.fields,
+                split=entry.split,
+                answer_pattern=entry.answer_pattern,
+            )
+            if entry.sample:
+                probe_set = probe_set.sample(entry.sample, entry.seed)
             self._probe_sets[name] = probe_set.head(entry.limit) if entry.limit else probe_set
         return self._probe_sets[name]
 

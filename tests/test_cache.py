@@ -65,6 +65,21 @@ def test_new_settings_or_probes_generate_again(tmp_path):
     assert (backend.hits, backend.misses) == (12, 2), "batch size is not part of the key"
 
 
+def test_a_cached_prompt_answers_to_the_probe_id_that_asks_for_it(tmp_path):
+    cache = GenerationCache(tmp_path)
+    first = cached_backend(cache)
+    (original,) = first.generate(requests(first, count=1), SETTINGS)
+    probe = demo.probes("finetune").probes[0]
+    renamed = probe.model_copy(update={"id": "renamed"})
+    second = cached_backend(cache)
+    (reused,) = second.generate(
+        build_requests(second.tokenizer, [renamed], SETTINGS, model="demo:base"), SETTINGS
+    )
+    assert second.hits == 1
+    assert reused.probe_id == "renamed"
+    assert reused.text == original.text
+
+
 def test_keys_cover_model_backend_prompt_and_sample():
     tokenizer = load_tokenizer(resolve_model("demo:base"))
     probe = demo.probes("finetune").probes[0]
