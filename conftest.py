@@ -36,3 +36,15 @@ def paper_probes_dir(shared_dir: Path) -> Path:
     if not folder.is_dir():
         pytest.skip(f"{folder} is absent: the study's probe files are not available here")
     return folder
+
+
+@pytest.fixture(scope="module")
+def single_torch_thread():
+    """One torch thread for the module: the demo's tiny matrices gain nothing from a second,
+    and a busy second core slows multi-threaded generation down many times over."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

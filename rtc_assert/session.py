@@ -131,13 +131,12 @@ class RtcSession:
         )
         label = f"generate {spec} on {probes.name}"
         self.timings[label] = self.timings.get(label, 0.0) + time.perf_counter() - started
-        if have is not None:
-            part = merge_runs(
-                [have, part],
-                probes.model_copy(update={"probes": covered + missing}),
-                self.config.decision.confidence,
-            )
         complete = len(covered) + len(missing) == len(probes)
+        # A complete run lists its probes in the set's order, however it was generated.
+        order = probes if complete else probes.model_copy(update={"probes": covered + missing})
+        if have is not None or part.probe_set.probes != order.probes:
+            parts = [part] if have is None else [have, part]
+            part = merge_runs(parts, order, self.config.decision.confidence)
         self._runs[key] = replace(part, probes_available=None if complete else len(probes))
         return self._runs[key]
 

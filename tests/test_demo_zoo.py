@@ -4,7 +4,6 @@ what MEASURED.md says it shows, re-measured here (greedy, batched, left-padded).
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
@@ -23,23 +22,7 @@ TOLERANCE = 0.05
 can flip a few greedy choices of a model in mid-collapse)."""
 
 RECORD = json.loads((demo.ZOO_DIR / "measured.json").read_text())
-
-
-@pytest.fixture(scope="module", autouse=True)
-def offline_single_thread():
-    """No hub, and one torch thread: tiny matrices gain nothing from a second one, and a
-    busy second core slows multi-threaded generation down many times over."""
-    import torch
-
-    previous = os.environ.get("HF_HUB_OFFLINE"), torch.get_num_threads()
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous[1])
-    if previous[0] is None:
-        del os.environ["HF_HUB_OFFLINE"]
-    else:
-        os.environ["HF_HUB_OFFLINE"] = previous[0]
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")
