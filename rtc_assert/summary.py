@@ -71,6 +71,15 @@ def shown_runs(record: SessionRecord, probe_set: str) -> ShownRuns:
     return ShownRuns(labels, (base_run, candidate_run), paired=True)
 
 
+def _probe_count(runs: tuple[RunRecord, ...]) -> str:
+    """"256 probes", or "64 of 256 probes, early stopping" (per model where they differ)."""
+    counts = "/".join(str(count) for count in dict.fromkeys(run.metrics.probes for run in runs))
+    available = max((run.probes_available or 0 for run in runs), default=0)
+    if not available:
+        return f"{counts or 0} probes"
+    return f"{counts} of {available} probes, early stopping"
+
+
 def metric_tables(record: SessionRecord) -> list[MetricTable]:
     """Per probe set: candidate (and base, with the change) for every headline metric."""
     tables = []
@@ -82,8 +91,7 @@ def metric_tables(record: SessionRecord) -> list[MetricTable]:
             rates = [run.metrics.metric(name) for run in shown.runs]
             change = (_delta(*rates),) if shown.paired else ()
             rows.append((label, *(format_rate(rate) for rate in rates), *change))
-        probes = shown.runs[0].metrics.probes if shown.runs else 0
-        tables.append(MetricTable(f"{probe_set} ({probes} probes)", header, rows))
+        tables.append(MetricTable(f"{probe_set} ({_probe_count(shown.runs)})", header, rows))
     return tables
 
 

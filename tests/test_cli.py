@@ -123,6 +123,22 @@ def test_compare_fails_a_collapse_and_writes_the_record(tmp_path):
     assert not all(gate["passed"] for gate in record["gates"])
 
 
+def test_compare_stops_early_on_a_collapse_and_says_after_how_many_probes(tmp_path):
+    report = tmp_path / "report"
+    result = run_cli(
+        "compare", "--base", "demo:base", "--candidate", "demo:collapsed",
+        "--probes", "demo:reasoning", "--report", str(report), "--no-cache",
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "demo-reasoning (64 of 256 probes, early stopping)" in result.stdout
+    record = json.loads((report / "rtc-run.json").read_text())
+    decided = "decided after 64 of 256 probes (early stopping, look 1 of 4)"
+    assert any(decided in gate["reason"] for gate in record["gates"])
+    assert {run["probes_available"] for run in record["runs"]} == {256}
+    assert all(len(run["generations"]) == 64 for run in record["runs"])
+    assert "decided after 64 of 256 probes" in (report / "summary.md").read_text()
+
+
 def test_compare_passes_identical_models():
     result = run_cli(
         "compare", "--base", "demo:base", "--candidate", "demo:base",
