@@ -112,6 +112,8 @@ class OrderLine:
     final: float
     points: str
     """SVG polyline points."""
+    available: int | None = None
+    """The probe set's size when early stopping ended the run after ``probes``."""
 
 
 def running_valid_rate(run: RunRecord) -> list[float]:
@@ -127,14 +129,13 @@ def running_valid_rate(run: RunRecord) -> list[float]:
 
 
 def probe_order_lines(labels: tuple[str, ...], runs: tuple[RunRecord, ...]) -> list[OrderLine]:
-    """Running VR of each run over probe order.
+    """Running VR of each run over probe order, on an axis as long as the probe set.
 
-    The record keeps generations in probe order, so the chart is drawn for every run of more
-    than one probe. Hook for early stopping: a run it ended early is simply a shorter line on
-    the common axis; when the record says where and why a run stopped, mark it here.
+    The record keeps generations in the order they were generated (early stopping's shuffled
+    order), so a run that early stopping ended is a line that stops short of the axis's end.
     """
     lines = []
-    longest = max((run.metrics.probes for run in runs), default=1)
+    longest = max((run.probes_available or run.metrics.probes for run in runs), default=1)
     step = (CHART_WIDTH - ORDER_LEFT) / max(longest - 1, 1)
     for label, run in zip(labels, runs, strict=True):
         rates = running_valid_rate(run)
@@ -142,5 +143,6 @@ def probe_order_lines(labels: tuple[str, ...], runs: tuple[RunRecord, ...]) -> l
             f"{ORDER_LEFT + index * step:.1f},{(1 - rate) * ORDER_HEIGHT:.1f}"
             for index, rate in enumerate(rates)
         )
-        lines.append(OrderLine(label, len(rates), rates[-1] if rates else 0.0, points))
+        final = rates[-1] if rates else 0.0
+        lines.append(OrderLine(label, len(rates), final, points, run.probes_available))
     return lines
