@@ -134,8 +134,9 @@ class GateItem(pytest.Item):
         for key, value in plugin.junit_properties(result).items():
             self.user_properties.append((key, value))
         if not result.passed:
-            candidate = session.run(self.spec.probe_set, "candidate")
-            base = session.run(self.spec.probe_set, "base") if result.base else None
+            # The probes the gate was decided on: early stopping's runs are not extended.
+            candidate = session.generated(self.spec.probe_set, "candidate")
+            base = session.generated(self.spec.probe_set, "base") if result.base else None
             raise GateFailed(explain_failure(result, candidate, base))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> str:

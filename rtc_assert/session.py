@@ -108,10 +108,21 @@ class RtcSession:
         probes = self.probe_set(probe_set) if isinstance(probe_set, str) else probe_set
         return self._generate(self.model_spec(model), probes, probes.probes)
 
+    def generated(self, probe_set: str, model: str = "candidate") -> Run:
+        """What ``model`` has generated on a probe set so far (all of it unless early
+        stopping ended the run), generating the whole set only if nothing is there yet."""
+        probes = self.probe_set(probe_set)
+        spec = self.model_spec(model)
+        return self._runs.get(self._run_key(spec, probes)) or self.run(probes, spec)
+
+    @staticmethod
+    def _run_key(spec: str, probes: ProbeSet) -> tuple[str, str]:
+        # Keyed by content: two ad-hoc sets that share a name and version never mix.
+        return spec, hashlib.sha256(probes.model_dump_json().encode()).hexdigest()
+
     def _generate(self, spec: str, probes: ProbeSet, wanted: Sequence[Probe]) -> Run:
         """The run of ``spec`` on ``probes`` so far, extended to cover ``wanted``."""
-        # Keyed by content: two ad-hoc sets that share a name and version never mix.
-        key = (spec, hashlib.sha256(probes.model_dump_json().encode()).hexdigest())
+        key = self._run_key(spec, probes)
         have = self._runs.get(key)
         covered = () if have is None else have.probe_set.probes
         covered_ids = {probe.id for probe in covered}

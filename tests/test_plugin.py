@@ -158,6 +158,21 @@ def test_collapsed_candidate_fails_the_reasoning_gates_only(project):
     assert "FAILED thresholds.yaml::finetune::answer_accuracy" not in output
 
 
+def test_early_stopping_settles_a_collapse_on_the_first_chunk(project, tmp_path):
+    """All 256 probes per set are available; the gate generates 64 and explaining the
+    failures does not generate more."""
+    report = tmp_path / "report"
+    result = project.runpytest_subprocess(
+        "thresholds.yaml", "--rtc-candidate", "demo:collapsed", f"--rtc-report={report}"
+    )
+    result.assert_outcomes(failed=6, passed=3)
+    assert "64 of 256 probes, early stopping" in result.stdout.str()
+    record = json.loads((report / "rtc-run.json").read_text())
+    assert [(len(run["generations"]), run["probes_available"]) for run in record["runs"]] == [
+        (64, 256)
+    ] * 4
+
+
 def test_works_with_pytest_xdist(project, tmp_path):
     pytest.importorskip("xdist")
     report = tmp_path / "report"
