@@ -72,7 +72,7 @@ def shown_runs(record: SessionRecord, probe_set: str) -> ShownRuns:
 
 
 def _probe_count(runs: tuple[RunRecord, ...]) -> str:
-    """"256 probes", or "64 of 256 probes, early stopping" (per model where they differ)."""
+    """ "256 probes", or "64 of 256 probes, early stopping" (per model where they differ)."""
     counts = "/".join(str(count) for count in dict.fromkeys(run.metrics.probes for run in runs))
     available = max((run.probes_available or 0 for run in runs), default=0)
     if not available:
