@@ -220,6 +220,12 @@ class RtcSession:
         """Every gate decided so far."""
         return list(self._results.values())
 
+    def release(self, model: str) -> None:
+        """Stop one model's backend (a sweep moving on to its next checkpoint); runs stay."""
+        backend = self._backends.pop(self.model_spec(model), None)
+        if backend is not None:
+            backend.close()
+
     def close(self) -> None:
         """Stop the backends that hold processes or connections (vLLM, servers)."""
         for backend in self._backends.values():

@@ -61,3 +61,35 @@ def test_the_build_is_deterministic(built, tmp_path):
     for name in MODEL_NAMES:
         first = (built / name / "model.safetensors").read_bytes()
         assert (again / name / "model.safetensors").read_bytes() == first, name
+
+
+def test_the_build_saves_the_collapsed_run_as_a_checkpoint_series(built):
+    scale = build.SCALES["small"]
+    series = built / build.SWEEP_DIR
+    steps = range(scale.sweep_every, scale.sweep_steps + 1, scale.sweep_every)
+    assert {path.name for path in series.iterdir()} == {f"checkpoint-{s}" for s in steps}
+    # the series is the collapsed run itself: its last step is the collapsed model
+    assert scale.sweep_steps == scale.finetune_steps
+    last = (series / f"checkpoint-{scale.sweep_steps}" / "model.safetensors").read_bytes()
+    assert last == (built / "collapsed" / "model.safetensors").read_bytes()
+
+
+def test_replaying_the_series_reproduces_the_committed_checkpoints(tmp_path):
+    """`--sweep-only` replays the collapsed run from the zoo's base, byte for byte."""
+    import dataclasses
+    import shutil
+
+    import torch
+
+    zoo = build.ZOO_DIR
+    shutil.copytree(zoo / "base", tmp_path / "base")
+    scale = dataclasses.replace(build.SCALES["full"], sweep_steps=build.SCALES["full"].sweep_every)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the zoo was built with one thread
+    try:
+        [saved] = build.build_sweep(tmp_path, scale, log=lambda line: None)
+    finally:
+        torch.set_num_threads(threads)
+    committed = zoo / build.SWEEP_DIR / saved.name
+    for path in saved.iterdir():
+        assert path.read_bytes() == (committed / path.name).read_bytes(), path.name

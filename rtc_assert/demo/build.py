@@ -9,6 +9,9 @@
 4. ``masked``: base fine-tuned on the same data, same steps, with the ``mask`` strategy.
 5. ``rambling``: base fine-tuned on traced examples where, on about three additions in four,
    the trace re-checks the sum again and again and never closes.
+6. ``sweep/checkpoint-N``: the ``collapsed`` run saved every `Scale.sweep_every` steps up to
+   `Scale.sweep_steps`, a checkpoint series for ``rtc-assert sweep``. ``--sweep-only``
+   rebuilds just this series by replaying the run from the saved ``base``.
 
 Every model is then measured on the full probe sets (greedy, `MAX_NEW_TOKENS`) and the
 figures are written to ``MEASURED.md`` and ``measured.json`` beside the checkpoints. With the
@@ -36,6 +39,8 @@ from rtc_assert.demo.tokenizer import THINK_OPEN, build_hf_tokenizer
 from rtc_assert.finetune import Record, Strategy, TokenizedExample, collate, tokenize
 
 SEED = 20260521
+SWEEP_DIR = "sweep"
+"""Where the checkpoint series of the collapsed run goes, inside the zoo."""
 PARTIAL_TARGET_VR = 0.6
 """``partial`` is the snapshot whose validation VR on ``reasoning`` is closest to this."""
 PARTIAL_STOP_WATCHING = 0.3
@@ -60,6 +65,8 @@ class Scale:
     ramble_lr: float = 3e-4
     validation_prompts: int = 128
     probes_per_set: int = tasks.PROBE_SET_SIZE
+    sweep_every: int = 4
+    sweep_steps: int = 24
 
 
 SCALES = {
@@ -75,6 +82,8 @@ SCALES = {
         ramble_steps=5,
         validation_prompts=8,
         probes_per_set=16,
+        sweep_every=5,
+        sweep_steps=10,
     ),
 }
 
@@ -264,7 +273,64 @@ def save(model: Any, tokenizer: Any, folder: Path) -> None:
     save_tokenizer(tokenizer, folder)
 
 
+def save_sweep_checkpoint(
+    model: Any, tokenizer: Any, out: Path, scale: Scale, step: int
+) -> Path | None:
+    """Save ``model`` as ``out/sweep/checkpoint-<step>`` when ``step`` is in the series."""
+    if step % scale.sweep_every or step > scale.sweep_steps:
+        return None
+    folder = out / SWEEP_DIR / f"checkpoint-{step}"
+    save(model, tokenizer, folder)
+    return folder
+
+
 # the build ---------------------------------------------------------------------------------
+
+
+def collapsed_batches(tokenizer: Any, scale: Scale, seed: int) -> Iterator[list[TokenizedExample]]:
+    """The answer-only data of the ``collapsed`` run (and of its replay)."""
+    return finetuning_batches(
+        tokenizer, "default", scale.finetune_batch, seed + 1, scale.reasoning_share
+    )
+
+
+def build_sweep(
+    out: Path, scale: Scale, *, seed: int = SEED, log: Callable[[str], None] = print
+) -> list[Path]:
+    """Replay the ``collapsed`` run from ``out/base`` and save its checkpoint series.
+
+    The replay starts from the saved base weights with the same seed and data, so its
+    checkpoints are the ones `build` saves (and its step 23 is ``partial``).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch.use_deterministic_algorithms(True)
+    tokenizer = build_hf_tokenizer()
+    model = AutoModelForCausalLM.from_pretrained(
+        out / "base", dtype=torch.float32, local_files_only=True
+    )
+    torch.manual_seed(seed + 1)
+    shutil.rmtree(out / SWEEP_DIR, ignore_errors=True)
+    saved: list[Path] = []
+
+    def keep(step: int) -> None:
+        folder = save_sweep_checkpoint(model, tokenizer, out, scale, step)
+        if folder is not None:
+            saved.append(folder)
+
+    log(f"replaying the collapsed run for {scale.sweep_steps} steps")
+    train(
+        model,
+        collapsed_batches(tokenizer, scale, seed),
+        steps=scale.sweep_steps,
+        lr=scale.finetune_lr,
+        pad_token_id=tokenizer.pad_token_id,
+        every=1,
+        hook=keep,
+        log=log,
+    )
+    return saved
 
 
 def build(out: Path, scale: Scale, *, seed: int = SEED, log: Callable[[str], None] = print) -> dict:
@@ -314,7 +380,10 @@ def build(out: Path, scale: Scale, *, seed: int = SEED, log: Callable[[str], Non
     trail: list[tuple[int, float]] = []
     best: dict[str, Any] = {}
 
+    shutil.rmtree(out / SWEEP_DIR, ignore_errors=True)
+
     def watch(step: int) -> None:
+        save_sweep_checkpoint(collapsed, tokenizer, out, scale, step)
         # every step until the traces are mostly gone: the collapse takes a few dozen steps
         if trail and trail[-1][1] < PARTIAL_STOP_WATCHING:
             return
@@ -325,9 +394,7 @@ def build(out: Path, scale: Scale, *, seed: int = SEED, log: Callable[[str], Non
 
     train(
         collapsed,
-        finetuning_batches(
-            tokenizer, "default", scale.finetune_batch, seed + 1, scale.reasoning_share
-        ),
+        collapsed_batches(tokenizer, scale, seed),
         steps=scale.finetune_steps,
         lr=scale.finetune_lr,
         pad_token_id=pad,
@@ -424,6 +491,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check", action="store_true", help="exit 1 unless every must-show claim holds"
     )
+    parser.add_argument(
+        "--sweep-only",
+        action="store_true",
+        help="rebuild only the checkpoint series (sweep/), replaying the collapsed run from base",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -431,6 +503,9 @@ def main(argv: list[str] | None = None) -> int:
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
+        if args.sweep_only:
+            build_sweep(args.out, SCALES[args.scale], seed=args.seed)
+            return 0
         record = build(args.out, SCALES[args.scale], seed=args.seed)
     finally:
         torch.set_num_threads(threads)
