@@ -17,7 +17,7 @@ from rtc_assert.backends import backend_identity, load_backend
 from rtc_assert.backends.transformers_backend import load_tokenizer
 from rtc_assert.cache import CachedBackend, GenerationCache
 from rtc_assert.config import ConfigError, GateSpec, RtcConfig
-from rtc_assert.fingerprint import model_fingerprint
+from rtc_assert.fingerprint import check_adapter_base, model_fingerprint
 from rtc_assert.gates import GateInputs, GateResult, decide_gates, evaluate_gate
 from rtc_assert.generation import Backend
 from rtc_assert.models import resolve_model
@@ -64,6 +64,8 @@ class RtcSession:
         if spec not in self._backends:
             started = time.perf_counter()
             model_ref = resolve_model(spec)
+            if self.config.base and spec != self.config.base:
+                check_adapter_base(model_ref, resolve_model(self.config.base))
             self.fingerprints[spec] = model_fingerprint(model_ref)
             name, options = self.config.backend.name, self.config.backend.options
             if self.cache is None:

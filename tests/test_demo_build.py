@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from rtc_assert.demo import MODEL_NAMES, build  # noqa: E402
+from rtc_assert.demo import ADAPTER_NAMES, MODEL_NAMES, build  # noqa: E402
 
 FILES = {
     "config.json",
@@ -41,6 +41,15 @@ def test_every_model_is_a_complete_loadable_checkpoint(built):
         assert model.config.tie_word_embeddings
 
 
+def test_the_lora_adapters_name_their_base_beside_them(built):
+    for name in ADAPTER_NAMES:
+        files = {path.name for path in (built / name).iterdir()}
+        assert files == {"adapter_config.json", "adapter_model.safetensors"}, name
+        config = json.loads((built / name / "adapter_config.json").read_text())
+        assert config["base_model_name_or_path"] == "../base"
+        assert config["peft_type"] == "LORA" and config["r"] == build.SCALES["small"].lora_rank
+
+
 def test_the_measured_table_is_written(built):
     record = json.loads((built / "measured.json").read_text())
     assert set(record["figures"]) == set(MODEL_NAMES)
@@ -61,6 +70,9 @@ def test_the_build_is_deterministic(built, tmp_path):
     for name in MODEL_NAMES:
         first = (built / name / "model.safetensors").read_bytes()
         assert (again / name / "model.safetensors").read_bytes() == first, name
+    for name in ADAPTER_NAMES:
+        for file in ("adapter_model.safetensors", "adapter_config.json"):
+            assert (again / name / file).read_bytes() == (built / name / file).read_bytes(), name
 
 
 def test_the_build_saves_the_collapsed_run_as_a_checkpoint_series(built):

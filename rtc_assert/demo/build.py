@@ -12,6 +12,9 @@
 6. ``sweep/checkpoint-N``: the ``collapsed`` run saved every `Scale.sweep_every` steps up to
    `Scale.sweep_steps`, a checkpoint series for ``rtc-assert sweep``. ``--sweep-only``
    rebuilds just this series by replaying the run from the saved ``base``.
+7. ``collapsed-lora`` and ``masked-lora``: PEFT LoRA adapters on ``base`` trained on the
+   same data as ``collapsed`` and ``masked`` (``default`` and ``mask`` strategies); their
+   ``adapter_config.json`` names the base as ``../base``. ``--lora-only`` rebuilds just these.
 
 Every model is then measured on the full probe sets (greedy, `MAX_NEW_TOKENS`) and the
 figures are written to ``MEASURED.md`` and ``measured.json`` beside the checkpoints. With the
@@ -40,6 +43,8 @@ from rtc_assert.finetune import Record, Strategy, TokenizedExample, collate, tok
 
 SEED = 20260521
 SWEEP_DIR = "sweep"
+LORA_STRATEGIES: dict[str, Strategy] = {"collapsed-lora": "default", "masked-lora": "mask"}
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 """Where the checkpoint series of the collapsed run goes, inside the zoo."""
 PARTIAL_TARGET_VR = 0.6
 """``partial`` is the snapshot whose validation VR on ``reasoning`` is closest to this."""
@@ -67,6 +72,9 @@ class Scale:
     probes_per_set: int = tasks.PROBE_SET_SIZE
     sweep_every: int = 4
     sweep_steps: int = 24
+    lora_rank: int = 8
+    lora_lr: float = 1e-3
+    """LoRA trains a few parameters: it needs a larger step than full fine-tuning."""
 
 
 SCALES = {
@@ -284,7 +292,64 @@ def save_sweep_checkpoint(
     return folder
 
 
+def save_adapter(model: Any, folder: Path) -> None:
+    """``adapter_config.json`` (base: ``../base``) and ``adapter_model.safetensors``."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    model.save_pretrained(folder)
+    (folder / "README.md").unlink(missing_ok=True)  # PEFT's empty model card
+    config_path = folder / "adapter_config.json"
+    config = json.loads(config_path.read_text())
+    config["base_model_name_or_path"] = "../base"
+    config["target_modules"] = sorted(config["target_modules"])  # a set: order varies by run
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
 # the build ---------------------------------------------------------------------------------
+
+
+def build_lora(
+    out: Path, scale: Scale, base: Any, *, seed: int = SEED, log: Callable[[str], None] = print
+) -> list[Path]:
+    """Train and save the LoRA adapters on ``base`` (left unchanged) into ``out``."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    tokenizer = build_hf_tokenizer()
+    saved = []
+    for name, strategy in LORA_STRATEGIES.items():
+        log(f"fine-tuning {name} (LoRA rank {scale.lora_rank}, {strategy} strategy)")
+        torch.manual_seed(seed + 3)
+        lora = LoraConfig(
+            r=scale.lora_rank,
+            lora_alpha=2 * scale.lora_rank,
+            lora_dropout=0.0,
+            target_modules=list(LORA_TARGETS),
+        )
+        model = get_peft_model(copy.deepcopy(base), lora)
+        train(
+            model,
+            finetuning_batches(
+                tokenizer, strategy, scale.finetune_batch, seed + 1, scale.reasoning_share
+            ),
+            steps=scale.finetune_steps,
+            lr=scale.lora_lr,
+            pad_token_id=tokenizer.pad_token_id,
+            log=log,
+        )
+        save_adapter(model, out / name)
+        saved.append(out / name)
+    return saved
+
+
+def load_saved_base(out: Path) -> Any:
+    """The base model saved in ``out/base``, float32."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(
+        out / "base", dtype=torch.float32, local_files_only=True
+    )
 
 
 def collapsed_batches(tokenizer: Any, scale: Scale, seed: int) -> Iterator[list[TokenizedExample]]:
@@ -303,13 +368,10 @@ def build_sweep(
     checkpoints are the ones `build` saves (and its step 23 is ``partial``).
     """
     import torch
-    from transformers import AutoModelForCausalLM
 
     torch.use_deterministic_algorithms(True)
     tokenizer = build_hf_tokenizer()
-    model = AutoModelForCausalLM.from_pretrained(
-        out / "base", dtype=torch.float32, local_files_only=True
-    )
+    model = load_saved_base(out)
     torch.manual_seed(seed + 1)
     shutil.rmtree(out / SWEEP_DIR, ignore_errors=True)
     saved: list[Path] = []
@@ -440,6 +502,9 @@ def build(out: Path, scale: Scale, *, seed: int = SEED, log: Callable[[str], Non
     save(rambling, tokenizer, out / "rambling")
     mark = lap("rambling", mark)
 
+    build_lora(out, scale, base, seed=seed, log=log)
+    mark = lap("lora adapters", mark)
+
     models = {"base": base, "collapsed": collapsed, "masked": masked, "partial": partial}
     models["rambling"] = rambling
     tokenizer.padding_side = "left"
@@ -492,6 +557,11 @@ def main(argv: list[str] | None = None) -> int:
         "--check", action="store_true", help="exit 1 unless every must-show claim holds"
     )
     parser.add_argument(
+        "--lora-only",
+        action="store_true",
+        help="rebuild only the LoRA adapters (collapsed-lora, masked-lora) on the saved base",
+    )
+    parser.add_argument(
         "--sweep-only",
         action="store_true",
         help="rebuild only the checkpoint series (sweep/), replaying the collapsed run from base",
@@ -503,8 +573,13 @@ def main(argv: list[str] | None = None) -> int:
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
-        if args.sweep_only:
-            build_sweep(args.out, SCALES[args.scale], seed=args.seed)
+        if args.sweep_only or args.lora_only:
+            if args.sweep_only:
+                build_sweep(args.out, SCALES[args.scale], seed=args.seed)
+            if args.lora_only:
+                torch.use_deterministic_algorithms(True)
+                base = load_saved_base(args.out)
+                build_lora(args.out, SCALES[args.scale], base, seed=args.seed)
             return 0
         record = build(args.out, SCALES[args.scale], seed=args.seed)
     finally:
