@@ -185,6 +185,27 @@ def _parser() -> argparse.ArgumentParser:
     cli_gate.add_model_arguments(compare_parser)
     compare_parser.set_defaults(run=cli_gate.compare_command)
 
+    sweep_parser = commands.add_parser(
+        "sweep",
+        help="gate every checkpoint of a training run: the first that fails, the last that passes",
+    )
+    sweep_parser.add_argument("--base", help="base model (default: from --config)")
+    sweep_parser.add_argument(
+        "--checkpoints",
+        required=True,
+        metavar="DIR_OR_GLOB",
+        help="a folder of checkpoint-N folders, a glob matching them, or demo:sweep",
+    )
+    cli_gate.add_run_arguments(sweep_parser)
+    sweep_parser.add_argument(
+        "--report",
+        type=Path,
+        default=Path("rtc-sweep"),
+        metavar="DIR",
+        help="write sweep.json and sweep.svg here (default: rtc-sweep)",
+    )
+    sweep_parser.set_defaults(run=cli_gate.sweep_command)
+
     plan_parser = commands.add_parser(
         "plan", help="how many probes a max_drop gate needs to catch a real drop"
     )

@@ -1,4 +1,4 @@
-"""The gate without pytest: ``rtc-assert eval``, ``compare`` and ``demo``."""
+"""The gate without pytest: ``rtc-assert eval``, ``compare``, ``sweep`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
+
 from rtc_assert.cache import GenerationCache
+from rtc_assert.checkpoints import find_checkpoints
 from rtc_assert.config import RtcConfig, load_config
 from rtc_assert.gate_plugin import Overrides
 from rtc_assert.probe_sources import is_named_source
@@ -17,6 +21,8 @@ from rtc_assert.report_markdown import append_step_summary
 from rtc_assert.report_terminal import print_summary
 from rtc_assert.reports import write_reports
 from rtc_assert.session import RtcSession
+from rtc_assert.sweep import run_sweep
+from rtc_assert.sweep_report import CHART_FILE, TABLE_HEADER, table_rows, verdict_lines, write_sweep
 
 DEFAULT_GATES: list[dict[str, Any]] = [
     {"metric": "valid_rate", "max_drop": 0.10},
@@ -29,6 +35,17 @@ DEFAULT_GATES: list[dict[str, Any]] = [
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by eval and compare."""
+    add_run_arguments(parser)
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="DIR",
+        help="write the reports here: rtc-run.json, summary.md, report.html",
+    )
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Probe sets, config, backend, generation and cache options of eval, compare and sweep."""
     parser.add_argument(
         "--probes",
         action="append",
@@ -40,12 +57,6 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=["transformers", "vllm", "openai"])
     parser.add_argument("--max-new-tokens", type=int)
     parser.add_argument("--limit", type=int, help="use only the first N probes of each set")
-    parser.add_argument(
-        "--report",
-        type=Path,
-        metavar="DIR",
-        help="write the reports here: rtc-run.json, summary.md, report.html",
-    )
     add_cache_arguments(parser)
 
 
@@ -123,6 +134,27 @@ def compare_command(args: argparse.Namespace) -> int:
     results = session.decide_all()
     _finish(session, config.model_dump(mode="json"), args)
     return 0 if all(result.passed for result in results) else 1
+
+
+def sweep_command(args: argparse.Namespace) -> int:
+    """Gate each checkpoint of a series against the base; exit status 1 when any fails."""
+    checkpoints = find_checkpoints(args.checkpoints)
+    config = _config(args, models={"base": args.base}, gates=DEFAULT_GATES)
+    session = RtcSession(config=config, config_dir=_config_dir(args), cache=_cache(args))
+    try:
+        record = run_sweep(session, checkpoints)
+    finally:
+        session.close()
+    console = Console(file=sys.stdout, width=120, highlight=False, soft_wrap=False)
+    for probe_set in record.probe_sets:
+        table = Table(*TABLE_HEADER, title=probe_set, title_justify="left")
+        for row in table_rows(record, probe_set):
+            table.add_row(*row)
+        console.print(table)
+    print("\n".join(verdict_lines(record)))
+    path = write_sweep(record, args.report)
+    print(f"sweep record: {path}; chart: {path.parent / CHART_FILE}")
+    return 0 if record.first_failing is None else 1
 
 
 def demo_command(args: argparse.Namespace) -> int:

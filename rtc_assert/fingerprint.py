@@ -2,7 +2,8 @@
 
 A local folder is fingerprinted by the SHA-256 of its weight, config, tokenizer and chat
 template files; each file's hash is memoised in-process by (path, size, mtime), so a model
-used by many runs is hashed once. A hub model is named by its id and revision.
+used by many runs is hashed once. A hub model is named by its id and revision. A PEFT adapter
+is fingerprinted as its base together with the adapter folder's files.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import hashlib
 from functools import lru_cache
 from pathlib import Path
 
+from rtc_assert.generation import GenerationError
 from rtc_assert.models import ModelRef
 
 FINGERPRINTED_SUFFIXES = (".safetensors", ".bin", ".json", ".jinja", ".model", ".txt")
@@ -38,12 +40,47 @@ def file_hashes(folder: Path) -> dict[str, str]:
     return hashes
 
 
-def model_fingerprint(model: ModelRef) -> dict[str, str]:
-    """``{"spec", "source", "sha256"}`` for a folder; ``{"spec", "hub_id", "revision"}`` else."""
-    if not model.is_local:
-        return {"spec": model.spec, "hub_id": model.source, "revision": model.revision or "main"}
-    hashes = file_hashes(Path(model.source))
-    combined = hashlib.sha256(
+def _combined(hashes: dict[str, str]) -> str:
+    return hashlib.sha256(
         "".join(f"{name}\0{digest}\n" for name, digest in hashes.items()).encode()
-    )
-    return {"spec": model.spec, "source": model.source, "sha256": combined.hexdigest()}
+    ).hexdigest()
+
+
+def model_fingerprint(model: ModelRef) -> dict[str, str]:
+    """``{"spec", "source", "sha256"}`` for a folder; ``{"spec", "hub_id", "revision"}`` else.
+
+    An adapter adds ``"adapter"`` (its folder) and ``"adapter_sha256"``; ``sha256`` (or the
+    hub id) then covers base and adapter together.
+    """
+    if not model.is_local:
+        found = {"spec": model.spec, "hub_id": model.source, "revision": model.revision or "main"}
+    else:
+        sha = _combined(file_hashes(Path(model.source)))
+        found = {"spec": model.spec, "source": model.source, "sha256": sha}
+    if model.adapter is None:
+        return found
+    adapter_sha = _combined(file_hashes(Path(model.adapter)))
+    found.update(adapter=model.adapter, adapter_sha256=adapter_sha)
+    if "sha256" in found:
+        found["sha256"] = _combined({"base": found["sha256"], "adapter": adapter_sha})
+    return found
+
+
+def check_adapter_base(candidate: ModelRef, base: ModelRef) -> None:
+    """Refuse an adapter gated against a base other than the one it was trained on.
+
+    Local bases are compared by content (a copy in another folder is the same base).
+    """
+    if candidate.adapter is None:
+        return
+    trained_on, configured = candidate.base, base.base
+    if candidate.is_local and base.is_local:
+        same = model_fingerprint(trained_on)["sha256"] == model_fingerprint(configured)["sha256"]
+    else:
+        same = (trained_on.source, trained_on.revision) == (configured.source, configured.revision)
+    if not same:
+        raise GenerationError(
+            f"adapter {candidate.adapter} was trained on {trained_on.source} (its "
+            f"adapter_config.json base_model_name_or_path), but the configured base is "
+            f"{base.spec} ({configured.source}): gate the adapter against its own base"
+        )

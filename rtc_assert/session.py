@@ -17,7 +17,7 @@ from rtc_assert.backends import backend_identity, load_backend
 from rtc_assert.backends.transformers_backend import load_tokenizer
 from rtc_assert.cache import CachedBackend, GenerationCache
 from rtc_assert.config import ConfigError, GateSpec, RtcConfig
-from rtc_assert.fingerprint import model_fingerprint
+from rtc_assert.fingerprint import check_adapter_base, model_fingerprint
 from rtc_assert.gates import GateInputs, GateResult, decide_gates, evaluate_gate
 from rtc_assert.generation import Backend
 from rtc_assert.models import resolve_model
@@ -64,6 +64,8 @@ class RtcSession:
         if spec not in self._backends:
             started = time.perf_counter()
             model_ref = resolve_model(spec)
+            if self.config.base and spec != self.config.base:
+                check_adapter_base(model_ref, resolve_model(self.config.base))
             self.fingerprints[spec] = model_fingerprint(model_ref)
             name, options = self.config.backend.name, self.config.backend.options
             if self.cache is None:
@@ -229,6 +231,12 @@ class RtcSession:
     def results(self) -> list[GateResult]:
         """Every gate decided so far."""
         return list(self._results.values())
+
+    def release(self, model: str) -> None:
+        """Stop one model's backend (a sweep moving on to its next checkpoint); runs stay."""
+        backend = self._backends.pop(self.model_spec(model), None)
+        if backend is not None:
+            backend.close()
 
     def close(self) -> None:
         """Stop the backends that hold processes or connections (vLLM, servers)."""

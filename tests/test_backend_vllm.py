@@ -134,3 +134,34 @@ def test_server_killed_mid_run_keeps_completed_generations(tmp_path):
     completed = raised.value.completed
     assert 0 < len(completed) < len(requests)
     assert [g.probe_id for g in completed] == [r.probe.id for r in requests[: len(completed)]]
+
+
+@pytest.mark.parametrize("name", demo.ADAPTER_NAMES)
+def test_vllm_lora_agrees_with_the_transformers_adapter(name):
+    """vLLM's LoRA support (``enable_lora`` + ``LoRARequest``) on a demo adapter."""
+    model = resolve_model(f"demo:{name}")
+    found = {}
+    for backend_name, options in (("transformers", {"device": "cpu"}), ("vllm", VLLM_OPTIONS)):
+        backend = load_backend(backend_name, model, options)
+        try:
+            found[backend_name] = {
+                set_name: statuses(
+                    set_name,
+                    backend.generate(
+                        build_requests(
+                            backend.tokenizer,
+                            demo.probes(set_name).probes[:PROBES_PER_SET],
+                            GREEDY,
+                            model=name,
+                        ),
+                        GREEDY,
+                    ),
+                )
+                for set_name in demo.PROBE_SET_NAMES
+            }
+        finally:
+            backend.close()
+    for set_name in demo.PROBE_SET_NAMES:
+        pairs = zip(found["transformers"][set_name], found["vllm"][set_name], strict=True)
+        agree = sum(a == b for a, b in pairs) / PROBES_PER_SET
+        assert agree >= 0.95, f"{name} on {set_name}: statuses agree on {agree:.0%}"

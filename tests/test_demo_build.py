@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from rtc_assert.demo import MODEL_NAMES, build  # noqa: E402
+from rtc_assert.demo import ADAPTER_NAMES, MODEL_NAMES, build  # noqa: E402
 
 FILES = {
     "config.json",
@@ -41,6 +41,15 @@ def test_every_model_is_a_complete_loadable_checkpoint(built):
         assert model.config.tie_word_embeddings
 
 
+def test_the_lora_adapters_name_their_base_beside_them(built):
+    for name in ADAPTER_NAMES:
+        files = {path.name for path in (built / name).iterdir()}
+        assert files == {"adapter_config.json", "adapter_model.safetensors"}, name
+        config = json.loads((built / name / "adapter_config.json").read_text())
+        assert config["base_model_name_or_path"] == "../base"
+        assert config["peft_type"] == "LORA" and config["r"] == build.SCALES["small"].lora_rank
+
+
 def test_the_measured_table_is_written(built):
     record = json.loads((built / "measured.json").read_text())
     assert set(record["figures"]) == set(MODEL_NAMES)
@@ -61,3 +70,38 @@ def test_the_build_is_deterministic(built, tmp_path):
     for name in MODEL_NAMES:
         first = (built / name / "model.safetensors").read_bytes()
         assert (again / name / "model.safetensors").read_bytes() == first, name
+    for name in ADAPTER_NAMES:
+        for file in ("adapter_model.safetensors", "adapter_config.json"):
+            assert (again / name / file).read_bytes() == (built / name / file).read_bytes(), name
+
+
+def test_the_build_saves_the_collapsed_run_as_a_checkpoint_series(built):
+    scale = build.SCALES["small"]
+    series = built / build.SWEEP_DIR
+    steps = range(scale.sweep_every, scale.sweep_steps + 1, scale.sweep_every)
+    assert {path.name for path in series.iterdir()} == {f"checkpoint-{s}" for s in steps}
+    # the series is the collapsed run itself: its last step is the collapsed model
+    assert scale.sweep_steps == scale.finetune_steps
+    last = (series / f"checkpoint-{scale.sweep_steps}" / "model.safetensors").read_bytes()
+    assert last == (built / "collapsed" / "model.safetensors").read_bytes()
+
+
+def test_replaying_the_series_reproduces_the_committed_checkpoints(tmp_path):
+    """`--sweep-only` replays the collapsed run from the zoo's base, byte for byte."""
+    import dataclasses
+    import shutil
+
+    import torch
+
+    zoo = build.ZOO_DIR
+    shutil.copytree(zoo / "base", tmp_path / "base")
+    scale = dataclasses.replace(build.SCALES["full"], sweep_steps=build.SCALES["full"].sweep_every)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the zoo was built with one thread
+    try:
+        [saved] = build.build_sweep(tmp_path, scale, log=lambda line: None)
+    finally:
+        torch.set_num_threads(threads)
+    committed = zoo / build.SWEEP_DIR / saved.name
+    for path in saved.iterdir():
+        assert path.read_bytes() == (committed / path.name).read_bytes(), path.name

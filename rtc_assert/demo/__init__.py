@@ -11,6 +11,9 @@ rtc-assert can be tried and tested without a model hub:
   traces survive.
 - ``partial``: fewer steps of the ``default`` run: traces half gone.
 - ``rambling``: fine-tuned so that traces often never close (truncated at max_new_tokens).
+- ``collapsed-lora`` and ``masked-lora``: PEFT LoRA adapters on ``base``, fine-tuned like
+  ``collapsed`` and ``masked``: the same collapse, and the same cure, through an adapter.
+- ``sweep/checkpoint-N``: the ``collapsed`` run every few steps, for ``rtc-assert sweep``.
 
 Two bundled probe sets, `probes` ``reasoning`` (three-digit addition, needs the trace) and
 ``finetune`` (shift letters, needs none); see `rtc_assert.demo.tasks`. Anywhere a model or a
@@ -24,6 +27,8 @@ from pathlib import Path
 from rtc_assert.errors import RtcAssertError
 
 MODEL_NAMES: tuple[str, ...] = ("base", "collapsed", "masked", "partial", "rambling")
+ADAPTER_NAMES: tuple[str, ...] = ("collapsed-lora", "masked-lora")
+"""PEFT LoRA adapters on ``base`` (folders with ``adapter_config.json``)."""
 PROBE_SET_NAMES: tuple[str, ...] = ("reasoning", "finetune")
 ZOO_DIR = Path(__file__).parent / "zoo"
 SPEC_PREFIX = "demo:"
@@ -31,6 +36,7 @@ MAX_NEW_TOKENS = 64
 """Generation budget for the zoo: every complete trace and answer fits (see MEASURED.md)."""
 
 __all__ = [
+    "ADAPTER_NAMES",
     "MAX_NEW_TOKENS",
     "MODEL_NAMES",
     "PROBE_SET_NAMES",
@@ -57,10 +63,11 @@ def _known(kind: str, name: str, known: tuple[str, ...]) -> None:
 
 
 def checkpoint(name: str) -> Path:
-    """The folder of demo model ``name``, ready for ``from_pretrained`` (offline)."""
-    _known("model", name, MODEL_NAMES)
+    """The folder of demo model or adapter ``name``, ready for ``from_pretrained`` (offline)."""
+    _known("model", name, MODEL_NAMES + ADAPTER_NAMES)
     folder = ZOO_DIR / name
-    if not (folder / "config.json").is_file():
+    marker = "adapter_config.json" if name in ADAPTER_NAMES else "config.json"
+    if not (folder / marker).is_file():
         raise DemoNameError(
             f"demo model {name!r} is missing from {ZOO_DIR}; rebuild the zoo with "
             "`python -m rtc_assert.demo.build`"

@@ -9,6 +9,12 @@
 4. ``masked``: base fine-tuned on the same data, same steps, with the ``mask`` strategy.
 5. ``rambling``: base fine-tuned on traced examples where, on about three additions in four,
    the trace re-checks the sum again and again and never closes.
+6. ``sweep/checkpoint-N``: the ``collapsed`` run saved every `Scale.sweep_every` steps up to
+   `Scale.sweep_steps`, a checkpoint series for ``rtc-assert sweep``. ``--sweep-only``
+   rebuilds just this series by replaying the run from the saved ``base``.
+7. ``collapsed-lora`` and ``masked-lora``: PEFT LoRA adapters on ``base`` trained on the
+   same data as ``collapsed`` and ``masked`` (``default`` and ``mask`` strategies); their
+   ``adapter_config.json`` names the base as ``../base``. ``--lora-only`` rebuilds just these.
 
 Every model is then measured on the full probe sets (greedy, `MAX_NEW_TOKENS`) and the
 figures are written to ``MEASURED.md`` and ``measured.json`` beside the checkpoints. With the
@@ -36,6 +42,10 @@ from rtc_assert.demo.tokenizer import THINK_OPEN, build_hf_tokenizer
 from rtc_assert.finetune import Record, Strategy, TokenizedExample, collate, tokenize
 
 SEED = 20260521
+SWEEP_DIR = "sweep"
+LORA_STRATEGIES: dict[str, Strategy] = {"collapsed-lora": "default", "masked-lora": "mask"}
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+"""Where the checkpoint series of the collapsed run goes, inside the zoo."""
 PARTIAL_TARGET_VR = 0.6
 """``partial`` is the snapshot whose validation VR on ``reasoning`` is closest to this."""
 PARTIAL_STOP_WATCHING = 0.3
@@ -60,6 +70,11 @@ class Scale:
     ramble_lr: float = 3e-4
     validation_prompts: int = 128
     probes_per_set: int = tasks.PROBE_SET_SIZE
+    sweep_every: int = 4
+    sweep_steps: int = 24
+    lora_rank: int = 8
+    lora_lr: float = 1e-3
+    """LoRA trains a few parameters: it needs a larger step than full fine-tuning."""
 
 
 SCALES = {
@@ -75,6 +90,8 @@ SCALES = {
         ramble_steps=5,
         validation_prompts=8,
         probes_per_set=16,
+        sweep_every=5,
+        sweep_steps=10,
     ),
 }
 
@@ -264,7 +281,118 @@ def save(model: Any, tokenizer: Any, folder: Path) -> None:
     save_tokenizer(tokenizer, folder)
 
 
+def save_sweep_checkpoint(
+    model: Any, tokenizer: Any, out: Path, scale: Scale, step: int
+) -> Path | None:
+    """Save ``model`` as ``out/sweep/checkpoint-<step>`` when ``step`` is in the series."""
+    if step % scale.sweep_every or step > scale.sweep_steps:
+        return None
+    folder = out / SWEEP_DIR / f"checkpoint-{step}"
+    save(model, tokenizer, folder)
+    return folder
+
+
+def save_adapter(model: Any, folder: Path) -> None:
+    """``adapter_config.json`` (base: ``../base``) and ``adapter_model.safetensors``."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    model.save_pretrained(folder)
+    (folder / "README.md").unlink(missing_ok=True)  # PEFT's empty model card
+    config_path = folder / "adapter_config.json"
+    config = json.loads(config_path.read_text())
+    config["base_model_name_or_path"] = "../base"
+    config["target_modules"] = sorted(config["target_modules"])  # a set: order varies by run
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
 # the build ---------------------------------------------------------------------------------
+
+
+def build_lora(
+    out: Path, scale: Scale, base: Any, *, seed: int = SEED, log: Callable[[str], None] = print
+) -> list[Path]:
+    """Train and save the LoRA adapters on ``base`` (left unchanged) into ``out``."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    tokenizer = build_hf_tokenizer()
+    saved = []
+    for name, strategy in LORA_STRATEGIES.items():
+        log(f"fine-tuning {name} (LoRA rank {scale.lora_rank}, {strategy} strategy)")
+        torch.manual_seed(seed + 3)
+        lora = LoraConfig(
+            r=scale.lora_rank,
+            lora_alpha=2 * scale.lora_rank,
+            lora_dropout=0.0,
+            target_modules=list(LORA_TARGETS),
+        )
+        model = get_peft_model(copy.deepcopy(base), lora)
+        train(
+            model,
+            finetuning_batches(
+                tokenizer, strategy, scale.finetune_batch, seed + 1, scale.reasoning_share
+            ),
+            steps=scale.finetune_steps,
+            lr=scale.lora_lr,
+            pad_token_id=tokenizer.pad_token_id,
+            log=log,
+        )
+        save_adapter(model, out / name)
+        saved.append(out / name)
+    return saved
+
+
+def load_saved_base(out: Path) -> Any:
+    """The base model saved in ``out/base``, float32."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(
+        out / "base", dtype=torch.float32, local_files_only=True
+    )
+
+
+def collapsed_batches(tokenizer: Any, scale: Scale, seed: int) -> Iterator[list[TokenizedExample]]:
+    """The answer-only data of the ``collapsed`` run (and of its replay)."""
+    return finetuning_batches(
+        tokenizer, "default", scale.finetune_batch, seed + 1, scale.reasoning_share
+    )
+
+
+def build_sweep(
+    out: Path, scale: Scale, *, seed: int = SEED, log: Callable[[str], None] = print
+) -> list[Path]:
+    """Replay the ``collapsed`` run from ``out/base`` and save its checkpoint series.
+
+    The replay starts from the saved base weights with the same seed and data, so its
+    checkpoints are the ones `build` saves (and its step 23 is ``partial``).
+    """
+    import torch
+
+    torch.use_deterministic_algorithms(True)
+    tokenizer = build_hf_tokenizer()
+    model = load_saved_base(out)
+    torch.manual_seed(seed + 1)
+    shutil.rmtree(out / SWEEP_DIR, ignore_errors=True)
+    saved: list[Path] = []
+
+    def keep(step: int) -> None:
+        folder = save_sweep_checkpoint(model, tokenizer, out, scale, step)
+        if folder is not None:
+            saved.append(folder)
+
+    log(f"replaying the collapsed run for {scale.sweep_steps} steps")
+    train(
+        model,
+        collapsed_batches(tokenizer, scale, seed),
+        steps=scale.sweep_steps,
+        lr=scale.finetune_lr,
+        pad_token_id=tokenizer.pad_token_id,
+        every=1,
+        hook=keep,
+        log=log,
+    )
+    return saved
 
 
 def build(out: Path, scale: Scale, *, seed: int = SEED, log: Callable[[str], None] = print) -> dict:
@@ -314,7 +442,10 @@ def build(out: Path, scale: Scale, *, seed: int = SEED, log: Callable[[str], Non
     trail: list[tuple[int, float]] = []
     best: dict[str, Any] = {}
 
+    shutil.rmtree(out / SWEEP_DIR, ignore_errors=True)
+
     def watch(step: int) -> None:
+        save_sweep_checkpoint(collapsed, tokenizer, out, scale, step)
         # every step until the traces are mostly gone: the collapse takes a few dozen steps
         if trail and trail[-1][1] < PARTIAL_STOP_WATCHING:
             return
@@ -325,9 +456,7 @@ def build(out: Path, scale: Scale, *, seed: int = SEED, log: Callable[[str], Non
 
     train(
         collapsed,
-        finetuning_batches(
-            tokenizer, "default", scale.finetune_batch, seed + 1, scale.reasoning_share
-        ),
+        collapsed_batches(tokenizer, scale, seed),
         steps=scale.finetune_steps,
         lr=scale.finetune_lr,
         pad_token_id=pad,
@@ -372,6 +501,9 @@ def build(out: Path, scale: Scale, *, seed: int = SEED, log: Callable[[str], Non
     )
     save(rambling, tokenizer, out / "rambling")
     mark = lap("rambling", mark)
+
+    build_lora(out, scale, base, seed=seed, log=log)
+    mark = lap("lora adapters", mark)
 
     models = {"base": base, "collapsed": collapsed, "masked": masked, "partial": partial}
     models["rambling"] = rambling
@@ -424,6 +556,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check", action="store_true", help="exit 1 unless every must-show claim holds"
     )
+    parser.add_argument(
+        "--lora-only",
+        action="store_true",
+        help="rebuild only the LoRA adapters (collapsed-lora, masked-lora) on the saved base",
+    )
+    parser.add_argument(
+        "--sweep-only",
+        action="store_true",
+        help="rebuild only the checkpoint series (sweep/), replaying the collapsed run from base",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -431,6 +573,14 @@ def main(argv: list[str] | None = None) -> int:
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
+        if args.sweep_only or args.lora_only:
+            if args.sweep_only:
+                build_sweep(args.out, SCALES[args.scale], seed=args.seed)
+            if args.lora_only:
+                torch.use_deterministic_algorithms(True)
+                base = load_saved_base(args.out)
+                build_lora(args.out, SCALES[args.scale], base, seed=args.seed)
+            return 0
         record = build(args.out, SCALES[args.scale], seed=args.seed)
     finally:
         torch.set_num_threads(threads)

@@ -1,0 +1,121 @@
+"""Checkpoint sweeps: gate every checkpoint of a training run, find the last one safe to ship.
+
+One `RtcSession` runs the base once per probe set and each checkpoint once, through the
+generation cache, and decides the configured gates on each checkpoint's full runs (no early
+stopping: a sweep wants every checkpoint's metrics, not only its verdict). The result is a
+`SweepRecord`; `rtc_assert.sweep_report` renders and writes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from pydantic import BaseModel, ConfigDict
+
+from rtc_assert.checkpoints import Checkpoint
+from rtc_assert.config import ConfigError
+from rtc_assert.gates import GateInputs, GateResult, decide_gates
+from rtc_assert.metrics import RunMetrics
+from rtc_assert.session import RtcSession
+
+logger = logging.getLogger(__name__)
+
+
+class StepRecord(BaseModel):
+    """One checkpoint: its metrics per probe set and its gate verdicts."""
+
+    model_config = ConfigDict(frozen=True)
+
+    step: int
+    checkpoint: str
+    """The checkpoint folder."""
+    metrics: dict[str, RunMetrics]
+    """By probe set name."""
+    gates: list[GateResult]
+    passed: bool
+    """Whether every gate passed."""
+
+    @property
+    def failed_gates(self) -> list[GateResult]:
+        return [gate for gate in self.gates if not gate.passed]
+
+
+class SweepRecord(BaseModel):
+    """A whole sweep: the base's metrics, each checkpoint's, and where the gates first fail."""
+
+    model_config = ConfigDict(frozen=True)
+
+    base: str | None
+    probe_sets: list[str]
+    base_metrics: dict[str, RunMetrics]
+    steps: list[StepRecord]
+    first_failing: int | None
+    """Step of the first checkpoint that fails a gate; None when all pass."""
+    last_passing: int | None
+    """Step of the last checkpoint that passes before ``first_failing`` (the last one safe
+    to ship); None when the first checkpoint already fails."""
+    passing_after_failure: list[int]
+    """Steps that pass again after the first failure (noise, or a recovery worth a look)."""
+    fingerprints: dict[str, dict[str, str]]
+
+    def step(self, number: int) -> StepRecord:
+        return next(step for step in self.steps if step.step == number)
+
+
+def _verdicts(steps: Sequence[StepRecord]) -> tuple[int | None, int | None, list[int]]:
+    first_failing = next((step.step for step in steps if not step.passed), None)
+    if first_failing is None:
+        return None, steps[-1].step if steps else None, []
+    before = [step.step for step in steps if step.passed and step.step < first_failing]
+    after = [step.step for step in steps if step.passed and step.step > first_failing]
+    return first_failing, before[-1] if before else None, after
+
+
+def run_sweep(session: RtcSession, checkpoints: Sequence[Checkpoint]) -> SweepRecord:
+    """Generate and gate each checkpoint against the session's base, in step order."""
+    config = session.config
+    if config.needs_base() and not config.base:
+        raise ConfigError(
+            "the gates compare against a base model (max_drop): pass --base or set "
+            "'base:' in thresholds.yaml"
+        )
+    names = list(config.probe_sets)
+    specs = config.gate_specs()
+    base_runs = {name: session.run(name, "base") for name in names} if config.base else {}
+    session.release("base")
+    steps = []
+    for checkpoint in checkpoints:
+        spec = str(checkpoint.path)
+        logger.info("sweep: step %d (%s)", checkpoint.step, spec)
+        runs = {name: session.run(name, spec) for name in names}
+        session.release(spec)
+        inputs: list[GateInputs] = [
+            (
+                gate,
+                runs[gate.probe_set],
+                base_runs[gate.probe_set] if gate.kind == "max_drop" else None,
+            )
+            for gate in specs
+        ]
+        results = decide_gates(inputs, config.decision)
+        steps.append(
+            StepRecord(
+                step=checkpoint.step,
+                checkpoint=spec,
+                metrics={name: run.metrics for name, run in runs.items()},
+                gates=results,
+                passed=all(result.passed for result in results),
+            )
+        )
+    first_failing, last_passing, after = _verdicts(steps)
+    return SweepRecord(
+        base=config.base,
+        probe_sets=names,
+        base_metrics={name: run.metrics for name, run in base_runs.items()},
+        steps=steps,
+        first_failing=first_failing,
+        last_passing=last_passing,
+        passing_after_failure=after,
+        fingerprints=session.fingerprints,
+    )

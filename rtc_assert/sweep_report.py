@@ -1,0 +1,182 @@
+"""A sweep's reports, rendered from its `SweepRecord`: table rows, the SVG chart, the files.
+
+The chart has one panel per probe set: VR, ER, TR, MR, pass@1 and Rpass@1 over the step
+number, with the last passing checkpoint and the first failing one marked. It is plain SVG
+(no charting library); Rpass@1 is left out where it is undefined, never drawn as 0.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+
+from rtc_assert.metrics import RunMetrics
+from rtc_assert.sweep import SweepRecord
+
+SWEEP_FILE = "sweep.json"
+CHART_FILE = "sweep.svg"
+SERIES: tuple[tuple[str, str, str], ...] = (
+    ("valid_rate", "VR", "#2a9d8f"),
+    ("empty_rate", "ER", "#e9c46a"),
+    ("truncated_rate", "TR", "#f4a261"),
+    ("missing_rate", "MR", "#8d99ae"),
+    ("answer_accuracy", "pass@1", "#264653"),
+    ("reasoning_conditioned_accuracy", "Rpass@1", "#9b5de5"),
+)
+"""(metric, short name, colour) of each line, in table and legend order."""
+TABLE_HEADER = ("step", "checkpoint", *(short for _, short, _ in SERIES), "gates")
+WIDTH = 720
+PANEL_HEIGHT = 240
+LEFT, RIGHT, TOP, BOTTOM = 50, 110, 34, 40
+"""Margins of each panel's plotting area."""
+PLOT_WIDTH = WIDTH - LEFT - RIGHT
+PLOT_HEIGHT = PANEL_HEIGHT - TOP - BOTTOM
+
+
+def _value(metrics: RunMetrics, metric: str) -> str:
+    rate = metrics.metric(metric)
+    return "n/a" if rate is None else f"{rate.value:.3f}"
+
+
+def table_rows(record: SweepRecord, probe_set: str) -> list[tuple[str, ...]]:
+    """One probe set's rows: the base, then each checkpoint with its gate verdict."""
+    rows = []
+    if probe_set in record.base_metrics:
+        base = record.base_metrics[probe_set]
+        rows.append(("base", record.base or "", *(_value(base, m) for m, _, _ in SERIES), ""))
+    for step in record.steps:
+        verdict = "PASS" if step.passed else f"FAIL ({len(step.failed_gates)})"
+        values = (_value(step.metrics[probe_set], metric) for metric, _, _ in SERIES)
+        rows.append((str(step.step), Path(step.checkpoint).name, *values, verdict))
+    return rows
+
+
+def verdict_lines(record: SweepRecord) -> list[str]:
+    """Where the gates first fail and which checkpoint is the last one safe to ship."""
+    by_step = {step.step: step for step in record.steps}
+    lines = []
+    if record.first_failing is None:
+        lines.append(f"every checkpoint passes the gates ({len(record.steps)} checkpoints)")
+    else:
+        failing = by_step[record.first_failing]
+        lines.append(
+            f"first failing checkpoint: step {failing.step} ({failing.checkpoint}); "
+            f"{len(failing.failed_gates)} of {len(failing.gates)} gates failed:"
+        )
+        lines += [f"  {gate.gate.id}: {gate.reason}" for gate in failing.failed_gates]
+    if record.last_passing is None:
+        lines.append("last passing checkpoint: none (the first checkpoint already fails)")
+    else:
+        passing = by_step[record.last_passing]
+        lines.append(f"last passing checkpoint: step {passing.step} ({passing.checkpoint})")
+    if record.passing_after_failure:
+        steps = ", ".join(str(step) for step in record.passing_after_failure)
+        lines.append(f"note: step(s) {steps} pass again after the first failure")
+    return lines
+
+
+def _x(step: int, first: int, last: int) -> float:
+    if last == first:
+        return LEFT + PLOT_WIDTH / 2
+    return LEFT + (step - first) / (last - first) * PLOT_WIDTH
+
+
+def _y(value: float, top: float) -> float:
+    return top + (1 - value) * PLOT_HEIGHT
+
+
+def _lines(record: SweepRecord, probe_set: str, top: float) -> list[str]:
+    """One polyline per metric and stretch of defined values, with a dot per step."""
+    first, last = record.steps[0].step, record.steps[-1].step
+    shapes = []
+    for metric, short, colour in SERIES:
+        stretches: list[list[tuple[float, float]]] = [[]]
+        for step in record.steps:
+            rate = step.metrics[probe_set].metric(metric)
+            if rate is None:
+                stretches.append([])
+                continue
+            stretches[-1].append((_x(step.step, first, last), _y(rate.value, top)))
+        for points in filter(None, stretches):
+            text = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+            shapes.append(
+                f'<polyline data-metric="{metric}" points="{text}" fill="none" '
+                f'stroke="{colour}" stroke-width="2"><title>{short}</title></polyline>'
+            )
+            shapes += [
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{colour}"/>' for x, y in points
+            ]
+    return shapes
+
+
+def _marker(x: float, top: float, colour: str, label: str, kind: str) -> str:
+    return (
+        f'<g data-marker="{kind}"><line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" '
+        f'y2="{top + PLOT_HEIGHT}" stroke="{colour}" stroke-dasharray="4 3"/>'
+        f'<text x="{x + 3:.1f}" y="{top + 10}" fill="{colour}" font-size="11">{label}</text></g>'
+    )
+
+
+def _panel(record: SweepRecord, probe_set: str, index: int) -> list[str]:
+    top = index * PANEL_HEIGHT + TOP
+    first, last = record.steps[0].step, record.steps[-1].step
+    parts = [
+        f'<g data-probe-set="{escape(probe_set)}">',
+        f'<text x="{LEFT}" y="{top - 14}" font-size="13" font-weight="bold">'
+        f"{escape(probe_set)}</text>",
+    ]
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+        y = _y(tick, top)
+        parts.append(
+            f'<line x1="{LEFT}" y1="{y:.1f}" x2="{LEFT + PLOT_WIDTH}" y2="{y:.1f}" stroke="#ddd"/>'
+            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" font-size="10" text-anchor="end">{tick:g}</text>'
+        )
+    for step in record.steps:
+        parts.append(
+            f'<text x="{_x(step.step, first, last):.1f}" y="{top + PLOT_HEIGHT + 16}" '
+            f'font-size="10" text-anchor="middle">{step.step}</text>'
+        )
+    parts.append(
+        f'<text x="{LEFT + PLOT_WIDTH / 2:.1f}" y="{top + PLOT_HEIGHT + 32}" font-size="11" '
+        'text-anchor="middle">step</text>'
+    )
+    if record.last_passing is not None:
+        x = _x(record.last_passing, first, last)
+        parts.append(_marker(x, top, "#2b9348", "last pass", "last_passing"))
+    if record.first_failing is not None:
+        x = _x(record.first_failing, first, last)
+        parts.append(_marker(x, top + 14, "#d00000", "first fail", "first_failing"))
+    parts += _lines(record, probe_set, top)
+    for row, (_, short, colour) in enumerate(SERIES):
+        y = top + row * 16
+        x = LEFT + PLOT_WIDTH + 14
+        parts.append(
+            f'<line x1="{x}" y1="{y}" x2="{x + 16}" y2="{y}" stroke="{colour}" stroke-width="2"/>'
+            f'<text x="{x + 22}" y="{y + 4}" font-size="11">{short}</text>'
+        )
+    parts.append("</g>")
+    return parts
+
+
+def sweep_svg(record: SweepRecord) -> str:
+    """The sweep chart as a standalone SVG document."""
+    height = PANEL_HEIGHT * len(record.probe_sets)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
+        f'viewBox="0 0 {WIDTH} {height}" font-family="sans-serif">',
+        f'<rect width="{WIDTH}" height="{height}" fill="white"/>',
+    ]
+    if record.steps:
+        for index, probe_set in enumerate(record.probe_sets):
+            parts += _panel(record, probe_set, index)
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+def write_sweep(record: SweepRecord, directory: Path) -> Path:
+    """Write ``sweep.json`` and the chart ``sweep.svg``; returns the JSON file's path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / SWEEP_FILE
+    path.write_text(record.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    (directory / CHART_FILE).write_text(sweep_svg(record), encoding="utf-8")
+    return path
