@@ -177,10 +177,13 @@ class GateSpec(_Strict):
     metric: MetricName
     kind: GateKind
     threshold: float
+    candidate: str | None = None
+    """The candidate it gates, where the configuration names several."""
 
     @property
     def id(self) -> str:
-        return f"{self.probe_set}::{self.metric}[{self.kind}]"
+        gate = f"{self.probe_set}::{self.metric}[{self.kind}]"
+        return gate if self.candidate is None else f"{self.candidate}::{gate}"
 
 
 class RtcConfig(_Strict):
@@ -188,6 +191,8 @@ class RtcConfig(_Strict):
 
     version: Literal[1] = 1
     candidate: str | None = None
+    candidates: tuple[str, ...] = ()
+    """Several candidates gated against one base, each with its own gate items."""
     base: str | None = None
     backend: BackendConfig = Field(default_factory=BackendConfig)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
@@ -207,8 +212,29 @@ class RtcConfig(_Strict):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _one_way_to_name_candidates(self) -> RtcConfig:
+        if len(set(self.candidates)) != len(self.candidates):
+            raise ValueError("candidates: each candidate may be named once")
+        if self.candidate is not None and self.candidates and self.candidate not in self.candidates:
+            raise ValueError(
+                "give either 'candidate' or 'candidates' (the configuration gates each of them)"
+            )
+        return self
+
+    def per_candidate(self) -> list[RtcConfig]:
+        """One configuration per candidate named in ``candidates``, or this one."""
+        if not self.candidates:
+            return [self]
+        return [self.model_copy(update={"candidate": name}) for name in self.candidates]
+
     def gate_specs(self) -> list[GateSpec]:
-        """Every (probe set, metric, kind) gate, in probe-set order then file order."""
+        """Every (probe set, metric, kind) gate, in probe-set order then file order.
+
+        Where the configuration names several candidates, each gate also names the one it
+        gates (this configuration's ``candidate``, see `per_candidate`).
+        """
+        label = self.candidate if len(self.candidates) > 1 else None
         specs = []
         for name in self.probe_sets:
             for gate in self.gates:
@@ -219,6 +245,7 @@ class RtcConfig(_Strict):
                             metric=gate.metric,
                             kind=gate.kind,
                             threshold=gate.threshold,
+                            candidate=label,
                         )
                     )
         return specs

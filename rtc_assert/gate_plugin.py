@@ -22,6 +22,7 @@ from rtc_assert.record import (
 from rtc_assert.report_markdown import append_step_summary
 from rtc_assert.report_terminal import print_summary
 from rtc_assert.reports import write_reports
+from rtc_assert.runs import Run
 from rtc_assert.session import RtcSession
 
 
@@ -36,8 +37,8 @@ class Overrides:
 
     def apply(self, config: RtcConfig) -> RtcConfig:
         update: dict[str, Any] = {}
-        if self.candidate:
-            update["candidate"] = self.candidate
+        if self.candidate:  # one candidate from the command line replaces the file's
+            update.update(candidate=self.candidate, candidates=())
         if self.base:
             update["base"] = self.base
         if self.backend:
@@ -65,7 +66,9 @@ class GatePlugin:
     """The pytest-xdist worker this process is, if any."""
     exchange_dir: Path | None = None
     """Where xdist workers leave their records for the controller."""
-    sessions: dict[Path, RtcSession] = field(default_factory=dict)
+    configs: dict[Path, RtcConfig] = field(default_factory=dict)
+    sessions: dict[tuple[Path, str | None], RtcSession] = field(default_factory=dict)
+    """By thresholds file and candidate."""
     errors: list[str] = field(default_factory=list)
     final_record: SessionRecord | None = None
 
@@ -110,19 +113,34 @@ class GatePlugin:
             return False
         return path.resolve() == self.default_config or path.name == self.default_config.name
 
-    def session_for(self, path: Path | None) -> RtcSession:
-        """The session of a thresholds file (default: the configured one), created once."""
+    def config_for(self, path: Path | None) -> RtcConfig:
+        """A thresholds file (default: the configured one), loaded once, overrides applied."""
         path = (path or self.default_config).resolve()
-        if path not in self.sessions:
+        if path not in self.configs:
             if not path.is_file():
                 raise RtcAssertError(
                     f"no thresholds file at {path}: create one (see the README) or pass "
                     "--rtc-config PATH"
                 )
-            config = self.overrides.apply(load_config(path))
-            cache = GenerationCache(self.cache_dir) if self.cache_dir is not None else None
-            self.sessions[path] = RtcSession(config=config, config_dir=path.parent, cache=cache)
-        return self.sessions[path]
+            self.configs[path] = self.overrides.apply(load_config(path))
+        return self.configs[path]
+
+    def sessions_for(self, path: Path | None) -> list[RtcSession]:
+        """One session per candidate the thresholds file names, created once."""
+        path = (path or self.default_config).resolve()
+        sessions = []
+        for config in self.config_for(path).per_candidate():
+            key = (path, config.candidate)
+            if key not in self.sessions:
+                cache = GenerationCache(self.cache_dir) if self.cache_dir is not None else None
+                self.sessions[key] = RtcSession(config=config, config_dir=path.parent, cache=cache)
+            sessions.append(self.sessions[key])
+        return sessions
+
+    def session_for(self, path: Path | None, candidate: str | None = None) -> RtcSession:
+        """The session of one candidate of a thresholds file (default: its first)."""
+        sessions = self.sessions_for(path)
+        return next((s for s in sessions if s.config.candidate == candidate), sessions[0])
 
     def note_error(self, error: RtcAssertError) -> None:
         """Remember why a gate could not be decided, for the run record."""
@@ -145,10 +163,16 @@ class GatePlugin:
         sessions = [s for s in self.sessions.values() if s.runs or s.results]
         if not sessions and not self.errors:
             return None
-        first = next(iter(self.sessions.values()), None)
+        first = next(iter(self.configs.values()), None)
+        # Candidates of one file share the base: keep each model's run on a set once.
+        runs: dict[tuple[str, str, str], Run] = {}
+        for run in (run for s in sessions for run in s.runs):
+            key = (run.model, run.probe_set.name, run.probe_set.version)
+            if key not in runs or len(run.outcomes) > len(runs[key].outcomes):
+                runs[key] = run
         return session_record(
-            config=first.config.model_dump(mode="json") if first else {},
-            runs=[run for s in sessions for run in s.runs],
+            config=first.model_dump(mode="json") if first else {},
+            runs=list(runs.values()),
             gates=[result for s in sessions for result in s.results],
             timings={k: v for s in sessions for k, v in s.timings.items()},
             models={k: v for s in sessions for k, v in s.fingerprints.items()},

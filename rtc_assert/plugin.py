@@ -94,7 +94,11 @@ def rtc_config(pytestconfig: pytest.Config) -> RtcConfig:
 
 @pytest.fixture(scope="session")
 def rtc(pytestconfig: pytest.Config):
-    """The gate session: ``rtc.run(probe_set, model="candidate")``, ``rtc.compare(probe_set)``."""
+    """The gate session: ``rtc.run(probe_set, model="candidate")``, ``rtc.compare(probe_set)``.
+
+    Where thresholds.yaml names several ``candidates``, this is the first one's session;
+    ``rtc.run(probe_set, "OTHER-SPEC")`` generates any other model.
+    """
     return pytestconfig.stash[PLUGIN_KEY].session_for(None)
 
 
@@ -106,9 +110,9 @@ class ThresholdsFile(pytest.File):
     """A thresholds.yaml: one item per gate."""
 
     def collect(self):
-        session = self.config.stash[PLUGIN_KEY].session_for(self.path)
-        for spec in session.config.gate_specs():
-            yield GateItem.from_parent(self, name=spec.id, spec=spec)
+        for session in self.config.stash[PLUGIN_KEY].sessions_for(self.path):
+            for spec in session.config.gate_specs():
+                yield GateItem.from_parent(self, name=spec.id, spec=spec)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str:
         if isinstance(excinfo.value, RtcAssertError):
@@ -125,7 +129,7 @@ class GateItem(pytest.Item):
 
     def runtest(self) -> None:
         plugin = self.config.stash[PLUGIN_KEY]
-        session = plugin.session_for(self.path)
+        session = plugin.session_for(self.path, self.spec.candidate)
         try:
             result = session.gate(self.spec)
         except RtcAssertError as error:

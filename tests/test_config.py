@@ -119,3 +119,32 @@ def test_trace_format_override(tmp_path):
     assert (fmt.open_tag, fmt.close_tag) == ("[THINK]", "[/THINK]")
     with pytest.raises(ConfigError, match="give both open_tag and close_tag"):
         load_config(write(tmp_path, VALID + "trace_format: {open_tag: '[THINK]'}\n"))
+
+
+def test_several_candidates_get_their_own_gates(tmp_path):
+    text = VALID.replace("candidate: demo:masked", "candidates: [demo:masked, demo:collapsed]")
+    config = load_config(write(tmp_path, text))
+    assert config.candidate is None
+    per_candidate = config.per_candidate()
+    assert [c.candidate for c in per_candidate] == ["demo:masked", "demo:collapsed"]
+    ids = [spec.id for c in per_candidate for spec in c.gate_specs()]
+    assert ids[0] == "demo:masked::reasoning::valid_rate[min]"
+    assert ids[5] == "demo:collapsed::reasoning::valid_rate[min]"
+    assert len(set(ids)) == len(ids) == 10
+    single = load_config(write(tmp_path, VALID))
+    assert single.per_candidate() == [single]
+
+
+@pytest.mark.parametrize(
+    ("candidates", "message"),
+    [
+        ("candidates: [demo:masked, demo:masked]", "each candidate may be named once"),
+        (
+            "candidate: demo:masked\ncandidates: [demo:collapsed]",
+            "either 'candidate' or 'candidates'",
+        ),
+    ],
+)
+def test_candidates_errors(tmp_path, candidates, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, VALID.replace("candidate: demo:masked", candidates)))

@@ -173,6 +173,25 @@ def test_early_stopping_settles_a_collapse_on_the_first_chunk(project, tmp_path)
     ] * 4
 
 
+def test_several_candidates_each_get_their_own_items(pytester, tmp_path):
+    text = REPO_THRESHOLDS.read_text(encoding="utf-8").replace(
+        "candidate: demo:masked", "candidates: [demo:masked, demo:collapsed]"
+    )
+    assert "candidates:" in text
+    pytester.makefile(".yaml", thresholds=text)
+    report = tmp_path / "report"
+    result = pytester.runpytest_subprocess("thresholds.yaml", QUICK, f"--rtc-report={report}")
+    result.assert_outcomes(failed=6, passed=12)
+    output = result.stdout.str()
+    assert "FAILED thresholds.yaml::demo:collapsed::finetune::valid_rate[max_drop]" in output
+    assert "FAILED thresholds.yaml::demo:masked::" not in output
+    record = json.loads((report / "rtc-run.json").read_text())
+    assert len(record["gates"]) == 18
+    # The record keeps the base's run on each probe set once, for both candidates.
+    models = sorted((run["model"], run["probe_set"]) for run in record["runs"])
+    assert models.count(("demo:base", "demo-reasoning")) == 1 and len(models) == 6
+
+
 def test_works_with_pytest_xdist(project, tmp_path):
     pytest.importorskip("xdist")
     report = tmp_path / "report"
