@@ -165,3 +165,28 @@ def test_vllm_lora_agrees_with_the_transformers_adapter(name):
         pairs = zip(found["transformers"][set_name], found["vllm"][set_name], strict=True)
         agree = sum(a == b for a, b in pairs) / PROBES_PER_SET
         assert agree >= 0.95, f"{name} on {set_name}: statuses agree on {agree:.0%}"
+
+
+def test_a_sweep_on_vllm_finds_the_collapse_between_the_same_steps():
+    """The demo series' steps 4 and 8 through vLLM: the last pass and the first failure
+    are the ones transformers finds (tests/test_sweep.py)."""
+    from rtc_assert.checkpoints import find_checkpoints
+    from rtc_assert.config import load_config
+    from rtc_assert.gate_plugin import Overrides
+    from rtc_assert.session import RtcSession
+    from rtc_assert.sweep import run_sweep
+
+    config = Overrides(limit=32).apply(load_config(demo.ZOO_DIR.parent / "thresholds.yaml"))
+    config = config.model_copy(
+        update={
+            "backend": config.backend.model_copy(update={"name": "vllm", "options": VLLM_OPTIONS})
+        }
+    )
+    series = [c for c in find_checkpoints("demo:sweep") if c.step in (4, 8)]
+    session = RtcSession(config=config, config_dir=demo.ZOO_DIR.parent)
+    try:
+        record = run_sweep(session, series)
+    finally:
+        session.close()
+    assert [step.step for step in record.steps] == [4, 8]
+    assert (record.last_passing, record.first_failing) == (4, 8)
