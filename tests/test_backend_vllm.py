@@ -190,3 +190,31 @@ def test_a_sweep_on_vllm_finds_the_collapse_between_the_same_steps():
         session.close()
     assert [step.step for step in record.steps] == [4, 8]
     assert (record.last_passing, record.first_failing) == (4, 8)
+
+
+def test_a_served_adapter_is_asked_for_by_its_folder_name(tmp_path):
+    """``vllm serve BASE --enable-lora --lora-modules NAME=ADAPTER``: the server backend
+    asks for the adapter's folder name and sees the collapsed adapter's empty traces."""
+    model = resolve_model("demo:collapsed-lora")
+    server = start_vllm_server(
+        model.source,
+        "demo",
+        tmp_path / "serve.log",
+        lora_modules={model.adapter_name: model.adapter},
+    )
+    backend = load_backend("openai", model, {"base_url": server.url})
+    try:
+        assert backend.served_model == "collapsed-lora"
+        found = statuses(
+            "finetune",
+            backend.generate(
+                build_requests(
+                    backend.tokenizer, demo.probes("finetune").probes[:32], GREEDY, model="lora"
+                ),
+                GREEDY,
+            ),
+        )
+    finally:
+        backend.close()
+        server.stop()
+    assert found.count("valid") <= 3, found

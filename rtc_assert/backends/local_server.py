@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,8 +52,16 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_vllm_server(checkpoint: str | Path, served_name: str, log_path: Path) -> LocalServer:
-    """``vllm serve CHECKPOINT`` (float32, eager) on a free port; returns once it answers."""
+def start_vllm_server(
+    checkpoint: str | Path,
+    served_name: str,
+    log_path: Path,
+    lora_modules: Mapping[str, Path] | None = None,
+) -> LocalServer:
+    """``vllm serve CHECKPOINT`` (float32, eager) on a free port; returns once it answers.
+
+    ``lora_modules`` serves PEFT adapters of the checkpoint too, by served name.
+    """
     port = _free_port()
     command = [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server",
@@ -60,6 +69,9 @@ def start_vllm_server(checkpoint: str | Path, served_name: str, log_path: Path) 
         "--host", "127.0.0.1", "--port", str(port),
         "--dtype", "float32", "--enforce-eager",
     ]  # fmt: skip
+    if lora_modules:
+        command += ["--enable-lora", "--lora-modules"]
+        command += [f"{name}={path}" for name, path in lora_modules.items()]
     with log_path.open("w") as log:
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
