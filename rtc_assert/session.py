@@ -64,7 +64,7 @@ class RtcSession:
         if spec not in self._backends:
             started = time.perf_counter()
             model_ref = resolve_model(spec)
-            self.fingerprints[spec] = model_fingerprint(model_ref)
+            self.fingerprints[spec] = model_fingerprint(model_ref, self.cache)
             name, options = self.config.backend.name, self.config.backend.options
             if self.cache is None:
                 self._backends[spec] = load_backend(name, model_ref, options)
