@@ -62,6 +62,9 @@ class GenerationCache:
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         connection = sqlite3.connect(self.path, timeout=60)
+        # With WAL, NORMAL syncs at checkpoints rather than on every commit: a power cut may
+        # lose the last generations stored, never the database's integrity.
+        connection.execute("PRAGMA synchronous=NORMAL")
         try:
             with connection:
                 yield connection
