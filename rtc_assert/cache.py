@@ -138,10 +138,11 @@ class GenerationCache:
         return count, size
 
     def clear(self) -> int:
-        """Delete every generation; returns how many there were."""
+        """Delete every generation and file hash; returns how many generations there were."""
         with self._connect() as connection:
             (count,) = connection.execute("SELECT COUNT(*) FROM generations").fetchone()
             connection.execute("DELETE FROM generations")
+            connection.execute("DELETE FROM file_hashes")
         with self._connect() as connection:
             connection.execute("VACUUM")
         return count
