@@ -17,9 +17,10 @@ goals in brackets:
 - classifier and scorer throughput on synthetic outputs (outputs per second).
 
 These machines are shared and noisy: read the ratios of one run, not absolute times across
-runs. Each row shows wall seconds and CPU seconds (this process and the engine processes it
-started and reaped); on a busy machine CPU seconds are the steadier measure of work, and
-``--threads 1`` keeps torch's threads from spinning against other jobs.
+runs. Each row shows wall seconds and the CPU seconds of this process. With transformers all
+the work is in this process, and on a busy machine CPU seconds are the steadier measure of it
+(``--threads 1`` keeps torch's threads from spinning against other jobs). vLLM's engine runs in
+processes of its own, so there the CPU column is rtc-assert's and vLLM's client-side work only.
 """
 
 from __future__ import annotations
@@ -82,9 +83,8 @@ class Cost:
 
 
 def _cpu_seconds() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def measured(work: Callable[[], T]) -> tuple[T, Cost]:
