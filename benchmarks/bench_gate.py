@@ -1,7 +1,7 @@
 """What rtc-assert costs on top of the engine, and what the cache saves, in one run.
 
     python benchmarks/bench_gate.py [--backend transformers|vllm] [--rounds 3]
-                                    [--outputs 1000000]
+                                    [--outputs 1000000] [--threads N]
 
 Side by side on the demo zoo (both demo probe sets, greedy, the zoo's max_new_tokens), the
 goals in brackets:
