@@ -6,7 +6,8 @@ files (or hub id and revision), the backend and its version, every generation se
 shapes the output, the rendered prompt and the sample index. ``batch_size`` is left out: it
 changes throughput, not what is generated. New generations are stored chunk by chunk, so an
 interrupted run resumes where it stopped. A damaged database is moved aside, with a warning,
-and a new one is started.
+and a new one is started. The same file keeps the hashes of model files (a
+`rtc_assert.fingerprint.HashMemo`), so a new process does not read unchanged weights again.
 """
 
 from __future__ import annotations
@@ -16,24 +17,29 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rtc_assert.fingerprint import FileKey
 from rtc_assert.generation import Backend, Generation, GenerationRequest, GenerationSettings
 
 logger = logging.getLogger(__name__)
 
 CACHE_FILE = "generations.sqlite"
-SCHEMA = "CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, record TEXT NOT NULL)"
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, record TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS file_hashes (path TEXT PRIMARY KEY, size INTEGER NOT NULL, "
+    "mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL)",
+)
 CHUNK = 256
 """Requests generated between two writes to the cache."""
 
 
 class GenerationCache:
-    """Generations by key in ``DIRECTORY/generations.sqlite``."""
+    """Generations by key, and model file hashes by path, in ``DIRECTORY/generations.sqlite``."""
 
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -56,6 +62,9 @@ class GenerationCache:
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         connection = sqlite3.connect(self.path, timeout=60)
+        # With WAL, NORMAL syncs at checkpoints rather than on every commit: a power cut may
+        # lose the last generations stored, never the database's integrity.
+        connection.execute("PRAGMA synchronous=NORMAL")
         try:
             with connection:
                 yield connection
@@ -65,7 +74,8 @@ class GenerationCache:
     def _check(self) -> None:
         with self._connect() as connection:
             connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute(SCHEMA)
+            for statement in SCHEMA:
+                connection.execute(statement)
             (verdict,) = connection.execute("PRAGMA quick_check").fetchone()
             if verdict != "ok":
                 raise sqlite3.DatabaseError(verdict)
@@ -91,6 +101,31 @@ class GenerationCache:
                 [(key, generation.model_dump_json()) for key, generation in items.items()],
             )
 
+    def known_hashes(self, keys: list[FileKey]) -> dict[FileKey, str]:
+        """The stored hashes of files whose path, size and mtime are unchanged."""
+        wanted = set(keys)
+        paths = [path for path, _, _ in keys]
+        with self._connect() as connection:
+            rows = connection.execute(
+                "SELECT path, size, mtime_ns, sha256 FROM file_hashes "
+                f"WHERE path IN ({','.join('?' * len(paths))})",
+                paths,
+            ).fetchall()
+        return {
+            (p, size, mtime): digest
+            for p, size, mtime, digest in rows
+            if (p, size, mtime) in wanted
+        }
+
+    def remember_hashes(self, hashes: Mapping[FileKey, str]) -> None:
+        """Store file hashes; one row per path, the latest replacing the one before."""
+        with self._connect() as connection:
+            connection.executemany(
+                "INSERT OR REPLACE INTO file_hashes (path, size, mtime_ns, sha256) "
+                "VALUES (?, ?, ?, ?)",
+                [(*key, digest) for key, digest in hashes.items()],
+            )
+
     def stats(self) -> tuple[int, int]:
         """(number of generations, bytes on disk)."""
         with self._connect() as connection:
@@ -103,10 +138,11 @@ class GenerationCache:
         return count, size
 
     def clear(self) -> int:
-        """Delete every generation; returns how many there were."""
+        """Delete every generation and file hash; returns how many generations there were."""
         with self._connect() as connection:
             (count,) = connection.execute("SELECT COUNT(*) FROM generations").fetchone()
             connection.execute("DELETE FROM generations")
+            connection.execute("DELETE FROM file_hashes")
         with self._connect() as connection:
             connection.execute("VACUUM")
         return count

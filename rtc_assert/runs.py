@@ -45,15 +45,8 @@ def score_generations(
     ``prefilled`` None reads the prefill from each generation's prompt.
     """
     probes = probe_set.by_id()
-
-    def tokens(text: str) -> int | None:
-        if tokenizer is None:
-            return None
-        return len(tokenizer(text, add_special_tokens=False).input_ids) if text else 0
-
-    outcomes = []
-    for generation in generations:
-        trace = classify(
+    traces = [
+        classify(
             generation.text,
             finish_reason=generation.finish_reason,
             prefilled=prefilled,
@@ -61,16 +54,31 @@ def score_generations(
             fmt=fmt,
             min_reasoning_chars=min_reasoning_chars,
         )
-        outcomes.append(
-            score_trace(
-                probes[generation.probe_id],
-                trace,
-                sample=generation.sample,
-                reasoning_tokens=tokens(trace.reasoning),
-                answer_tokens=tokens(trace.answer),
-            )
+        for generation in generations
+    ]
+    reasoning_tokens = _token_counts(tokenizer, [trace.reasoning for trace in traces])
+    answer_tokens = _token_counts(tokenizer, [trace.answer for trace in traces])
+    return [
+        score_trace(
+            probes[generation.probe_id],
+            trace,
+            sample=generation.sample,
+            reasoning_tokens=reasoning,
+            answer_tokens=answer,
         )
-    return outcomes
+        for generation, trace, reasoning, answer in zip(
+            generations, traces, reasoning_tokens, answer_tokens, strict=True
+        )
+    ]
+
+
+def _token_counts(tokenizer: Any, texts: list[str]) -> list[int | None]:
+    """Tokens in each text, in one batched call; all None without a tokenizer."""
+    if tokenizer is None:
+        return [None] * len(texts)
+    nonblank = [text for text in texts if text]
+    encoded = iter(tokenizer(nonblank, add_special_tokens=False).input_ids if nonblank else [])
+    return [len(next(encoded)) if text else 0 for text in texts]
 
 
 def run_model(

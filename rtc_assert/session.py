@@ -66,7 +66,7 @@ class RtcSession:
             model_ref = resolve_model(spec)
             if self.config.base and spec != self.config.base:
                 check_adapter_base(model_ref, resolve_model(self.config.base))
-            self.fingerprints[spec] = model_fingerprint(model_ref)
+            self.fingerprints[spec] = model_fingerprint(model_ref, self.cache)
             name, options = self.config.backend.name, self.config.backend.options
             if self.cache is None:
                 self._backends[spec] = load_backend(name, model_ref, options)

@@ -41,6 +41,12 @@ def test_greedy_run_on_the_base_model(base):
         assert generation.prompt_tokens == len(base.tokenizer(generation.prompt).input_ids)
     assert run.metrics.valid_rate.value >= 0.9
     assert run.metrics.mean_reasoning_tokens > 0
+    for outcome in run.outcomes:  # counted in one batch, as one text at a time would
+        for text, count in [
+            (outcome.trace.reasoning, outcome.reasoning_tokens),
+            (outcome.trace.answer, outcome.answer_tokens),
+        ]:
+            assert count == len(base.tokenizer(text, add_special_tokens=False).input_ids)
 
 
 def test_finish_reason_is_per_sequence_inside_a_batch(base, mixed_probes):

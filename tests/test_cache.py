@@ -14,7 +14,7 @@ from rtc_assert.backends import backend_identity, load_backend
 from rtc_assert.backends.transformers_backend import load_tokenizer
 from rtc_assert.cache import CachedBackend, GenerationCache, request_key
 from rtc_assert.config import RtcConfig
-from rtc_assert.fingerprint import model_fingerprint
+from rtc_assert.fingerprint import file_hashes, model_fingerprint
 from rtc_assert.generation import Generation, GenerationSettings, build_requests
 from rtc_assert.models import resolve_model
 from rtc_assert.session import RtcSession
@@ -191,10 +191,17 @@ def test_session_with_cache_and_clear(tmp_path):
             "gates": [{"metric": "valid_rate", "min": 0.5}],
         }
     )
+
+    def stored_file_hashes() -> int:
+        with sqlite3.connect(tmp_path / "generations.sqlite") as connection:
+            return connection.execute("SELECT COUNT(*) FROM file_hashes").fetchone()[0]
+
     first = RtcSession(config=config, cache=GenerationCache(tmp_path))
     assert first.decide_all()[0].passed
+    assert stored_file_hashes() == len(file_hashes(demo.checkpoint("base")))
     second = RtcSession(config=config, cache=GenerationCache(tmp_path))
     assert second.run("finetune").generations == first.run("finetune").generations
     assert second.backend("candidate").engine is None
     assert GenerationCache(tmp_path).clear() == 10
     assert GenerationCache(tmp_path).stats()[0] == 0
+    assert stored_file_hashes() == 0
