@@ -167,7 +167,13 @@ def demo_command(args: argparse.Namespace) -> int:
         config = Overrides(limit=args.limit).apply(config)
         session = RtcSession(config=config, config_dir=config_path.parent, cache=_cache(args))
         results = session.decide_all()
-        _finish(session, config.model_dump(mode="json"), args)
+        # Each candidate's reports in a folder of its own: DIR/collapsed, DIR/masked.
+        report = None if args.report is None else args.report / candidate
+        _finish(
+            session,
+            config.model_dump(mode="json"),
+            argparse.Namespace(**{**vars(args), "report": report}),
+        )
         outcomes[candidate] = all(result.passed for result in results)
     print(
         "\nThe collapsed model keeps its answers on the fine-tuning domain but lost its "

@@ -165,10 +165,14 @@ def test_cli_bad_input_is_exit_status_2(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_demo_catches_the_collapse_and_passes_the_masked_model():
-    result = run_cli("demo", "--limit", "48")
+def test_demo_catches_the_collapse_and_passes_the_masked_model(tmp_path):
+    result = run_cli("demo", "--limit", "48", "--report", str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "gate FAILED" in result.stdout and "gate PASSED" in result.stdout
+    for candidate in ("collapsed", "masked"):
+        record = json.loads((tmp_path / candidate / "rtc-run.json").read_text())
+        assert record["config"]["candidate"] == f"demo:{candidate}"
+        assert (tmp_path / candidate / "report.html").is_file()
 
 
 def test_plan_sizes_a_probe_set(capsys):
