@@ -71,13 +71,17 @@ class RtcSession:
             if self.cache is None:
                 self._backends[spec] = load_backend(name, model_ref, options)
             else:
+                tokenizer = load_tokenizer(
+                    model_ref, trust_remote_code=options.get("trust_remote_code", False)
+                )
                 self._backends[spec] = CachedBackend(
                     name=name,
                     identity=backend_identity(name, options),
-                    tokenizer=load_tokenizer(
-                        model_ref, trust_remote_code=options.get("trust_remote_code", False)
+                    tokenizer=tokenizer,
+                    # The engine, started on the first miss, reuses the tokenizer.
+                    start_engine=lambda: load_backend(
+                        name, model_ref, options, tokenizer=tokenizer
                     ),
-                    start_engine=lambda: load_backend(name, model_ref, options),
                     cache=self.cache,
                     model=self.fingerprints[spec],
                 )

@@ -198,6 +198,8 @@ def test_session_with_cache_and_clear(tmp_path):
 
     first = RtcSession(config=config, cache=GenerationCache(tmp_path))
     assert first.decide_all()[0].passed
+    cached = first.backend("candidate")
+    assert cached.engine.tokenizer is cached.tokenizer, "the engine reuses the loaded tokenizer"
     assert stored_file_hashes() == len(file_hashes(demo.checkpoint("base")))
     second = RtcSession(config=config, cache=GenerationCache(tmp_path))
     assert second.run("finetune").generations == first.run("finetune").generations

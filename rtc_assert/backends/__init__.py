@@ -32,18 +32,24 @@ def _backend_class(name: str) -> type:
     return OpenAIServerBackend
 
 
-def load_backend(name: str, model: ModelRef, options: dict[str, Any] | None = None) -> Backend:
-    """Start backend ``name`` for ``model`` with its backend-specific ``options``."""
+def load_backend(
+    name: str, model: ModelRef, options: dict[str, Any] | None = None, *, tokenizer: Any = None
+) -> Backend:
+    """Start backend ``name`` for ``model`` with its backend-specific ``options``.
+
+    ``tokenizer``: the model's tokenizer when the caller has loaded it already.
+    """
     cls = _backend_class(name)
     options = dict(options or {})
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in {"self", "model"}]
+    internal = {"self", "model", "tokenizer"}
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in internal]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise GenerationError(
             f"backend {name!r} has no option(s) {', '.join(unknown)}; "
             f"its options are: {', '.join(accepted)}"
         )
-    return cls(model, **options)
+    return cls(model, tokenizer=tokenizer, **options)
 
 
 def _installed(*packages: str) -> str:

@@ -83,13 +83,14 @@ class OpenAIServerBackend:
         backoff_s: float = 1.0,
         extra_body: dict[str, Any] | None = None,
         trust_remote_code: bool = False,
+        tokenizer: Any = None,
     ) -> None:
         if concurrency < 1 or max_retries < 0 or timeout_s <= 0:
             raise GenerationError(
                 "server backend: concurrency must be >= 1, max_retries >= 0 and timeout_s > 0"
             )
         self.model_ref = model
-        self.tokenizer = load_tokenizer(model, trust_remote_code=trust_remote_code)
+        self.tokenizer = tokenizer or load_tokenizer(model, trust_remote_code=trust_remote_code)
         self.url = base_url.rstrip("/") + "/completions"
         self.served_model = served_model or model.adapter_name or model.source
         self.concurrency = concurrency

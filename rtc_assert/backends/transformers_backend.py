@@ -108,11 +108,14 @@ class TransformersBackend:
         trust_remote_code: bool = False,
         use_safetensors: bool = True,
         merge_adapter: bool = False,
+        tokenizer: Any = None,
     ) -> None:
         import transformers
 
         self.model_ref = model
-        self.tokenizer = load_tokenizer(model, trust_remote_code=trust_remote_code)
+        self.tokenizer = _left_padded(
+            tokenizer or load_tokenizer(model, trust_remote_code=trust_remote_code)
+        )
         self.device = _pick_device(device)
         try:
             self.model = transformers.AutoModelForCausalLM.from_pretrained(

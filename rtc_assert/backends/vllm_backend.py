@@ -78,10 +78,11 @@ class VLLMBackend:
         max_model_len: int | None = None,
         enforce_eager: bool = False,
         trust_remote_code: bool = False,
+        tokenizer: Any = None,
     ) -> None:
         vllm = _import_vllm()
         self.model_ref = model
-        self.tokenizer = load_tokenizer(model, trust_remote_code=trust_remote_code)
+        self.tokenizer = tokenizer or load_tokenizer(model, trust_remote_code=trust_remote_code)
         self._sampling_params = vllm.SamplingParams
         self._lora_request = None
         lora_options: dict[str, Any] = {}
