@@ -104,4 +104,10 @@ def test_replaying_the_series_reproduces_the_committed_checkpoints(tmp_path):
         torch.set_num_threads(threads)
     committed = zoo / build.SWEEP_DIR / saved.name
     for path in saved.iterdir():
-        assert path.read_bytes() == (committed / path.name).read_bytes(), path.name
+        if path.suffix == ".json":  # config files name the transformers version that wrote them
+            replayed, kept = (json.loads(p.read_text()) for p in (path, committed / path.name))
+            replayed.pop("transformers_version", None)
+            kept.pop("transformers_version", None)
+            assert replayed == kept, path.name
+        else:
+            assert path.read_bytes() == (committed / path.name).read_bytes(), path.name
