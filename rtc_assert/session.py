@@ -187,14 +187,14 @@ class RtcSession:
         With early stopping or Holm's correction the gates are decided together, so the
         first call decides them all.
         """
-        if spec.id not in self._results:
-            decision = self.config.decision
-            if decision.sequential or decision.holm:
-                self._decide_together()
-            else:
-                candidate = self.run(spec.probe_set, "candidate")
-                base = self.run(spec.probe_set, "base") if self._needs_base(spec) else None
-                self._results[spec.id] = evaluate_gate(spec, candidate, base, decision)
+        decision = self.config.decision
+        together = decision.sequential or decision.holm
+        if together and not any(s.id in self._results for s in self.config.gate_specs()):
+            self._decide_together()
+        if spec.id not in self._results:  # decided alone, or not one of the file's gates
+            candidate = self.run(spec.probe_set, "candidate")
+            base = self.run(spec.probe_set, "base") if self._needs_base(spec) else None
+            self._results[spec.id] = evaluate_gate(spec, candidate, base, decision)
         return self._results[spec.id]
 
     def _decide_together(self) -> None:

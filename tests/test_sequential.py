@@ -199,3 +199,24 @@ def test_holm_needs_an_interval_policy():
     with pytest.raises(ValueError, match="holm corrects intervals"):
         DecisionConfig(holm=True, policy="point")
     assert not DecisionConfig(policy="point").sequential
+
+
+def test_a_session_decides_a_gate_of_its_own_outside_the_files_gates():
+    """With early stopping on, the file's gates are decided together; a gate the file does
+    not name (a custom assertion's) is still decided, alone, on the full run."""
+    from rtc_assert.config import RtcConfig
+    from rtc_assert.session import RtcSession
+
+    config = RtcConfig.model_validate(
+        {
+            "candidate": "demo:base",
+            "generation": {"max_new_tokens": 64},
+            "probe_sets": {"finetune": {"source": "demo:finetune", "limit": 12}},
+            "gates": [{"metric": "valid_rate", "min": 0.5}],
+        }
+    )
+    session = RtcSession(config=config)
+    [own] = session.decide_all()
+    extra = session.gate(gate("truncated_rate", "max", 0.5, probe_set="finetune"))
+    assert own.passed and extra.passed and extra.probes_used is None
+    assert session.decide_all() == [own]
