@@ -224,12 +224,7 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="the gate on the demo zoo: a collapse caught, a safe fine-tune passed"
     )
     demo_parser.add_argument("--limit", type=int, help="use only the first N probes of each set")
-    demo_parser.add_argument(
-        "--report",
-        type=Path,
-        metavar="DIR",
-        help="write the reports here: rtc-run.json, summary.md, report.html",
-    )
+    cli_gate.add_report_argument(demo_parser, "into DIR/collapsed and DIR/masked")
     cli_gate.add_cache_arguments(demo_parser)
     demo_parser.set_defaults(run=cli_gate.demo_command)
 

@@ -36,11 +36,16 @@ DEFAULT_GATES: list[dict[str, Any]] = [
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by eval and compare."""
     add_run_arguments(parser)
+    add_report_argument(parser)
+
+
+def add_report_argument(parser: argparse.ArgumentParser, where: str = "here") -> None:
+    """--report DIR: the run record and the reports."""
     parser.add_argument(
         "--report",
         type=Path,
         metavar="DIR",
-        help="write the reports here: rtc-run.json, summary.md, report.html",
+        help=f"write the reports {where}: rtc-run.json, summary.md, report.html",
     )
 
 
