@@ -44,6 +44,7 @@ class RtcSession:
     _trace_setups: dict[str, TraceSetup] = field(default_factory=dict, repr=False)
     _probe_sets: dict[str, ProbeSet] = field(default_factory=dict, repr=False)
     _runs: dict[tuple[str, str], Run] = field(default_factory=dict, repr=False)
+    _prefixes: dict[tuple[str, str, int], Run] = field(default_factory=dict, repr=False)
     _results: dict[str, GateResult] = field(default_factory=dict, repr=False)
 
     def model_spec(self, model: str) -> str:
@@ -165,14 +166,21 @@ class RtcSession:
         return self._trace_setups[spec]
 
     def _prefix(self, name: str, model: str, count: int) -> Run:
-        """``model``'s run on the first ``count`` probes of the set's shuffled order."""
-        probes = self.probe_set(name)
-        wanted = shuffled(probes, self.config.decision.seed).probes[:count]
-        run = self._generate(self.model_spec(model), probes, wanted)
-        if len(run.probe_set) == count:
-            return run
-        prefix = probes.model_copy(update={"probes": wanted})
-        return merge_runs([run], prefix, self.config.decision.confidence)
+        """``model``'s run on the first ``count`` probes of the set's shuffled order.
+
+        Memoised: every gate on the set asks for the same prefix at each look, and a
+        prefix never changes once generated.
+        """
+        key = (name, self.model_spec(model), count)
+        if key not in self._prefixes:
+            probes = self.probe_set(name)
+            wanted = shuffled(probes, self.config.decision.seed).probes[:count]
+            run = self._generate(key[1], probes, wanted)
+            if len(run.probe_set) != count:
+                prefix = probes.model_copy(update={"probes": wanted})
+                run = merge_runs([run], prefix, self.config.decision.confidence)
+            self._prefixes[key] = run
+        return self._prefixes[key]
 
     def compare(self, probe_set: str | ProbeSet) -> tuple[Run, Run]:
         """The candidate's and the base's runs on one probe set."""
