@@ -10,7 +10,9 @@ import pytest
 pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from rtc_assert.demo import ADAPTER_NAMES, MODEL_NAMES, build  # noqa: E402
+from rtc_assert.demo import ADAPTER_NAMES, MAX_NEW_TOKENS, MODEL_NAMES, build  # noqa: E402
+
+pytestmark = pytest.mark.slow
 
 FILES = {
     "config.json",
@@ -86,28 +88,84 @@ def test_the_build_saves_the_collapsed_run_as_a_checkpoint_series(built):
     assert last == (built / "collapsed" / "model.safetensors").read_bytes()
 
 
-def test_replaying_the_series_reproduces_the_committed_checkpoints(tmp_path):
-    """`--sweep-only` replays the collapsed run from the zoo's base, byte for byte."""
+RECORDED_VERSIONS = {
+    library: json.loads((build.ZOO_DIR / "measured.json").read_text())[library]
+    for library in ("torch", "transformers")
+}
+"""The library versions that wrote the committed zoo (measured.json, beside it)."""
+
+
+def _installed_versions() -> dict[str, str]:
+    import torch
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__}
+
+
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory):
+    """`--sweep-only`'s replay of the collapsed run's first saved step, from the zoo's base."""
     import dataclasses
     import shutil
 
     import torch
 
-    zoo = build.ZOO_DIR
-    shutil.copytree(zoo / "base", tmp_path / "base")
+    out = tmp_path_factory.mktemp("replay")
+    shutil.copytree(build.ZOO_DIR / "base", out / "base")
     scale = dataclasses.replace(build.SCALES["full"], sweep_steps=build.SCALES["full"].sweep_every)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the zoo was built with one thread
     try:
-        [saved] = build.build_sweep(tmp_path, scale, log=lambda line: None)
+        [saved] = build.build_sweep(out, scale, log=lambda line: None)
     finally:
         torch.set_num_threads(threads)
-    committed = zoo / build.SWEEP_DIR / saved.name
+    return saved, build.ZOO_DIR / build.SWEEP_DIR / saved.name
+
+
+def test_replaying_the_series_reproduces_the_committed_checkpoints(replayed):
+    """Byte for byte, under the torch and transformers versions that wrote the zoo."""
+    installed = _installed_versions()
+    if installed != RECORDED_VERSIONS:
+        pytest.skip(
+            f"the zoo was written with {RECORDED_VERSIONS}, this is {installed}: weights are "
+            "byte-identical only under the same versions (the behaviour test below still runs)"
+        )
+    saved, committed = replayed
     for path in saved.iterdir():
         if path.suffix == ".json":  # config files name the transformers version that wrote them
-            replayed, kept = (json.loads(p.read_text()) for p in (path, committed / path.name))
-            replayed.pop("transformers_version", None)
+            replayed_config, kept = (
+                json.loads(p.read_text()) for p in (path, committed / path.name)
+            )
+            replayed_config.pop("transformers_version", None)
             kept.pop("transformers_version", None)
-            assert replayed == kept, path.name
+            assert replayed_config == kept, path.name
         else:
             assert path.read_bytes() == (committed / path.name).read_bytes(), path.name
+
+
+def test_the_replayed_checkpoint_behaves_like_the_committed_one(replayed):
+    """Under any versions: the same statuses and greedy outputs on both demo sets."""
+    from rtc_assert.demo import PROBE_SET_NAMES, probes
+    from rtc_assert.demo.generate import generate, load
+    from rtc_assert.traces import classify
+
+    saved, committed = replayed
+    versions = f"zoo written with {RECORDED_VERSIONS}, replayed with {_installed_versions()}"
+    models = [load(saved), load(committed)]
+    for set_name in PROBE_SET_NAMES:
+        conversations = [[{"role": "user", "content": probe.prompt}] for probe in probes(set_name)]
+        outputs = [
+            generate(model, tokenizer, conversations, max_new_tokens=MAX_NEW_TOKENS)
+            for model, tokenizer in models
+        ]
+        differing = [i for i, (a, b) in enumerate(zip(*outputs, strict=True)) if a.text != b.text]
+        assert not differing, (
+            f"{set_name}: greedy outputs differ at probes {differing[:10]} ({versions})"
+        )
+        statuses = [
+            [
+                classify(g.text, finish_reason=g.finish_reason, prefilled=g.prefilled).status
+                for g in run
+            ]
+            for run in outputs
+        ]
+        assert statuses[0] == statuses[1], versions
