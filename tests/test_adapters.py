@@ -113,6 +113,7 @@ def statuses() -> dict[tuple[str, bool], dict[str, list[str]]]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", demo.ADAPTER_NAMES)
 @pytest.mark.parametrize("set_name", demo.PROBE_SET_NAMES)
 def test_adapter_and_merged_agree_on_statuses(statuses, name, set_name):
@@ -124,12 +125,14 @@ def test_adapter_and_merged_agree_on_statuses(statuses, name, set_name):
 @pytest.mark.parametrize(
     ("name", "low", "high"), [("collapsed-lora", 0, 0.1), ("masked-lora", 0.9, 1)]
 )
+@pytest.mark.slow
 def test_the_lora_fine_tunes_collapse_or_keep_their_traces(statuses, name, low, high):
     for set_name in demo.PROBE_SET_NAMES:
         found = statuses[name, False][set_name]
         assert low <= found.count("valid") / len(found) <= high, set_name
 
 
+@pytest.mark.slow
 def test_compare_gates_an_adapter_against_its_base():
     result = run_cli(
         "compare", "--base", "demo:base", "--candidate", "demo:collapsed-lora",

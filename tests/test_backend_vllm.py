@@ -22,7 +22,7 @@ from rtc_assert.models import resolve_model
 from rtc_assert.runs import score_generations
 
 pytest.importorskip("vllm", reason="vLLM is not installed: pip install 'rtc-assert[vllm]'")
-pytestmark = pytest.mark.vllm
+pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 GREEDY = GenerationSettings(max_new_tokens=demo.MAX_NEW_TOKENS, batch_size=64)

@@ -86,6 +86,7 @@ def console_script() -> str:
     return found
 
 
+@pytest.mark.slow
 def test_console_script_is_installed():
     result = subprocess.run(
         [console_script(), "--version"], capture_output=True, text=True, check=True
@@ -93,6 +94,7 @@ def test_console_script_is_installed():
     assert result.stdout.strip() == f"rtc-assert {rtc_assert.__version__}"
 
 
+@pytest.mark.slow
 def test_pytest_plugin_is_registered(pytester):
     pytester.makepyfile("def test_nothing():\n    pass\n")
     result = pytester.runpytest()
@@ -109,6 +111,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_compare_fails_a_collapse_and_writes_the_record(tmp_path):
     report = tmp_path / "report"
     result = run_cli(
@@ -123,6 +126,7 @@ def test_compare_fails_a_collapse_and_writes_the_record(tmp_path):
     assert not all(gate["passed"] for gate in record["gates"])
 
 
+@pytest.mark.slow
 def test_compare_stops_early_on_a_collapse_and_says_after_how_many_probes(tmp_path):
     report = tmp_path / "report"
     result = run_cli(
@@ -139,6 +143,7 @@ def test_compare_stops_early_on_a_collapse_and_says_after_how_many_probes(tmp_pa
     assert "decided after 64 of 256 probes" in (report / "summary.md").read_text()
 
 
+@pytest.mark.slow
 def test_compare_passes_identical_models():
     result = run_cli(
         "compare", "--base", "demo:base", "--candidate", "demo:base",
@@ -148,6 +153,7 @@ def test_compare_passes_identical_models():
     assert "4 of 4 gates passed" in result.stdout
 
 
+@pytest.mark.slow
 def test_eval_prints_one_models_metrics(tmp_path):
     probes = tmp_path / "sums.jsonl"
     probes.write_text('{"prompt": "123+456", "answer": "579"}\n', encoding="utf-8")
@@ -156,6 +162,7 @@ def test_eval_prints_one_models_metrics(tmp_path):
     assert "sums (1 probes)" in result.stdout and "VR valid reasoning" in result.stdout
 
 
+@pytest.mark.slow
 def test_cli_bad_input_is_exit_status_2(tmp_path):
     result = run_cli(
         "compare", "--base", "demo:base", "--candidate", "demo:nope", "--probes", "demo:finetune"
@@ -165,6 +172,7 @@ def test_cli_bad_input_is_exit_status_2(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_demo_catches_the_collapse_and_passes_the_masked_model(tmp_path):
     result = run_cli("demo", "--limit", "48", "--report", str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr

@@ -22,7 +22,7 @@ TOLERANCE = 0.05
 can flip a few greedy choices of a model in mid-collapse)."""
 
 RECORD = json.loads((demo.ZOO_DIR / "measured.json").read_text())
-pytestmark = pytest.mark.usefixtures("single_torch_thread")
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

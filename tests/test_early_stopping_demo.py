@@ -12,7 +12,7 @@ from rtc_assert.config import EarlyStoppingConfig, load_config
 from rtc_assert.session import RtcSession
 
 THRESHOLDS = Path(__file__).resolve().parent.parent / "thresholds.yaml"
-pytestmark = pytest.mark.usefixtures("single_torch_thread")
+pytestmark = pytest.mark.slow
 
 
 def decide(candidate: str, early_stopping: bool, cache: GenerationCache):

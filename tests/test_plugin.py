@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 REPO_THRESHOLDS = Path(__file__).resolve().parent.parent / "thresholds.yaml"
 QUICK = "--rtc-limit=24"
 

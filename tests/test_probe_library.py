@@ -52,6 +52,7 @@ def test_a_changed_set_carries_a_new_version(name):
     )
 
 
+@pytest.mark.slow
 def test_build_writes_the_files_and_check_finds_stale_ones(tmp_path, monkeypatch, capsys):
     packaged = {name: probe_library.data_file(name).read_bytes() for name in NAMES}
     monkeypatch.setattr(probe_library, "DATA_DIR", tmp_path)
@@ -131,6 +132,7 @@ def test_each_puzzle_read_from_its_text_has_exactly_one_right_option():
         ], probe.id
 
 
+@pytest.mark.slow
 def test_snippet_answers_are_what_a_fresh_interpreter_prints():
     programs = [
         re.search(r"```python\n(.*)\n```", probe.prompt, re.DOTALL).group(1)

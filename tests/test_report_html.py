@@ -247,6 +247,7 @@ def test_early_stopped_runs_end_short_of_the_probe_sets_axis():
     assert ">probe 8</text>" in page
 
 
+@pytest.mark.slow
 def test_large_run_is_capped_and_says_what_it_left_out():
     base, candidate = _large_texts(10_000)
     record = synthetic_record(base, candidate)
@@ -256,6 +257,7 @@ def test_large_run_is_capped_and_says_what_it_left_out():
     assert f"{20_000 - MAX_EXAMPLE_ROWS:,} generations are not listed" in page
 
 
+@pytest.mark.slow
 def test_page_size_is_bounded_whatever_the_models_write():
     text = "<&\u4e2d\U0001f600" * 5000  # 4 characters, 17 bytes once escaped
     base = [f"<think>{text}</think>{text}" for _ in range(1500)]
@@ -334,6 +336,7 @@ def demo_report(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_report_command_renders_a_record(demo_report, tmp_path):
     target = tmp_path / "out" / "page.html"
     result = _cli("report", str(demo_report / "rtc-run.json"), "-o", str(target))
@@ -343,6 +346,7 @@ def test_report_command_renders_a_record(demo_report, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_report_command_names_a_bad_record(tmp_path):
     bad = tmp_path / "rtc-run.json"
     bad.write_text(json.dumps({"runs": []}), encoding="utf-8")
@@ -426,6 +430,7 @@ def _spread(context, png: bytes) -> dict:
         page.close()
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 def test_demo_report_in_the_browser(browser, demo_report, tmp_path):
     record = json.loads((demo_report / "rtc-run.json").read_text(encoding="utf-8"))
@@ -472,6 +477,7 @@ def test_demo_report_in_the_browser(browser, demo_report, tmp_path):
     assert view.errors == []
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 def test_hostile_generations_never_run(browser, tmp_path):
     path = write_html_report(_hostile_record(), tmp_path / "report.html")
@@ -492,6 +498,7 @@ def test_hostile_generations_never_run(browser, tmp_path):
     assert view.errors == []
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 def test_a_report_of_20000_generations_opens(browser, tmp_path):
     base, candidate = _large_texts(10_000)

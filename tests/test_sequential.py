@@ -120,6 +120,7 @@ def identical_runs(rng: random.Random, probes: int, samples: int) -> tuple[Run, 
     return draw(), draw()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("samples", [1, 4])
 @pytest.mark.parametrize("early_stopping", [False, True])
 def test_false_fail_rate_of_identical_models_is_within_the_confidence(samples, early_stopping):
@@ -145,6 +146,7 @@ def test_false_fail_rate_of_identical_models_is_within_the_confidence(samples, e
     assert red / trials <= 0.05 + 0.02  # Monte Carlo error of 120 runs is about 0.02
 
 
+@pytest.mark.slow
 def test_early_stopping_keeps_most_of_the_power():
     """A true drop of three times the margin on 256 probes is caught in nearly every run,
     with early stopping as without."""
@@ -166,6 +168,7 @@ def test_early_stopping_keeps_most_of_the_power():
     assert caught[False] >= 55 and caught[True] >= 55
 
 
+@pytest.mark.slow
 def test_holm_never_fails_more_gates_and_controls_the_familywise_rate():
     rng = random.Random(29)
     specs = [gate(m, "max_drop", 0.0) for m in ("valid_rate", "answer_accuracy")] + [

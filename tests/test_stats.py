@@ -143,6 +143,7 @@ def test_probes_for_drop_known_value_and_errors():
         probes_for_drop(0.2, 0.15)
 
 
+@pytest.mark.slow
 def test_planned_size_catches_twice_the_margin_with_the_planned_power():
     """Seeded simulation through the real gate: at the planned size, a true drop of twice the
     max_drop fails the confident gate in at least the planned share of runs."""

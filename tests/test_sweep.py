@@ -107,6 +107,7 @@ def swept() -> tuple[RtcSession, SweepRecord]:
         session.close()
 
 
+@pytest.mark.slow
 def test_the_sweep_finds_where_the_demo_collapses(swept):
     _, record = swept
     assert [step.step for step in record.steps] == SWEEP_STEPS
@@ -119,6 +120,7 @@ def test_the_sweep_finds_where_the_demo_collapses(swept):
     assert record.step(24).metrics["reasoning"].valid_rate.value < 0.8
 
 
+@pytest.mark.slow
 def test_the_base_is_generated_once_for_the_whole_sweep(swept):
     session, record = swept
     base_runs = [run for run in session.runs if run.model == "demo:base"]
@@ -127,6 +129,7 @@ def test_the_base_is_generated_once_for_the_whole_sweep(swept):
     assert set(record.fingerprints) == {"demo:base"} | {s.checkpoint for s in record.steps}
 
 
+@pytest.mark.slow
 def test_the_table_has_the_base_then_every_step(swept):
     _, record = swept
     rows = table_rows(record, "finetune")
@@ -135,6 +138,7 @@ def test_the_table_has_the_base_then_every_step(swept):
     assert rows[-1][-2] == "n/a", "Rpass@1 without a valid trace is undefined, not 0"
 
 
+@pytest.mark.slow
 def test_the_chart_draws_each_metric_and_marks_the_verdicts(swept):
     _, record = swept
     root = ElementTree.fromstring(sweep_svg(record))
@@ -170,6 +174,7 @@ def test_gates_against_a_base_need_one():
 # the command line ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sweep_command_prints_and_writes_the_record_and_chart(tmp_path):
     report = tmp_path / "out"
     result = run_cli(
@@ -186,6 +191,7 @@ def test_sweep_command_prints_and_writes_the_record_and_chart(tmp_path):
     ElementTree.parse(report / "sweep.svg")
 
 
+@pytest.mark.slow
 def test_sweep_command_names_an_empty_folder(tmp_path):
     result = run_cli(
         "sweep", "--base", "demo:base", "--checkpoints", str(tmp_path), "--probes", "demo:finetune"
