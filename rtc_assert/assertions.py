@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from rtc_assert.config import DecisionConfig, GateSpec
+from rtc_assert.config import DecisionConfig, GateKind, GateSpec
 from rtc_assert.explain import explain_failure
 from rtc_assert.gates import evaluate_gate
+from rtc_assert.metrics import MetricName
 from rtc_assert.runs import Run
 from rtc_assert.traces import Trace, TraceFormat, TraceStatus, classify
 
@@ -28,8 +29,8 @@ Policy = Literal["confident", "strict", "point"]
 
 
 def _check(
-    metric: str,
-    kind: str,
+    metric: MetricName,
+    kind: GateKind,
     threshold: float,
     candidate: Run,
     base: Run | None,
@@ -64,7 +65,7 @@ def assert_no_collapse(
     base: Run,
     *,
     max_drop: float = 0.10,
-    metric: str = "valid_rate",
+    metric: MetricName = "valid_rate",
     policy: Policy = "confident",
     confidence: float = 0.95,
 ) -> None:

@@ -185,6 +185,12 @@ class CachedBackend:
     def version(self) -> str:
         return self.identity
 
+    def _engine(self) -> Backend:
+        """The engine, started on first use."""
+        if self.engine is None:
+            self.engine = self.start_engine()
+        return self.engine
+
     def generate(
         self, requests: Sequence[GenerationRequest], settings: GenerationSettings
     ) -> list[Generation]:
@@ -194,12 +200,11 @@ class CachedBackend:
         missing = [i for i, key in enumerate(keys) if key not in found]
         self.hits += len(requests) - len(missing)
         self.misses += len(missing)
-        if missing and self.engine is None:
-            self.engine = self.start_engine()
         for start in range(0, len(missing), CHUNK):
             chunk = missing[start : start + CHUNK]
+            engine = self._engine()
             try:
-                generated = self.engine.generate([requests[i] for i in chunk], settings)
+                generated = engine.generate([requests[i] for i in chunk], settings)
             except Exception as error:
                 # A server that failed midway hands over what it finished: keep it.
                 self._keep_completed(getattr(error, "completed", None) or [], chunk, keys, requests)

@@ -6,7 +6,7 @@ Errors name the file, the line and the field, and say what is allowed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -20,7 +20,7 @@ from rtc_assert.traces import Markup, TraceFormat
 
 SCHEMA_VERSION = 1
 GateKind = Literal["min", "max", "max_drop"]
-GATE_KINDS: tuple[str, ...] = GateKind.__args__  # type: ignore[attr-defined]
+GATE_KINDS: tuple[GateKind, ...] = get_args(GateKind)
 
 
 class ConfigError(RtcAssertError):
@@ -163,7 +163,7 @@ class GateConfig(_Strict):
 
     @property
     def kind(self) -> GateKind:
-        return next(kind for kind in GATE_KINDS if getattr(self, kind) is not None)  # type: ignore[return-value]
+        return next(kind for kind in GATE_KINDS if getattr(self, kind) is not None)
 
     @property
     def threshold(self) -> float:
@@ -315,4 +315,5 @@ def load_config(path: str | Path) -> RtcConfig:
     try:
         return RtcConfig.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(_describe(path, error, _node_lines(root))) from None
+        lines = _node_lines(root) if root is not None else {}
+        raise ConfigError(_describe(path, error, lines)) from None

@@ -169,13 +169,38 @@ def _rate(run: Run, metric: str, confidence: float) -> Rate | None:
     return compute_metrics(run.outcomes, confidence).metric(metric)
 
 
+def _result(
+    gate: GateSpec,
+    decision: DecisionConfig,
+    candidate: Rate | None,
+    *,
+    passed: bool,
+    reason: str,
+    base: Rate | None = None,
+    drop: Drop | None = None,
+    evidence: Evidence | None = None,
+) -> GateResult:
+    """A gate's result under ``decision``'s policy and confidence level."""
+    return GateResult(
+        gate=gate,
+        policy=decision.policy,
+        confidence=decision.confidence,
+        candidate=candidate,
+        base=base,
+        drop=drop,
+        evidence=evidence,
+        passed=passed,
+        reason=reason,
+    )
+
+
 def _absolute(gate: GateSpec, candidate: Rate | None, decision: DecisionConfig) -> GateResult:
-    common = {"gate": gate, "policy": decision.policy, "confidence": decision.confidence}
     if candidate is None:
-        return GateResult(
-            **common,
+        return _result(
+            gate,
+            decision,
+            None,
             passed=False,
-            candidate=None,
             reason=_undefined_reason(gate.metric, "candidate"),
         )
     if gate.kind == "min":
@@ -196,9 +221,7 @@ def _absolute(gate: GateSpec, candidate: Rate | None, decision: DecisionConfig) 
         f"({format_level(decision.confidence)} CI {candidate.low:.3f} to {candidate.high:.3f})"
     )
     passed, reason = _verdict(gate, statement, point_violates, evidence, decision)
-    return GateResult(
-        **common, passed=passed, candidate=candidate, evidence=evidence, reason=reason
-    )
+    return _result(gate, decision, candidate, passed=passed, evidence=evidence, reason=reason)
 
 
 def _evidence(shows_violation: bool, shows_compliance: bool) -> Evidence | None:
@@ -251,7 +274,11 @@ def _drop(gate: GateSpec, candidate: Run, base: Run, decision: DecisionConfig) -
         )
 
     difference = paired_bootstrap_difference(
-        columns(second), columns(first), **_bootstrap_options(decision)
+        columns(second),
+        columns(first),
+        confidence=decision.confidence,
+        samples=_bootstrap_samples(decision),
+        seed=decision.seed,
     )
     if difference is None:
         return None
@@ -259,15 +286,11 @@ def _drop(gate: GateSpec, candidate: Run, base: Run, decision: DecisionConfig) -
     return Drop(value=value, low=low, high=high, probes=len(shared), method="bootstrap")
 
 
-def _bootstrap_options(decision: DecisionConfig) -> dict[str, float | int]:
+def _bootstrap_samples(decision: DecisionConfig) -> int:
     # Levels far out in the tails (early stopping's interim looks, Holm) need enough
     # resamples for their quantiles: at least ten beyond each end.
     tail = (1.0 - decision.confidence) / 2
-    return {
-        "confidence": decision.confidence,
-        "samples": max(decision.bootstrap_samples, math.ceil(10 / tail)),
-        "seed": decision.seed,
-    }
+    return max(decision.bootstrap_samples, math.ceil(10 / tail))
 
 
 def _drop_statement(gate: GateSpec, drop: Drop, confidence: float) -> str:
@@ -301,26 +324,35 @@ def _exact_zero_margin(drop: Drop, decision: DecisionConfig) -> tuple[bool, str]
 def _relative(
     gate: GateSpec, candidate: Run, base: Run | None, decision: DecisionConfig
 ) -> GateResult:
-    common = {"gate": gate, "policy": decision.policy, "confidence": decision.confidence}
     candidate_rate = _rate(candidate, gate.metric, decision.confidence)
     if base is None:
-        return GateResult(
-            **common,
+        return _result(
+            gate,
+            decision,
+            candidate_rate,
             passed=False,
-            candidate=candidate_rate,
             reason=(
                 "failed: max_drop needs a base model: set 'base' in thresholds.yaml or --rtc-base"
             ),
         )
     base_rate = _rate(base, gate.metric, decision.confidence)
-    common.update(candidate=candidate_rate, base=base_rate)
     for rate, model in ((candidate_rate, "candidate"), (base_rate, "base")):
         if rate is None:
-            return GateResult(**common, passed=False, reason=_undefined_reason(gate.metric, model))
+            return _result(
+                gate,
+                decision,
+                candidate_rate,
+                base=base_rate,
+                passed=False,
+                reason=_undefined_reason(gate.metric, model),
+            )
     drop = _drop(gate, candidate, base, decision)
     if drop is None:
-        return GateResult(
-            **common,
+        return _result(
+            gate,
+            decision,
+            candidate_rate,
+            base=base_rate,
             passed=False,
             reason=(
                 f"failed: {metric_words(gate.metric)}: no probe that both models ran has a "
@@ -335,10 +367,28 @@ def _relative(
         verdict = "failed" if failed else "passed"
         relation = _limit_words(gate)[0 if drop.value > gate.threshold else 1]
         reason = f"{verdict}: {statement}, {relation}; {rule}"
-        return GateResult(**common, passed=not failed, drop=drop, evidence=evidence, reason=reason)
+        return _result(
+            gate,
+            decision,
+            candidate_rate,
+            base=base_rate,
+            passed=not failed,
+            drop=drop,
+            evidence=evidence,
+            reason=reason,
+        )
     evidence = _evidence(drop.low > gate.threshold, drop.high <= gate.threshold)
     passed, reason = _verdict(gate, statement, drop.value > gate.threshold, evidence, decision)
-    return GateResult(**common, passed=passed, drop=drop, evidence=evidence, reason=reason)
+    return _result(
+        gate,
+        decision,
+        candidate_rate,
+        base=base_rate,
+        passed=passed,
+        drop=drop,
+        evidence=evidence,
+        reason=reason,
+    )
 
 
 def evaluate_gate(

@@ -74,10 +74,13 @@ class Backend(Protocol):
     """A generation engine for one model."""
 
     name: str
-    version: str
-    """Engine and library versions, for run records and cache keys."""
     tokenizer: Any
     """The model's tokenizer: it renders prompts and counts tokens."""
+
+    @property
+    def version(self) -> str:
+        """Engine and library versions, for run records and cache keys."""
+        ...
 
     def generate(
         self, requests: Sequence[GenerationRequest], settings: GenerationSettings
@@ -137,7 +140,7 @@ def build_requests(
         )
     _require_chat_template(tokenizer, model)
     switch = switch or detect_template(tokenizer).switch
-    requests = []
+    requests: list[GenerationRequest] = []
     for probe in probes:
         prompt = render_prompt(tokenizer, probe, settings, model=model, switch=switch)
         requests.extend(GenerationRequest(probe, prompt, s) for s in range(settings.samples))

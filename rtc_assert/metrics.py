@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from statistics import fmean
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict
 
@@ -27,7 +27,7 @@ MetricName = Literal[
     "reasoning_conditioned_accuracy",
     "answer_rate",
 ]
-RATE_METRICS: tuple[str, ...] = MetricName.__args__  # type: ignore[attr-defined]
+RATE_METRICS: tuple[MetricName, ...] = get_args(MetricName)
 """The names of the rate metrics, as thresholds.yaml writes them."""
 
 
@@ -168,13 +168,25 @@ def compute_metrics(outcomes: Iterable[ScoredTrace], confidence: float = 0.95) -
         # Fractions can add up a hair above the trial count; clamp that rounding.
         return Rate.of(min(totals[numerator], trials), trials, confidence)
 
+    def over_probes(name: str) -> Rate:
+        # A rate over probes always has trials: group_by_probe refused an empty run.
+        defined = rate(name)
+        assert defined is not None, name
+        return defined
+
     flat = [outcome for samples in grouped.values() for outcome in samples]
     valid = [outcome for outcome in flat if outcome.trace.status is TraceStatus.VALID]
     return RunMetrics(
         confidence=confidence,
         probes=probes,
         generations=len(flat),
-        **{name: rate(name) for name in RATE_DEFINITIONS},
+        valid_rate=over_probes("valid_rate"),
+        empty_rate=over_probes("empty_rate"),
+        truncated_rate=over_probes("truncated_rate"),
+        missing_rate=over_probes("missing_rate"),
+        answer_accuracy=over_probes("answer_accuracy"),
+        reasoning_conditioned_accuracy=rate("reasoning_conditioned_accuracy"),
+        answer_rate=over_probes("answer_rate"),
         mean_reasoning_chars=_mean_or_none([len(o.trace.reasoning) for o in valid]),
         mean_answer_chars=fmean(len(o.trace.answer) for o in flat),
         mean_reasoning_tokens=_mean_or_none(

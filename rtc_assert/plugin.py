@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -18,6 +18,9 @@ from rtc_assert.config import GateSpec, RtcConfig
 from rtc_assert.errors import RtcAssertError
 from rtc_assert.explain import explain_failure
 from rtc_assert.gate_plugin import GatePlugin
+
+if TYPE_CHECKING:
+    from _pytest._code.code import TerminalRepr, TracebackStyle
 
 PLUGIN_KEY = pytest.StashKey[GatePlugin]()
 
@@ -114,7 +117,12 @@ class ThresholdsFile(pytest.File):
             for spec in session.config.gate_specs():
                 yield GateItem.from_parent(self, name=spec.id, spec=spec)
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str:
+    def repr_failure(
+        self,
+        excinfo: pytest.ExceptionInfo[BaseException],
+        style: TracebackStyle | None = None,
+    ) -> str | TerminalRepr:
+        """``style`` is there to match ``Node.repr_failure``; a collector's report ignores it."""
         if isinstance(excinfo.value, RtcAssertError):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
@@ -143,7 +151,11 @@ class GateItem(pytest.Item):
             base = session.generated(self.spec.probe_set, "base") if result.base else None
             raise GateFailed(explain_failure(result, candidate, base))
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> str:
+    def repr_failure(
+        self,
+        excinfo: pytest.ExceptionInfo[BaseException],
+        style: TracebackStyle | None = None,
+    ) -> str | TerminalRepr:
         if isinstance(excinfo.value, GateFailed | RtcAssertError):
             return str(excinfo.value)
         return super().repr_failure(excinfo, style=style)

@@ -235,9 +235,10 @@ def _yaml_document(path: Path, text: str) -> tuple[dict[str, Any], list[tuple[in
                 root.start_mark.line + 1,
                 f"unknown top-level keys {sorted(unknown)}; allowed: name, version, scorer, probes",
             )
-        probes_node = next((value for key, value in root.value if key.value == "probes"), None)
-        if not isinstance(probes_node, yaml.SequenceNode):
+        found = next((value for key, value in root.value if key.value == "probes"), None)
+        if not isinstance(found, yaml.SequenceNode):
             raise ProbeFileError(path, root.start_mark.line + 1, "'probes' must be a list")
+        probes_node = found
         header = {key: data[key] for key in ("name", "version", "scorer") if key in data}
         data = data["probes"]
     else:

@@ -62,7 +62,9 @@ def status_bars(labels: tuple[str, ...], runs: tuple[RunRecord, ...]) -> list[St
         x = float(LABEL_WIDTH)
         segments = []
         for status in STATUSES:
-            share = run.metrics.metric(STATUS_RATES[status]).value
+            rate = run.metrics.metric(STATUS_RATES[status])
+            assert rate is not None, "a status rate counts probes: it is always defined"
+            share = rate.value
             segments.append(Segment(status, share, x, share * PLOT_WIDTH))
             x += share * PLOT_WIDTH
         bars.append(StatusBar(label, index * ROW_HEIGHT, tuple(segments)))
@@ -86,7 +88,7 @@ def _axis_x(value: float) -> float:
 
 def interval_whiskers(labels: tuple[str, ...], runs: tuple[RunRecord, ...]) -> list[Whisker]:
     """pass@1 and Rpass@1 of each run with their intervals, one row each."""
-    whiskers = []
+    whiskers: list[Whisker] = []
     for metric, short in INTERVAL_METRICS:
         for label, run in zip(labels, runs, strict=True):
             rate = run.metrics.metric(metric)

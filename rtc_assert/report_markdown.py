@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from rtc_assert.record import SessionRecord
@@ -15,7 +16,7 @@ from rtc_assert.summary import (
 )
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
     def cells(values: tuple[str, ...]) -> str:
         return "| " + " | ".join(value.replace("|", "\\|") for value in values) + " |"
 

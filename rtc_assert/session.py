@@ -101,7 +101,8 @@ class RtcSession:
                 entry.source,
                 base_dir=self.config_dir,
                 scorer=entry.scorer,
-                fields=entry.fields,
+                # As a plain str mapping: load_source checks the field names itself.
+                fields={field: column for field, column in entry.fields.items()},
                 split=entry.split,
                 answer_pattern=entry.answer_pattern,
             )

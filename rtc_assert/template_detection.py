@@ -76,7 +76,10 @@ class ThinkingSwitch:
             return {}
         if self.kind == "kwarg":
             value = self.on if enable_thinking else self.off
-            return {} if value is None else {self.name: value}
+            if value is None:
+                return {}
+            assert self.name is not None, "a keyword switch names its keyword"
+            return {self.name: value}
         if enable_thinking:
             return {}
         how = (

@@ -42,7 +42,7 @@ def load_backend(
     cls = _backend_class(name)
     options = dict(options or {})
     internal = {"self", "model", "tokenizer"}
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in internal]
+    accepted = [p for p in inspect.signature(cls).parameters if p not in internal]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise GenerationError(

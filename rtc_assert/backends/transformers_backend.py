@@ -49,8 +49,9 @@ def _load_error(model: ModelRef, what: str, error: Exception) -> GenerationError
     return GenerationError(f"cannot load the {what} of {model.spec!r} from {where}: {error}")
 
 
-def _with_adapter(base: Any, model: ModelRef, *, merge: bool) -> Any:
-    """``base`` with ``model``'s PEFT adapter on top, or merged into its weights."""
+def _with_adapter(base: Any, model: ModelRef, adapter: str, *, merge: bool) -> Any:
+    """``base`` with ``model``'s PEFT adapter (the folder ``adapter``) on top, or merged into
+    its weights."""
     try:
         from peft import PeftModel
     except ImportError as error:
@@ -58,10 +59,10 @@ def _with_adapter(base: Any, model: ModelRef, *, merge: bool) -> Any:
             f"{model.spec!r} is a PEFT adapter: pip install 'rtc-assert[peft]' ({error})"
         ) from error
     try:
-        adapted = PeftModel.from_pretrained(base, model.adapter)
+        adapted = PeftModel.from_pretrained(base, adapter)
     except (OSError, ValueError, RuntimeError) as error:
         raise GenerationError(
-            f"cannot load the adapter {model.adapter} onto {model.source}: {error}"
+            f"cannot load the adapter {adapter} onto {model.source}: {error}"
         ) from error
     return adapted.merge_and_unload() if merge else adapted
 
@@ -97,6 +98,8 @@ class TransformersBackend:
     """
 
     name = "transformers"
+    model: Any
+    """The torch model (a PEFT model where an adapter is on top); None once closed."""
 
     def __init__(
         self,
@@ -129,7 +132,7 @@ class TransformersBackend:
         except (OSError, ValueError) as error:
             raise _load_error(model, "weights", error) from error
         if model.adapter is not None:
-            self.model = _with_adapter(self.model, model, merge=merge_adapter)
+            self.model = _with_adapter(self.model, model, model.adapter, merge=merge_adapter)
         if device_map is None:
             self.model.to(self.device)
         self._finish_setup()

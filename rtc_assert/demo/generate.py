@@ -16,7 +16,7 @@ from typing import Any
 from rtc_assert.backends.transformers_backend import TransformersBackend
 from rtc_assert.generation import Generation, GenerationSettings, build_requests
 from rtc_assert.metrics import compute_metrics
-from rtc_assert.probes import Probe, ProbeSet
+from rtc_assert.probes import Message, Probe, ProbeSet
 from rtc_assert.runs import score_generations
 
 
@@ -60,7 +60,12 @@ def generate(
 ) -> list[Generation]:
     """Greedy completions of chat ``conversations``, in order, by the transformers backend."""
     probes = [
-        Probe(id=str(index), messages=messages, answer="-", scorer="exact")
+        Probe(
+            id=str(index),
+            messages=tuple(Message.model_validate(message) for message in messages),
+            answer="-",
+            scorer="exact",
+        )
         for index, messages in enumerate(conversations)
     ]
     return _generate(model, tokenizer, probes, max_new_tokens, batch_size, enable_thinking)

@@ -44,11 +44,11 @@ def _easy(rng: random.Random) -> tuple[str, str, str]:
 def _hard(rng: random.Random) -> tuple[str, str, str]:
     template = rng.randrange(4)
     if template == 0:
-        start, days = _date(rng, 1990, 2040), rng.randrange(20, 400)
+        day, days = _date(rng, 1990, 2040), rng.randrange(20, 400)
         text = (
-            f"What is the date {days} days after {start.isoformat()}?\n\nAnswer as YYYY-MM-DD only."
+            f"What is the date {days} days after {day.isoformat()}?\n\nAnswer as YYYY-MM-DD only."
         )
-        return text, (start + dt.timedelta(days=days)).isoformat(), "date_after"
+        return text, (day + dt.timedelta(days=days)).isoformat(), "date_after"
     if template == 1:
         day = _date(rng, 1900, 2099)
         text = (
