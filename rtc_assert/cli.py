@@ -23,8 +23,19 @@ from rtc_assert.stats import probes_for_drop
 from rtc_assert.traces import TraceFormat, classify
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise RtcAssertError(
+            f"{path}: byte {error.start} is not UTF-8; save the file as UTF-8 text"
+        ) from None
+    except OSError as error:
+        raise RtcAssertError(f"{path}: cannot read it ({error.strerror})") from None
+
+
 def _classify_command(args: argparse.Namespace) -> int:
-    text = args.file.read() if args.file else sys.stdin.read()
+    text = _read_text(args.file) if args.file else sys.stdin.read()
     pair = TraceFormat(args.open_tag, args.close_tag) if args.open_tag else None
     fmt = markup_named(args.markup, pair) if args.markup else pair
     trace = classify(
@@ -137,7 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     classify_parser = commands.add_parser(
         "classify", help="classify one completion (from a file or standard input)"
     )
-    classify_parser.add_argument("file", nargs="?", type=argparse.FileType("r", encoding="utf-8"))
+    classify_parser.add_argument("file", nargs="?", type=Path)
     classify_parser.add_argument("--finish-reason", choices=["stop", "length"])
     classify_parser.add_argument(
         "--prefilled", action="store_true", help="the prompt ended with the opening tag"

@@ -32,6 +32,17 @@ def test_classify_file_with_custom_tags_and_prefill(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["status"] == "valid"
 
 
+def test_classify_names_an_unreadable_file(tmp_path, capsys):
+    latin = tmp_path / "latin1.txt"
+    latin.write_bytes("<think>caf\xe9</think>ok".encode("latin-1"))
+    assert main(["classify", str(latin)]) == 2
+    error = capsys.readouterr().err
+    assert f"{latin}: byte 10 is not UTF-8; save the file as UTF-8 text" in error
+    assert "Traceback" not in error
+    assert main(["classify", str(tmp_path / "gone.txt")]) == 2
+    assert "gone.txt: cannot read it (No such file or directory)" in capsys.readouterr().err
+
+
 def test_classify_other_markups(monkeypatch, capsys):
     harmony = (
         "<|channel|>analysis<|message|>2+2=4<|end|><|start|>assistant<|channel|>final<|message|>4"
