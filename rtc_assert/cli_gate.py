@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from rtc_assert.cache import GenerationCache
 from rtc_assert.checkpoints import find_checkpoints
@@ -18,7 +18,7 @@ from rtc_assert.gate_plugin import Overrides
 from rtc_assert.probe_sources import is_named_source
 from rtc_assert.record import SessionRecord, session_record
 from rtc_assert.report_markdown import append_step_summary
-from rtc_assert.report_terminal import print_summary
+from rtc_assert.report_terminal import print_summary, summary_console, terminal_width
 from rtc_assert.reports import write_reports
 from rtc_assert.session import RtcSession
 from rtc_assert.sweep import run_sweep
@@ -108,7 +108,8 @@ def _finish(session: RtcSession, config_dump: dict, args: argparse.Namespace) ->
     record = session_record(
         config_dump, session.runs, session.results, session.timings, session.fingerprints
     )
-    print_summary(record, sys.stdout)
+    # The terminal's width (120 columns where stdout is no terminal); colour on a terminal.
+    print_summary(record, sys.stdout, width=terminal_width(), color=None)
     if args.report is not None:
         path = write_reports(record, args.report)
         print(f"run record: {path}")
@@ -150,11 +151,11 @@ def sweep_command(args: argparse.Namespace) -> int:
         record = run_sweep(session, checkpoints)
     finally:
         session.close()
-    console = Console(file=sys.stdout, width=120, highlight=False, soft_wrap=False)
+    console = summary_console(sys.stdout, width=terminal_width(), color=None)
     for probe_set in record.probe_sets:
-        table = Table(*TABLE_HEADER, title=probe_set, title_justify="left")
+        table = Table(*TABLE_HEADER, title=Text(probe_set), title_justify="left")
         for row in table_rows(record, probe_set):
-            table.add_row(*row)
+            table.add_row(*(Text(cell) for cell in row))  # checkpoint names are not markup
         console.print(table)
     print("\n".join(verdict_lines(record)))
     path = write_sweep(record, args.report)

@@ -20,7 +20,7 @@ from rtc_assert.record import (
     write_record,
 )
 from rtc_assert.report_markdown import append_step_summary
-from rtc_assert.report_terminal import print_summary
+from rtc_assert.report_terminal import DEFAULT_WIDTH, print_summary
 from rtc_assert.reports import write_reports
 from rtc_assert.runs import Run
 from rtc_assert.session import RtcSession
@@ -179,12 +179,15 @@ class GatePlugin:
             error="; ".join(self.errors) or None,
         )
 
-    def print_summary(self, file: TextIO) -> bool:
-        """Print the summary tables; False when there is nothing to show."""
+    def print_summary(
+        self, file: TextIO, *, width: int = DEFAULT_WIDTH, color: bool = False
+    ) -> bool:
+        """Print the summary tables ``width`` columns wide, coloured or not; False when there
+        is nothing to show."""
         record = self.final_record or self.record()
         if record is None or self.worker_id is not None:
             return False
-        print_summary(record, file)
+        print_summary(record, file, width=width, color=color)
         return True
 
     def finish(self) -> None:

@@ -78,9 +78,12 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return None
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    # Drawn as wide as pytest's own lines, in colour when pytest's output is (--color).
+    writer = terminalreporter.config.get_terminal_writer()
     text = io.StringIO()
-    if terminalreporter.config.stash[PLUGIN_KEY].print_summary(text):
+    plugin = terminalreporter.config.stash[PLUGIN_KEY]
+    if plugin.print_summary(text, width=writer.fullwidth, color=writer.hasmarkup):
         terminalreporter.write_sep("=", "rtc-assert summary")
         terminalreporter.write(text.getvalue())
 

@@ -9,8 +9,9 @@ import pytest
 
 from rtc_assert import demo
 from rtc_assert.backends import load_backend
-from rtc_assert.generation import GenerationError, GenerationSettings, build_requests
+from rtc_assert.generation import Backend, GenerationError, GenerationSettings, build_requests
 from rtc_assert.models import resolve_model
+from rtc_assert.probes import Probe
 from rtc_assert.runs import run_model
 from rtc_assert.traces import TraceStatus
 
@@ -178,3 +179,32 @@ def test_cuda_out_of_memory_halves_the_batch_and_says_so(base, mixed_probes, mon
     assert sizes[:3] == [16, 8, 4]
     assert "CUDA out of memory: retrying with batch size 8" in caplog.text
     assert "retrying with batch size 4" in caplog.text
+
+
+def test_a_one_device_device_map_loads_there_and_generates_the_same(
+    base: Backend, mixed_probes: tuple[Probe, ...]
+) -> None:
+    import torch
+
+    from rtc_assert.backends.transformers_backend import TransformersBackend
+
+    mapped = TransformersBackend(resolve_model("demo:base"), device_map="cpu")
+    assert mapped.device == "cpu" and mapped.model.device.type == "cpu"
+    assert next(mapped.model.parameters()).dtype == torch.float32  # auto dtype on the CPU
+    settings = GenerationSettings(max_new_tokens=16, batch_size=8)
+    requests = build_requests(base.tokenizer, mixed_probes[:8], settings, model="demo:base")
+    expected = [g.text for g in base.generate(requests, settings)]
+    assert [g.text for g in mapped.generate(requests, settings)] == expected
+    mapped.close()
+
+
+def test_the_device_of_a_device_map_is_where_inputs_go() -> None:
+    import torch
+
+    from rtc_assert.backends.transformers_backend import _pick_device
+
+    assert _pick_device("auto", "cuda:1") == "cuda:1"
+    assert _pick_device("cpu", "cuda:1") == "cpu"  # an explicit device wins
+    detected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert _pick_device("auto", "auto") == _pick_device("auto", "balanced") == detected
+    assert _pick_device("auto") == detected

@@ -6,6 +6,7 @@ Each run is a subprocess: in-process runs would drop and re-import torch between
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -231,3 +232,45 @@ def test_generation_cache_options(project, tmp_path):
         f"--rtc-cache-dir={no_cache}", "--rtc-no-cache",
     ).assert_outcomes(passed=9)  # fmt: skip
     assert not no_cache.exists()
+
+
+@pytest.mark.slow
+def test_summary_follows_pytests_width_and_colour(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The summary is as wide as pytest's terminal and coloured only under --color=yes."""
+    probe_set = "reasoning_" + "x" * 120  # its gate ids need more than 120 columns
+    config = f"""\
+candidate: demo:base
+generation: {{max_new_tokens: 4}}
+probe_sets:
+  {probe_set}: {{source: "demo:reasoning", limit: 8}}
+gates:
+  - metric: truncated_rate
+    max: 1.0
+"""
+    pytester.makefile(".yaml", thresholds=config)
+    cache = f"--rtc-cache-dir={tmp_path / 'cache'}"  # the second run generates nothing
+
+    def summary_lines(columns: int, color: str) -> list[str]:
+        monkeypatch.setenv("COLUMNS", str(columns))  # inherited by the subprocess
+        result = pytester.runpytest_subprocess("thresholds.yaml", cache, f"--color={color}")
+        result.assert_outcomes(passed=1)
+        lines = result.stdout.lines
+        start = next(i for i, line in enumerate(lines) if "rtc-assert summary" in line)
+        end = next(i for i in range(start + 1, len(lines)) if plain(lines[i]).startswith("="))
+        return lines[start + 1 : end]
+
+    def plain(line: str) -> str:
+        return re.sub(r"\x1b\[[0-9;]*m", "", line)
+
+    wide = summary_lines(200, "yes")
+    assert any("\x1b[32mPASS" in line for line in wide)
+    plain_wide = [plain(line) for line in wide]
+    assert 120 < max(len(line) for line in plain_wide) <= 200
+    assert any("1 of 1 gates passed" in line for line in plain_wide)
+
+    narrow = summary_lines(80, "no")
+    assert not any("\x1b" in line for line in narrow)
+    assert max(len(line) for line in narrow) <= 80
+    assert any("1 of 1 gates passed" in line for line in narrow)

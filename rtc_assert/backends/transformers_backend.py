@@ -67,11 +67,19 @@ def _with_adapter(base: Any, model: ModelRef, adapter: str, *, merge: bool) -> A
     return adapted.merge_and_unload() if merge else adapted
 
 
-def _pick_device(device: str) -> str:
+SPREADING_DEVICE_MAPS = frozenset({"auto", "balanced", "balanced_low_0", "sequential"})
+"""``device_map`` values that spread a model over devices rather than name one."""
+
+
+def _pick_device(device: str, device_map: str | None = None) -> str:
+    """The device inputs go to: ``device``; for ``auto``, the one device ``device_map`` names,
+    else CUDA when available, else the CPU."""
     import torch
 
     if device != "auto":
         return device
+    if device_map is not None and device_map not in SPREADING_DEVICE_MAPS:
+        return device_map
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -90,7 +98,9 @@ class TransformersBackend:
         model: the resolved model spec.
         device: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
         dtype: ``auto`` (bfloat16 on CUDA, float32 on CPU), or a torch dtype name.
-        device_map: e.g. ``auto`` to spread a model larger than one GPU (needs accelerate).
+        device_map: transformers' ``device_map``: one device (``cuda:0``, ``cpu``), or
+            ``auto`` to spread a model larger than one GPU; the weights are then left where it
+            puts them, and inputs go to the device of the first weights.
         trust_remote_code: run code shipped with the model (off by default).
         use_safetensors: refuse pickled ``.bin`` weights (on by default).
         merge_adapter: for a PEFT adapter, merge it into the base weights once at load
@@ -119,7 +129,7 @@ class TransformersBackend:
         self.tokenizer = _left_padded(
             tokenizer or load_tokenizer(model, trust_remote_code=trust_remote_code)
         )
-        self.device = _pick_device(device)
+        self.device = _pick_device(device, device_map)
         try:
             self.model = transformers.AutoModelForCausalLM.from_pretrained(
                 model.source,
@@ -135,6 +145,8 @@ class TransformersBackend:
             self.model = _with_adapter(self.model, model, model.adapter, merge=merge_adapter)
         if device_map is None:
             self.model.to(self.device)
+        else:
+            self.device = str(self.model.device)  # where device_map put the first weights
         self._finish_setup()
 
     @classmethod
