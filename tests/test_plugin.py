@@ -1,13 +1,18 @@
 """The pytest plugin as users meet it: a throwaway project, a real pytest run, real models.
 
-Each run is a subprocess: in-process runs would drop and re-import torch between runs.
+Each run is a subprocess: in-process runs would drop and re-import torch between runs. A run
+that several tests read is made once per module (`passing_build`, `collapsed_build`), and runs
+that do not test the cache itself share one generation cache (`shared_cache`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -26,6 +31,68 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """``--rtc-cache-dir`` for the runs that do not test the cache: one generation each."""
+    return f"--rtc-cache-dir={tmp_path_factory.mktemp('shared-cache')}"
+
+
+def run_project(folder: Path, *args: str, env: dict[str, str] | None = None) -> pytest.RunResult:
+    """``pytest ARGS`` in a fresh process inside ``folder``, as `runpytest_subprocess` runs it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "thresholds.yaml").write_text(REPO_THRESHOLDS.read_text(encoding="utf-8"))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            f"--basetemp={folder / 'tmp'}",
+            "-p",
+            "no:cacheprovider",
+            *args,
+        ],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=900,
+    )
+    return pytest.RunResult(
+        done.returncode, done.stdout.splitlines(), done.stderr.splitlines(), 0.0
+    )
+
+
+@pytest.fixture(scope="module")
+def passing_build(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | pytest.RunResult]:
+    """Identical models through every report: run record, step summary, JUnit, a fresh cache."""
+    root = tmp_path_factory.mktemp("passing")
+    files = {
+        "report": root / "report",
+        "junit": root / "junit.xml",
+        "step_summary": root / "step-summary.md",
+        "cache": root / "cache",
+    }
+    result = run_project(
+        root / "project", "thresholds.yaml", QUICK, "--rtc-candidate", "demo:base",
+        f"--rtc-report={files['report']}", f"--junitxml={files['junit']}",
+        f"--rtc-cache-dir={files['cache']}",
+        env={"GITHUB_STEP_SUMMARY": str(files["step_summary"])},
+    )  # fmt: skip
+    return {"result": result, **files}
+
+
+@pytest.fixture(scope="module")
+def collapsed_build(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | pytest.RunResult]:
+    """The collapsed candidate on every probe (early stopping decides), with its record."""
+    root = tmp_path_factory.mktemp("collapsed")
+    report = root / "report"
+    result = run_project(
+        root / "project", "thresholds.yaml", "--rtc-candidate", "demo:collapsed",
+        f"--rtc-report={report}",
+    )  # fmt: skip
+    return {"result": result, "report": report}
+
+
 def test_each_gate_is_its_own_test_item(project):
     result = project.runpytest_subprocess("thresholds.yaml", "--collect-only", "-q")
     result.stdout.fnmatch_lines(
@@ -39,8 +106,8 @@ def test_each_gate_is_its_own_test_item(project):
     assert "finetune::reasoning_conditioned_accuracy" not in result.stdout.str()
 
 
-def test_identical_models_pass_every_gate(project):
-    result = project.runpytest_subprocess("thresholds.yaml", QUICK, "--rtc-candidate", "demo:base")
+def test_identical_models_pass_every_gate(passing_build):
+    result = passing_build["result"]
     result.assert_outcomes(passed=9)
     result.stdout.fnmatch_lines(["*rtc-assert summary*", "*9 of 9 gates passed*"])
 
@@ -64,7 +131,7 @@ def test_missing_model_fails_the_gates_with_the_reason(project, tmp_path):
     assert "Traceback" not in result.stdout.str()
 
 
-def test_undefined_metric_fails_naming_why(project):
+def test_undefined_metric_fails_naming_why(project, shared_cache):
     config = """\
 candidate: demo:base
 generation: {max_new_tokens: 4}
@@ -75,19 +142,14 @@ gates:
     min: 0.5
 """
     project.makefile(".yaml", thresholds=config)
-    result = project.runpytest_subprocess("thresholds.yaml")
+    result = project.runpytest_subprocess("thresholds.yaml", shared_cache)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*no trace is valid, so there is no Rpass@1*"])
 
 
-def test_reports_json_markdown_html_and_junit(project, tmp_path):
-    report = tmp_path / "report"
-    junit = tmp_path / "junit.xml"
-    result = project.runpytest_subprocess(
-        "thresholds.yaml", QUICK, "--rtc-candidate", "demo:base",
-        f"--rtc-report={report}", f"--junitxml={junit}",
-    )  # fmt: skip
-    result.assert_outcomes(passed=9)
+def test_reports_json_markdown_html_and_junit(passing_build):
+    report, junit = passing_build["report"], passing_build["junit"]
+    passing_build["result"].assert_outcomes(passed=9)
     record = json.loads((report / "rtc-run.json").read_text())
     assert {run["probe_set"] for run in record["runs"]} == {"demo-reasoning", "demo-finetune"}
     assert len(record["gates"]) == 9 and all(g["passed"] for g in record["gates"])
@@ -101,14 +163,11 @@ def test_reports_json_markdown_html_and_junit(project, tmp_path):
     assert properties["rtc_verdict"] == "pass" and "rtc_candidate" in properties
 
 
-def test_github_step_summary(project, tmp_path, monkeypatch):
-    summary = tmp_path / "step-summary.md"
-    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))  # inherited by the subprocess
-    project.runpytest_subprocess("thresholds.yaml", QUICK, "--rtc-candidate", "demo:base")
-    assert "| VR valid reasoning |" in summary.read_text()
+def test_github_step_summary(passing_build):
+    assert "| VR valid reasoning |" in passing_build["step_summary"].read_text()
 
 
-def test_custom_assertions_with_the_rtc_fixture(project):
+def test_custom_assertions_with_the_rtc_fixture(project, shared_cache):
     project.makepyfile(
         test_custom="""
         import pytest
@@ -146,14 +205,14 @@ def test_custom_assertions_with_the_rtc_fixture(project):
                 assert_trace_valid("b")
         """
     )
-    result = project.runpytest_subprocess("test_custom.py", QUICK, "--rtc-candidate", "demo:base")
+    result = project.runpytest_subprocess(
+        "test_custom.py", QUICK, "--rtc-candidate", "demo:base", shared_cache
+    )
     result.assert_outcomes(passed=3)
 
 
-def test_collapsed_candidate_fails_the_reasoning_gates_only(project):
-    result = project.runpytest_subprocess(
-        "thresholds.yaml", QUICK, "--rtc-candidate", "demo:collapsed"
-    )
+def test_collapsed_candidate_fails_the_reasoning_gates_only(collapsed_build):
+    result = collapsed_build["result"]
     result.assert_outcomes(failed=6, passed=3)
     output = result.stdout.str()
     assert "an answer-only eval does not see this" in output
@@ -161,13 +220,10 @@ def test_collapsed_candidate_fails_the_reasoning_gates_only(project):
     assert "FAILED thresholds.yaml::finetune::answer_accuracy" not in output
 
 
-def test_early_stopping_settles_a_collapse_on_the_first_chunk(project, tmp_path):
+def test_early_stopping_settles_a_collapse_on_the_first_chunk(collapsed_build):
     """All 256 probes per set are available; the gate generates 64 and explaining the
     failures does not generate more."""
-    report = tmp_path / "report"
-    result = project.runpytest_subprocess(
-        "thresholds.yaml", "--rtc-candidate", "demo:collapsed", f"--rtc-report={report}"
-    )
+    result, report = collapsed_build["result"], collapsed_build["report"]
     result.assert_outcomes(failed=6, passed=3)
     assert "64 of 256 probes, early stopping" in result.stdout.str()
     record = json.loads((report / "rtc-run.json").read_text())
@@ -176,14 +232,16 @@ def test_early_stopping_settles_a_collapse_on_the_first_chunk(project, tmp_path)
     ] * 4
 
 
-def test_several_candidates_each_get_their_own_items(pytester, tmp_path):
+def test_several_candidates_each_get_their_own_items(pytester, tmp_path, shared_cache):
     text = REPO_THRESHOLDS.read_text(encoding="utf-8").replace(
         "candidate: demo:masked", "candidates: [demo:masked, demo:collapsed]"
     )
     assert "candidates:" in text
     pytester.makefile(".yaml", thresholds=text)
     report = tmp_path / "report"
-    result = pytester.runpytest_subprocess("thresholds.yaml", QUICK, f"--rtc-report={report}")
+    result = pytester.runpytest_subprocess(
+        "thresholds.yaml", QUICK, f"--rtc-report={report}", shared_cache
+    )
     result.assert_outcomes(failed=6, passed=12)
     output = result.stdout.str()
     assert "FAILED thresholds.yaml::demo:collapsed::finetune::valid_rate[max_drop]" in output
@@ -195,7 +253,7 @@ def test_several_candidates_each_get_their_own_items(pytester, tmp_path):
     assert models.count(("demo:base", "demo-reasoning")) == 1 and len(models) == 6
 
 
-def test_works_with_pytest_xdist(project, tmp_path):
+def test_works_with_pytest_xdist(project, tmp_path, shared_cache):
     pytest.importorskip("xdist")
     report = tmp_path / "report"
     result = project.runpytest_subprocess(
@@ -206,6 +264,7 @@ def test_works_with_pytest_xdist(project, tmp_path):
         "--rtc-candidate",
         "demo:collapsed",
         f"--rtc-report={report}",
+        shared_cache,
     )
     result.assert_outcomes(failed=6, passed=3)
     result.stdout.fnmatch_lines(["*rtc-assert summary*", "*3 of 9 gates passed, 6 failed*"])
@@ -216,13 +275,12 @@ def test_works_with_pytest_xdist(project, tmp_path):
     assert len({(r["model"], r["probe_set"]) for r in record["runs"]}) == len(record["runs"])
 
 
-def test_generation_cache_options(project, tmp_path):
-    cache = tmp_path / "cache"
-    for _ in range(2):
-        result = project.runpytest_subprocess(
-            "thresholds.yaml", QUICK, "--rtc-candidate", "demo:base", f"--rtc-cache-dir={cache}"
-        )
-        result.assert_outcomes(passed=9)
+def test_generation_cache_options(project, tmp_path, passing_build):
+    cache = passing_build["cache"]
+    result = project.runpytest_subprocess(
+        "thresholds.yaml", QUICK, "--rtc-candidate", "demo:base", f"--rtc-cache-dir={cache}"
+    )
+    result.assert_outcomes(passed=9)  # the same verdicts from the cache
     with sqlite3.connect(cache / "generations.sqlite") as connection:
         (count,) = connection.execute("SELECT COUNT(*) FROM generations").fetchone()
     assert count == 48  # 24 probes of 2 sets; base and candidate are the same model
