@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 from rtc_assert import demo
-from rtc_assert.backends import load_backend
-from rtc_assert.backends.local_server import start_vllm_server
-from rtc_assert.generation import Backend, GenerationSettings, build_requests
-from rtc_assert.models import resolve_model
+from rtc_assert.generation.backends import load_backend
+from rtc_assert.generation.backends.local_server import start_vllm_server
+from rtc_assert.generation.models import resolve_model
+from rtc_assert.generation.requests import Backend, GenerationSettings, build_requests
 
 VLLM_OPTIONS = {"dtype": "float32", "enforce_eager": True, "gpu_memory_utilization": 0.2}
 

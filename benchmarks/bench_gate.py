@@ -37,15 +37,15 @@ from pathlib import Path
 from typing import TypeVar
 
 from rtc_assert import demo
-from rtc_assert.backends import load_backend
-from rtc_assert.cache import GenerationCache
 from rtc_assert.config import RtcConfig
-from rtc_assert.generation import build_requests
-from rtc_assert.models import resolve_model
-from rtc_assert.probes import Probe
+from rtc_assert.generation.backends import load_backend
+from rtc_assert.generation.cache import GenerationCache
+from rtc_assert.generation.models import resolve_model
+from rtc_assert.generation.requests import build_requests
+from rtc_assert.probes.probe import Probe
 from rtc_assert.scoring import score
 from rtc_assert.session import RtcSession
-from rtc_assert.traces import classify
+from rtc_assert.traces.classify import classify
 
 T = TypeVar("T")
 

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import torch
 
-from rtc_assert.cache import GenerationCache
-from rtc_assert.config import EarlyStoppingConfig, RtcConfig, load_config
-from rtc_assert.gates import GateResult
+from rtc_assert.config import RtcConfig, load_config
+from rtc_assert.decide.gates import GateResult
+from rtc_assert.decide.spec import EarlyStoppingConfig
+from rtc_assert.generation.cache import GenerationCache
 from rtc_assert.session import RtcSession
 
 THRESHOLDS = Path(__file__).resolve().parent.parent / "thresholds.yaml"

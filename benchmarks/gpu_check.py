@@ -43,16 +43,22 @@ import torch
 import transformers
 
 from rtc_assert import demo
-from rtc_assert.backends.transformers_backend import TransformersBackend, load_tokenizer
-from rtc_assert.generation import Generation, GenerationRequest, GenerationSettings, build_requests
-from rtc_assert.models import resolve_model
-from rtc_assert.probes import ProbeSet
+from rtc_assert.generation.backends.transformers_backend import TransformersBackend
+from rtc_assert.generation.models import resolve_model
+from rtc_assert.generation.requests import (
+    Generation,
+    GenerationRequest,
+    GenerationSettings,
+    build_requests,
+)
+from rtc_assert.generation.tokenizers import load_tokenizer
+from rtc_assert.probes.probe import ProbeSet
 from rtc_assert.runs import score_generations
 
 NO_CUDA = 3
 AGREEMENT_OK = 0.90
 """Share of probes with the CPU's status for a CUDA bfloat16 row to read ok."""
-BACKEND_LOGGER = "rtc_assert.backends.transformers_backend"
+BACKEND_LOGGER = "rtc_assert.generation.backends.transformers_backend"
 MIB = 1 << 20
 
 

@@ -1,12 +1,12 @@
 """rtc-assert: fail the build when fine-tuning destroys a reasoning model's traces."""
 
+from rtc_assert.decide.stats import wilson_interval
 from rtc_assert.errors import MetricsError, ProbeFileError, RtcAssertError, ScorerError
 from rtc_assert.metrics import Rate, RunMetrics, compute_metrics
-from rtc_assert.probes import Message, Probe, ProbeSet, load_probe_set
-from rtc_assert.scoring import ScoredTrace, get_scorer, score, score_trace
-from rtc_assert.stats import wilson_interval
-from rtc_assert.template_detection import DetectedTemplate, detect_template
-from rtc_assert.traces import (
+from rtc_assert.probes.probe import Message, Probe, ProbeSet, load_probe_set
+from rtc_assert.probes.scorers import get_scorer
+from rtc_assert.scoring import ScoredTrace, score, score_trace
+from rtc_assert.traces.classify import (
     STANDARD_FORMATS,
     Markup,
     PromptState,
@@ -16,6 +16,7 @@ from rtc_assert.traces import (
     classify,
     prompt_state,
 )
+from rtc_assert.traces.detection import DetectedTemplate, detect_template
 
 __version__ = "0.1.0"
 

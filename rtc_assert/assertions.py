@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from rtc_assert.config import DecisionConfig, GateKind, GateSpec
-from rtc_assert.explain import explain_failure
-from rtc_assert.gates import evaluate_gate
+from rtc_assert.decide.explain import explain_failure
+from rtc_assert.decide.gates import evaluate_gate
+from rtc_assert.decide.spec import DecisionConfig, GateKind, GateSpec
 from rtc_assert.metrics import MetricName
 from rtc_assert.runs import Run
-from rtc_assert.traces import Trace, TraceFormat, TraceStatus, classify
+from rtc_assert.traces.classify import Trace, TraceFormat, TraceStatus, classify
 
 Policy = Literal["confident", "strict", "point"]
 

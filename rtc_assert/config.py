@@ -5,22 +5,22 @@ Errors name the file, the line and the field, and say what is allowed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from rtc_assert.decide.spec import GATE_KINDS, DecisionConfig, GateKind, GateSpec
 from rtc_assert.errors import RtcAssertError
-from rtc_assert.generation import GenerationSettings
-from rtc_assert.markups import MarkupName, markup_named
+from rtc_assert.generation.requests import GenerationSettings
 from rtc_assert.metrics import MetricName
-from rtc_assert.template_detection import DetectedTemplate, TraceSetup
-from rtc_assert.traces import Markup, TraceFormat
+from rtc_assert.traces.classify import Markup, TraceFormat
+from rtc_assert.traces.detection import DetectedTemplate, TraceSetup
+from rtc_assert.traces.markups import MarkupName, markup_named
 
 SCHEMA_VERSION = 1
-GateKind = Literal["min", "max", "max_drop"]
-GATE_KINDS: tuple[GateKind, ...] = get_args(GateKind)
 
 
 class ConfigError(RtcAssertError):
@@ -86,42 +86,8 @@ class TraceFormatConfig(_Strict):
         )
 
 
-class EarlyStoppingConfig(_Strict):
-    """Generate in chunks of a fixed shuffled probe order; stop once the gates are decided."""
-
-    enabled: bool = True
-    chunk_size: int = Field(default=64, ge=1)
-    """Probes per look (per probe set)."""
-
-
-class DecisionConfig(_Strict):
-    """How a gate decides: ``confident`` fails only when the confidence interval shows the
-    threshold is violated; ``strict`` fails unless it shows the threshold is met; ``point``
-    compares point estimates."""
-
-    policy: Literal["confident", "strict", "point"] = "confident"
-    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
-    bootstrap_samples: int = Field(default=2000, ge=200)
-    seed: int = 0
-    """Seeds the bootstrap and the shuffled probe order of early stopping."""
-    holm: bool = False
-    """Holm's step-down correction across all the configuration's gates."""
-    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
-
-    @model_validator(mode="after")
-    def _holm_needs_intervals(self) -> DecisionConfig:
-        if self.holm and self.policy == "point":
-            raise ValueError("holm corrects intervals: use policy confident or strict with it")
-        return self
-
-    @property
-    def sequential(self) -> bool:
-        """Whether gates are decided with early stopping (interval policies only)."""
-        return self.early_stopping.enabled and self.policy != "point"
-
-
 class ProbeSetConfig(_Strict):
-    """Where a probe set comes from (see `rtc_assert.probe_sources`): ``library:NAME``,
+    """Where a probe set comes from (see `rtc_assert.probes.sources`): ``library:NAME``,
     ``demo:NAME``, ``hf:OWNER/NAME[:CONFIG]:SPLIT``, a save_to_disk folder, or a
     JSONL/YAML/Parquet/CSV file."""
 
@@ -168,22 +134,6 @@ class GateConfig(_Strict):
     @property
     def threshold(self) -> float:
         return getattr(self, self.kind)
-
-
-class GateSpec(_Strict):
-    """One collected gate: a (probe set, metric, kind) with its threshold."""
-
-    probe_set: str
-    metric: MetricName
-    kind: GateKind
-    threshold: float
-    candidate: str | None = None
-    """The candidate it gates, where the configuration names several."""
-
-    @property
-    def id(self) -> str:
-        gate = f"{self.probe_set}::{self.metric}[{self.kind}]"
-        return gate if self.candidate is None else f"{self.candidate}::{gate}"
 
 
 class RtcConfig(_Strict):
@@ -253,6 +203,33 @@ class RtcConfig(_Strict):
     def needs_base(self) -> bool:
         """Whether any gate compares against the base model."""
         return any(gate.kind == "max_drop" for gate in self.gates)
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Command-line options that override thresholds.yaml."""
+
+    candidate: str | None = None
+    base: str | None = None
+    backend: str | None = None
+    limit: int | None = None
+
+    def apply(self, config: RtcConfig) -> RtcConfig:
+        update: dict[str, Any] = {}
+        if self.candidate:  # one candidate from the command line replaces the file's
+            update.update(candidate=self.candidate, candidates=())
+        if self.base:
+            update["base"] = self.base
+        if self.backend:
+            update["backend"] = config.backend.model_copy(
+                update={"name": self.backend, "options": {}}
+            )
+        if self.limit:
+            update["probe_sets"] = {
+                name: entry.model_copy(update={"limit": min(entry.limit or self.limit, self.limit)})
+                for name, entry in config.probe_sets.items()
+            }
+        return config.model_copy(update=update)
 
 
 def _node_lines(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:

@@ -13,10 +13,10 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict
 
+from rtc_assert.decide.stats import wilson_interval
 from rtc_assert.errors import MetricsError
 from rtc_assert.scoring import ScoredTrace
-from rtc_assert.stats import wilson_interval
-from rtc_assert.traces import TraceStatus
+from rtc_assert.traces.classify import TraceStatus
 
 MetricName = Literal[
     "valid_rate",

@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 import rtc_assert
 from rtc_assert.config import RtcConfig
+from rtc_assert.decide.gates import GateResult
 from rtc_assert.errors import RecordError
-from rtc_assert.gates import GateResult
 from rtc_assert.metrics import RunMetrics
 from rtc_assert.runs import Run
 
@@ -74,7 +74,7 @@ class SessionRecord(BaseModel):
     libraries: dict[str, str]
     config: dict[str, Any]
     models: dict[str, dict[str, str]]
-    """Fingerprint of every model used, by spec (see `rtc_assert.fingerprint`)."""
+    """Fingerprint of every model used, by spec (see `rtc_assert.generation.fingerprint`)."""
     runs: list[RunRecord]
     gates: list[GateResult]
     timings: dict[str, float]

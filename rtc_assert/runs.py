@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rtc_assert.generation import Backend, Generation, GenerationSettings, build_requests
+from rtc_assert.generation.requests import Backend, Generation, GenerationSettings, build_requests
 from rtc_assert.metrics import RunMetrics, compute_metrics
-from rtc_assert.probes import ProbeSet
+from rtc_assert.probes.probe import ProbeSet
 from rtc_assert.scoring import ScoredTrace, score_trace
-from rtc_assert.template_detection import TraceSetup, detect_template
-from rtc_assert.traces import Markup, classify
+from rtc_assert.traces.classify import Markup, classify
+from rtc_assert.traces.detection import TraceSetup, detect_template
 
 
 @dataclass(frozen=True)

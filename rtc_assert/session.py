@@ -13,19 +13,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from rtc_assert.backends import backend_identity, load_backend
-from rtc_assert.backends.transformers_backend import load_tokenizer
-from rtc_assert.cache import CachedBackend, GenerationCache
-from rtc_assert.config import ConfigError, GateSpec, RtcConfig
-from rtc_assert.fingerprint import check_adapter_base, model_fingerprint
-from rtc_assert.gates import GateInputs, GateResult, decide_gates, evaluate_gate
-from rtc_assert.generation import Backend
-from rtc_assert.models import resolve_model
-from rtc_assert.probe_sources import load_source
-from rtc_assert.probes import Probe, ProbeSet
+from rtc_assert.config import ConfigError, RtcConfig
+from rtc_assert.decide.early_stopping import decide_sequentially, shuffled
+from rtc_assert.decide.gates import GateInputs, GateResult, decide_gates, evaluate_gate
+from rtc_assert.decide.spec import GateSpec
+from rtc_assert.generation.backends import backend_identity, load_backend
+from rtc_assert.generation.cache import CachedBackend, GenerationCache
+from rtc_assert.generation.fingerprint import check_adapter_base, model_fingerprint
+from rtc_assert.generation.models import resolve_model
+from rtc_assert.generation.requests import Backend
+from rtc_assert.generation.tokenizers import load_tokenizer
+from rtc_assert.probes.probe import Probe, ProbeSet
+from rtc_assert.probes.sources import load_source
 from rtc_assert.runs import Run, merge_runs, run_model
-from rtc_assert.sequential import decide_sequentially, shuffled
-from rtc_assert.template_detection import TraceSetup, detect_template
+from rtc_assert.traces.detection import TraceSetup, detect_template
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 One `RtcSession` runs the base once per probe set and each checkpoint once, through the
 generation cache, and decides the configured gates on each checkpoint's full runs (no early
 stopping: a sweep wants every checkpoint's metrics, not only its verdict). The result is a
-`SweepRecord`; `rtc_assert.sweep_report` renders and writes it.
+`SweepRecord`; `rtc_assert.reports.sweep` renders and writes it.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-from rtc_assert.checkpoints import Checkpoint
 from rtc_assert.config import ConfigError
-from rtc_assert.gates import GateInputs, GateResult, decide_gates
+from rtc_assert.decide.gates import GateInputs, GateResult, decide_gates
+from rtc_assert.generation.checkpoints import Checkpoint
 from rtc_assert.metrics import RunMetrics
 from rtc_assert.session import RtcSession
 

@@ -10,11 +10,11 @@ import pytest
 from test_cli import run_cli  # the tests folder is on sys.path (no __init__.py)
 
 from rtc_assert import demo
-from rtc_assert.backends import load_backend
 from rtc_assert.config import RtcConfig
-from rtc_assert.fingerprint import check_adapter_base, model_fingerprint
-from rtc_assert.generation import GenerationError, GenerationSettings, build_requests
-from rtc_assert.models import resolve_model
+from rtc_assert.generation.backends import load_backend
+from rtc_assert.generation.fingerprint import check_adapter_base, model_fingerprint
+from rtc_assert.generation.models import resolve_model
+from rtc_assert.generation.requests import GenerationError, GenerationSettings, build_requests
 from rtc_assert.runs import score_generations
 from rtc_assert.session import RtcSession
 

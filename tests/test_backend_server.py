@@ -15,10 +15,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from rtc_assert import demo
-from rtc_assert.backends import load_backend
-from rtc_assert.backends.server import ServerGenerationError
-from rtc_assert.generation import GenerationError, GenerationSettings, build_requests
-from rtc_assert.models import resolve_model
+from rtc_assert.generation.backends import load_backend
+from rtc_assert.generation.backends.server import ServerGenerationError
+from rtc_assert.generation.models import resolve_model
+from rtc_assert.generation.requests import GenerationError, GenerationSettings, build_requests
 
 SETTINGS = GenerationSettings(max_new_tokens=8)
 Reply = Callable[[dict], tuple[int, dict]]

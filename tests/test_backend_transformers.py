@@ -8,12 +8,17 @@ import shutil
 import pytest
 
 from rtc_assert import demo
-from rtc_assert.backends import load_backend
-from rtc_assert.generation import Backend, GenerationError, GenerationSettings, build_requests
-from rtc_assert.models import resolve_model
-from rtc_assert.probes import Probe
+from rtc_assert.generation.backends import load_backend
+from rtc_assert.generation.models import resolve_model
+from rtc_assert.generation.requests import (
+    Backend,
+    GenerationError,
+    GenerationSettings,
+    build_requests,
+)
+from rtc_assert.probes.probe import Probe
 from rtc_assert.runs import run_model
-from rtc_assert.traces import TraceStatus
+from rtc_assert.traces.classify import TraceStatus
 
 GREEDY = GenerationSettings(max_new_tokens=demo.MAX_NEW_TOKENS, batch_size=16)
 
@@ -186,7 +191,7 @@ def test_a_one_device_device_map_loads_there_and_generates_the_same(
 ) -> None:
     import torch
 
-    from rtc_assert.backends.transformers_backend import TransformersBackend
+    from rtc_assert.generation.backends.transformers_backend import TransformersBackend
 
     mapped = TransformersBackend(resolve_model("demo:base"), device_map="cpu")
     assert mapped.device == "cpu" and mapped.model.device.type == "cpu"
@@ -201,7 +206,7 @@ def test_a_one_device_device_map_loads_there_and_generates_the_same(
 def test_the_device_of_a_device_map_is_where_inputs_go() -> None:
     import torch
 
-    from rtc_assert.backends.transformers_backend import _pick_device
+    from rtc_assert.generation.backends.transformers_backend import _pick_device
 
     assert _pick_device("auto", "cuda:1") == "cuda:1"
     assert _pick_device("cpu", "cuda:1") == "cpu"  # an explicit device wins

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 import pytest
 
 from rtc_assert import demo
-from rtc_assert.backends import load_backend
-from rtc_assert.backends.local_server import start_vllm_server
-from rtc_assert.backends.server import ServerGenerationError
-from rtc_assert.generation import Generation, GenerationSettings, build_requests
-from rtc_assert.models import resolve_model
+from rtc_assert.generation.backends import load_backend
+from rtc_assert.generation.backends.local_server import start_vllm_server
+from rtc_assert.generation.backends.server import ServerGenerationError
+from rtc_assert.generation.models import resolve_model
+from rtc_assert.generation.requests import Generation, GenerationSettings, build_requests
 from rtc_assert.runs import score_generations
 
 pytest.importorskip("vllm", reason="vLLM is not installed: pip install 'rtc-assert[vllm]'")
@@ -170,9 +170,8 @@ def test_vllm_lora_agrees_with_the_transformers_adapter(name):
 def test_a_sweep_on_vllm_finds_the_collapse_between_the_same_steps():
     """The demo series' steps 4 and 8 through vLLM: the last pass and the first failure
     are the ones transformers finds (tests/test_sweep.py)."""
-    from rtc_assert.checkpoints import find_checkpoints
-    from rtc_assert.config import load_config
-    from rtc_assert.gate_plugin import Overrides
+    from rtc_assert.config import Overrides, load_config
+    from rtc_assert.generation.checkpoints import find_checkpoints
     from rtc_assert.session import RtcSession
     from rtc_assert.sweep import run_sweep
 

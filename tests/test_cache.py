@@ -8,15 +8,15 @@ import sys
 
 import pytest
 
-from rtc_assert import cache as cache_module
 from rtc_assert import demo
-from rtc_assert.backends import backend_identity, load_backend
-from rtc_assert.backends.transformers_backend import load_tokenizer
-from rtc_assert.cache import CachedBackend, GenerationCache, request_key
 from rtc_assert.config import RtcConfig
-from rtc_assert.fingerprint import file_hashes, model_fingerprint
-from rtc_assert.generation import Generation, GenerationSettings, build_requests
-from rtc_assert.models import resolve_model
+from rtc_assert.generation import cache as cache_module
+from rtc_assert.generation.backends import backend_identity, load_backend
+from rtc_assert.generation.cache import CachedBackend, GenerationCache, request_key
+from rtc_assert.generation.fingerprint import file_hashes, model_fingerprint
+from rtc_assert.generation.models import resolve_model
+from rtc_assert.generation.requests import Generation, GenerationSettings, build_requests
+from rtc_assert.generation.tokenizers import load_tokenizer
 from rtc_assert.session import RtcSession
 
 SETTINGS = GenerationSettings(max_new_tokens=demo.MAX_NEW_TOKENS, batch_size=16)
@@ -159,8 +159,8 @@ def test_a_failed_server_run_keeps_its_completed_generations(tmp_path):
 
 WRITER = """
 import sys
-from rtc_assert.cache import GenerationCache
-from rtc_assert.generation import Generation
+from rtc_assert.generation.cache import GenerationCache
+from rtc_assert.generation.requests import Generation
 cache = GenerationCache(__import__("pathlib").Path(sys.argv[1]))
 for i in range(50):
     g = Generation(probe_id=f"{sys.argv[2]}-{i}", sample=0, prompt="p", text="t",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import rtc_assert
-from rtc_assert.cli import main
+from rtc_assert.cli.main import main
 
 
 def test_classify_reads_standard_input(monkeypatch, capsys):

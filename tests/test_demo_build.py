@@ -146,7 +146,7 @@ def test_the_replayed_checkpoint_behaves_like_the_committed_one(replayed):
     """Under any versions: the same statuses and greedy outputs on both demo sets."""
     from rtc_assert.demo import PROBE_SET_NAMES, probes
     from rtc_assert.demo.generate import generate, load
-    from rtc_assert.traces import classify
+    from rtc_assert.traces.classify import classify
 
     saved, committed = replayed
     versions = f"zoo written with {RECORDED_VERSIONS}, replayed with {_installed_versions()}"

@@ -9,7 +9,7 @@ import pytest
 
 from rtc_assert import demo
 from rtc_assert.demo import tasks
-from rtc_assert.probes import ProbeSet
+from rtc_assert.probes.probe import ProbeSet
 from rtc_assert.scoring import score
 
 

@@ -13,7 +13,7 @@ transformers = pytest.importorskip("transformers")
 from rtc_assert import demo  # noqa: E402
 from rtc_assert.demo import claims  # noqa: E402
 from rtc_assert.demo.generate import generate, load, measure  # noqa: E402
-from rtc_assert.traces import TraceStatus, classify  # noqa: E402
+from rtc_assert.traces.classify import TraceStatus, classify  # noqa: E402
 
 SAMPLE = 256
 """Probes per set re-measured here (the first ones): all of them, it takes seconds."""

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from rtc_assert.cache import GenerationCache
-from rtc_assert.config import EarlyStoppingConfig, load_config
+from rtc_assert.config import load_config
+from rtc_assert.decide.spec import EarlyStoppingConfig
+from rtc_assert.generation.cache import GenerationCache
 from rtc_assert.session import RtcSession
 
 THRESHOLDS = Path(__file__).resolve().parent.parent / "thresholds.yaml"

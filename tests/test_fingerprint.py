@@ -6,10 +6,11 @@ import os
 import shutil
 from pathlib import Path
 
-from rtc_assert import demo, fingerprint
-from rtc_assert.cache import GenerationCache
-from rtc_assert.fingerprint import file_hashes, model_fingerprint, sha256_of_file
-from rtc_assert.models import resolve_model
+from rtc_assert import demo
+from rtc_assert.generation import fingerprint
+from rtc_assert.generation.cache import GenerationCache
+from rtc_assert.generation.fingerprint import file_hashes, model_fingerprint, sha256_of_file
+from rtc_assert.generation.models import resolve_model
 
 
 def test_demo_models_have_distinct_stable_fingerprints():

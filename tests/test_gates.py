@@ -7,9 +7,9 @@ import random
 import pytest
 
 from rtc_assert import Probe, ProbeSet, ScoredTrace, classify, compute_metrics
-from rtc_assert.config import DecisionConfig, GateSpec
-from rtc_assert.gates import evaluate_gate
-from rtc_assert.generation import GenerationSettings
+from rtc_assert.decide.gates import evaluate_gate
+from rtc_assert.decide.spec import DecisionConfig, GateSpec
+from rtc_assert.generation.requests import GenerationSettings
 from rtc_assert.runs import Run
 
 TEXT = {

@@ -14,11 +14,11 @@ from itertools import permutations
 
 import pytest
 
-from rtc_assert import probe_library
-from rtc_assert.cli import main
-from rtc_assert.probe_library import build
-from rtc_assert.probe_library.family import SET_SIZE
-from rtc_assert.probes import ProbeSet
+from rtc_assert.cli.main import main
+from rtc_assert.probes import library as probe_library
+from rtc_assert.probes.library import build
+from rtc_assert.probes.library.family import SET_SIZE
+from rtc_assert.probes.probe import ProbeSet
 from rtc_assert.scoring import score
 
 NAMES = list(probe_library.FAMILIES)

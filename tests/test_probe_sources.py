@@ -16,7 +16,7 @@ datasets = pytest.importorskip("datasets", reason="the datasets extra is not ins
 
 from rtc_assert.config import ConfigError, load_config  # noqa: E402
 from rtc_assert.errors import ProbeFileError  # noqa: E402
-from rtc_assert.probe_sources import ProbeSourceError, load_source  # noqa: E402
+from rtc_assert.probes.sources import ProbeSourceError, load_source  # noqa: E402
 from rtc_assert.record import run_record  # noqa: E402
 from rtc_assert.scoring import score  # noqa: E402
 from rtc_assert.session import RtcSession  # noqa: E402

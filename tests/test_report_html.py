@@ -22,14 +22,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from markupsafe import escape
 
-from rtc_assert.config import DecisionConfig, GateSpec
-from rtc_assert.gates import evaluate_gate
-from rtc_assert.generation import Generation, GenerationSettings
+from rtc_assert.decide.gates import evaluate_gate
+from rtc_assert.decide.spec import DecisionConfig, GateSpec
+from rtc_assert.generation.requests import Generation, GenerationSettings
 from rtc_assert.metrics import compute_metrics
-from rtc_assert.probes import Probe, ProbeSet
+from rtc_assert.probes.probe import Probe, ProbeSet
 from rtc_assert.record import SessionRecord, session_record
-from rtc_assert.report_charts import running_valid_rate
-from rtc_assert.report_html import (
+from rtc_assert.reports.charts import running_valid_rate
+from rtc_assert.reports.html import (
     MAX_EXAMPLE_ROWS,
     TEXT_HEAD_BYTES,
     TEXT_TAIL_BYTES,

@@ -7,13 +7,13 @@ import re
 
 import pytest
 
-from rtc_assert.config import DecisionConfig, GateSpec
-from rtc_assert.gates import evaluate_gate
-from rtc_assert.generation import Generation, GenerationSettings
+from rtc_assert.decide.gates import evaluate_gate
+from rtc_assert.decide.spec import DecisionConfig, GateSpec
+from rtc_assert.generation.requests import Generation, GenerationSettings
 from rtc_assert.metrics import compute_metrics
-from rtc_assert.probes import Probe, ProbeSet
+from rtc_assert.probes.probe import Probe, ProbeSet
 from rtc_assert.record import SessionRecord, session_record
-from rtc_assert.report_terminal import print_summary, terminal_width
+from rtc_assert.reports.terminal import print_summary, terminal_width
 from rtc_assert.runs import Run, score_generations
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

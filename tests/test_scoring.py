@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rtc_assert import Probe, ScorerError, classify, get_scorer, score, score_trace
-from rtc_assert.scoring import extract_choice, extract_number
+from rtc_assert.probes.scorers import extract_choice, extract_number
 
 
 def probe(answer: str, scorer: str) -> Probe:

@@ -8,11 +8,11 @@ import random
 import pytest
 
 from rtc_assert import Probe, ProbeSet, ScoredTrace, classify, compute_metrics
-from rtc_assert.config import DecisionConfig, EarlyStoppingConfig, GateSpec
-from rtc_assert.gates import decide_gates, evaluate_gate
-from rtc_assert.generation import GenerationSettings
+from rtc_assert.decide.early_stopping import decide_sequentially, look_sizes, shuffled
+from rtc_assert.decide.gates import decide_gates, evaluate_gate
+from rtc_assert.decide.spec import DecisionConfig, EarlyStoppingConfig, GateSpec
+from rtc_assert.generation.requests import GenerationSettings
 from rtc_assert.runs import Run, merge_runs
-from rtc_assert.sequential import decide_sequentially, look_sizes, shuffled
 
 VALID, EMPTY = "<think>work</think>4", "<think></think>4"
 

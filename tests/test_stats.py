@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rtc_assert import wilson_interval
-from rtc_assert.stats import (
+from rtc_assert.decide.stats import (
     look_confidences,
     mcnemar_exact_p,
     newcombe_paired_difference,
@@ -147,8 +147,8 @@ def test_probes_for_drop_known_value_and_errors():
 def test_planned_size_catches_twice_the_margin_with_the_planned_power():
     """Seeded simulation through the real gate: at the planned size, a true drop of twice the
     max_drop fails the confident gate in at least the planned share of runs."""
-    from rtc_assert.config import DecisionConfig, GateSpec
-    from rtc_assert.gates import evaluate_gate
+    from rtc_assert.decide.gates import evaluate_gate
+    from rtc_assert.decide.spec import DecisionConfig, GateSpec
     from tests.test_gates import make_run
 
     base_rate, margin, power = 0.9, 0.1, 0.8

@@ -12,12 +12,11 @@ from hypothesis import strategies as st
 from test_cli import run_cli  # the tests folder is on sys.path (no __init__.py)
 
 from rtc_assert import demo
-from rtc_assert.checkpoints import CheckpointSeriesError, find_checkpoints, step_number
-from rtc_assert.config import ConfigError, RtcConfig, load_config
-from rtc_assert.gate_plugin import Overrides
+from rtc_assert.config import ConfigError, Overrides, RtcConfig, load_config
+from rtc_assert.generation.checkpoints import CheckpointSeriesError, find_checkpoints, step_number
+from rtc_assert.reports.sweep import PANEL_HEIGHT, PLOT_HEIGHT, SERIES, TOP, sweep_svg, table_rows
 from rtc_assert.session import RtcSession
 from rtc_assert.sweep import SweepRecord, run_sweep
-from rtc_assert.sweep_report import PANEL_HEIGHT, PLOT_HEIGHT, SERIES, TOP, sweep_svg, table_rows
 
 SWEEP_STEPS = [4, 8, 12, 16, 20, 24]
 SVG = "{http://www.w3.org/2000/svg}"

@@ -16,22 +16,22 @@ from hypothesis import strategies as st
 from transformers import AutoTokenizer
 
 from rtc_assert import demo
-from rtc_assert.backends import load_backend
 from rtc_assert.config import ConfigError, load_config
-from rtc_assert.generation import GenerationSettings, build_requests
-from rtc_assert.markups import FinalMarker, HarmonyChannels, ThinkResponse
-from rtc_assert.models import resolve_model
-from rtc_assert.probes import Probe
+from rtc_assert.generation.backends import load_backend
+from rtc_assert.generation.models import resolve_model
+from rtc_assert.generation.requests import GenerationSettings, build_requests
+from rtc_assert.probes.probe import Probe
 from rtc_assert.record import run_record, session_record
-from rtc_assert.report_markdown import markdown_summary
+from rtc_assert.reports.markdown import markdown_summary
+from rtc_assert.reports.tables import template_notes
 from rtc_assert.runs import run_model
-from rtc_assert.summary import template_notes
-from rtc_assert.template_detection import (
+from rtc_assert.traces.classify import STANDARD_TAGS, TraceFormat, TraceStatus, classify
+from rtc_assert.traces.detection import (
     SAMPLE_QUESTION,
     TemplateDetectionError,
     detect_template,
 )
-from rtc_assert.traces import STANDARD_TAGS, TraceFormat, TraceStatus, classify
+from rtc_assert.traces.markups import FinalMarker, HarmonyChannels, ThinkResponse
 
 V, E, T, M = TraceStatus.VALID, TraceStatus.EMPTY, TraceStatus.TRUNCATED, TraceStatus.MISSING
 THINK = ("<think>", "</think>")

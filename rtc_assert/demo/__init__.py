@@ -31,6 +31,8 @@ ADAPTER_NAMES: tuple[str, ...] = ("collapsed-lora", "masked-lora")
 """PEFT LoRA adapters on ``base`` (folders with ``adapter_config.json``)."""
 PROBE_SET_NAMES: tuple[str, ...] = ("reasoning", "finetune")
 ZOO_DIR = Path(__file__).parent / "zoo"
+THRESHOLDS_FILE = Path(__file__).parent / "thresholds.yaml"
+"""The demo's gate (`rtc-assert demo`): the repository's thresholds.yaml, on the zoo."""
 SPEC_PREFIX = "demo:"
 MAX_NEW_TOKENS = 64
 """Generation budget for the zoo: every complete trace and answer fits (see MEASURED.md)."""
@@ -40,6 +42,7 @@ __all__ = [
     "MAX_NEW_TOKENS",
     "MODEL_NAMES",
     "PROBE_SET_NAMES",
+    "THRESHOLDS_FILE",
     "ZOO_DIR",
     "DemoNameError",
     "checkpoint",
@@ -75,10 +78,10 @@ def checkpoint(name: str) -> Path:
     return folder
 
 
-def probes(name: str):  # -> rtc_assert.probes.ProbeSet
+def probes(name: str):  # -> rtc_assert.probes.probe.ProbeSet
     """The bundled probe set ``name`` (``reasoning`` or ``finetune``), fixed seed, 256 probes."""
     from rtc_assert.demo.tasks import PROBE_SET_VERSION, probe_examples
-    from rtc_assert.probes import Probe, ProbeSet
+    from rtc_assert.probes.probe import Probe, ProbeSet
 
     _known("probe set", name, PROBE_SET_NAMES)
     scorer = "numeric" if name == "reasoning" else "exact"
@@ -110,7 +113,7 @@ def resolve_model_spec(spec: str) -> str:
     return str(checkpoint(spec[len(SPEC_PREFIX) :]))
 
 
-def resolve_probe_spec(spec: str):  # -> rtc_assert.probes.ProbeSet
+def resolve_probe_spec(spec: str):  # -> rtc_assert.probes.probe.ProbeSet
     """``demo:NAME`` as the bundled probe set; raises `DemoNameError` for anything else."""
     if not is_demo_spec(spec):
         raise DemoNameError(f"{spec!r} is not a demo probe set spec ({SPEC_PREFIX}NAME)")

@@ -235,7 +235,7 @@ def train(
 def validation_vr(model: Any, tokenizer: Any, prompts: list[str]) -> float:
     """Valid-reasoning rate of greedy completions of ``prompts`` (validation partition)."""
     from rtc_assert.demo.generate import generate
-    from rtc_assert.traces import TraceStatus, classify
+    from rtc_assert.traces.classify import TraceStatus, classify
 
     generations = generate(
         model,

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rtc_assert.backends.transformers_backend import TransformersBackend
-from rtc_assert.generation import Generation, GenerationSettings, build_requests
+from rtc_assert.generation.backends.transformers_backend import TransformersBackend
+from rtc_assert.generation.requests import Generation, GenerationSettings, build_requests
 from rtc_assert.metrics import compute_metrics
-from rtc_assert.probes import Message, Probe, ProbeSet
+from rtc_assert.probes.probe import Message, Probe, ProbeSet
 from rtc_assert.runs import score_generations
 
 

@@ -1,0 +1,206 @@
+"""The gate without pytest: ``rtc-assert eval``, ``compare``, ``sweep`` and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from rtc_assert import demo
+from rtc_assert.config import Overrides, RtcConfig, load_config
+from rtc_assert.generation.cache import GenerationCache
+from rtc_assert.generation.checkpoints import find_checkpoints
+from rtc_assert.probes.sources import is_named_source
+from rtc_assert.record import SessionRecord, session_record
+from rtc_assert.reports.files import write_reports
+from rtc_assert.reports.markdown import append_step_summary
+from rtc_assert.reports.sweep import (
+    CHART_FILE,
+    TABLE_HEADER,
+    table_rows,
+    verdict_lines,
+    write_sweep,
+)
+from rtc_assert.reports.terminal import print_summary, summary_console, terminal_width
+from rtc_assert.session import RtcSession
+from rtc_assert.sweep import run_sweep
+
+DEFAULT_GATES: list[dict[str, Any]] = [
+    {"metric": "valid_rate", "max_drop": 0.10},
+    {"metric": "truncated_rate", "max_drop": 0.10},
+    {"metric": "reasoning_conditioned_accuracy", "max_drop": 0.10},
+    {"metric": "answer_accuracy", "max_drop": 0.10},
+]
+"""Gates of ``compare`` when no thresholds file is given."""
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by eval and compare."""
+    add_run_arguments(parser)
+    add_report_argument(parser)
+
+
+def add_report_argument(parser: argparse.ArgumentParser, where: str = "here") -> None:
+    """--report DIR: the run record and the reports."""
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="DIR",
+        help=f"write the reports {where}: rtc-run.json, summary.md, report.html",
+    )
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Probe sets, config, backend, generation and cache options of eval, compare and sweep."""
+    parser.add_argument(
+        "--probes",
+        action="append",
+        metavar="SET",
+        help="probe set: library:NAME, demo:NAME, hf:OWNER/NAME:SPLIT or a file (repeatable)",
+    )
+    parser.add_argument("--scorer", help="scorer of probes that name none")
+    parser.add_argument("--config", type=Path, help="thresholds.yaml to start from")
+    parser.add_argument("--backend", choices=["transformers", "vllm", "openai"])
+    parser.add_argument("--max-new-tokens", type=int)
+    parser.add_argument("--limit", type=int, help="use only the first N probes of each set")
+    add_cache_arguments(parser)
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/rtc-assert``, else ``~/.cache/rtc-assert``."""
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "rtc-assert"
+
+
+def add_cache_arguments(parser: argparse.ArgumentParser, *, switch: bool = True) -> None:
+    """--cache-dir, and --no-cache where generation happens."""
+    parser.add_argument(
+        "--cache-dir", type=Path, default=default_cache_dir(), help="generation cache folder"
+    )
+    if switch:
+        parser.add_argument("--no-cache", action="store_true", help="read and write no cache")
+
+
+def _cache(args: argparse.Namespace) -> GenerationCache | None:
+    return None if getattr(args, "no_cache", False) else GenerationCache(args.cache_dir)
+
+
+def _config(args: argparse.Namespace, *, models: dict[str, str | None], gates: list) -> RtcConfig:
+    if args.config is not None:
+        base = load_config(args.config).model_dump()
+    else:
+        base = {"probe_sets": {}, "gates": gates}
+    if args.probes:
+        base["probe_sets"] = {
+            Path(spec).stem if not is_named_source(spec) else spec.split(":", 1)[1]: {
+                "source": spec if is_named_source(spec) else str(Path(spec).resolve()),
+                "scorer": args.scorer,
+            }
+            for spec in args.probes
+        }
+    if args.max_new_tokens:
+        base.setdefault("generation", {})["max_new_tokens"] = args.max_new_tokens
+    base.update({role: spec for role, spec in models.items() if spec})
+    config = RtcConfig.model_validate(base)
+    return Overrides(backend=args.backend, limit=args.limit).apply(config)
+
+
+def _finish(session: RtcSession, config_dump: dict, args: argparse.Namespace) -> SessionRecord:
+    record = session_record(
+        config_dump, session.runs, session.results, session.timings, session.fingerprints
+    )
+    # The terminal's width (120 columns where stdout is no terminal); colour on a terminal.
+    print_summary(record, sys.stdout, width=terminal_width(), color=None)
+    if args.report is not None:
+        path = write_reports(record, args.report)
+        print(f"run record: {path}")
+    append_step_summary(record)
+    return record
+
+
+def _config_dir(args: argparse.Namespace) -> Path:
+    return args.config.resolve().parent if args.config is not None else Path.cwd()
+
+
+def eval_command(args: argparse.Namespace) -> int:
+    """Metrics of one model on the probe sets; no gates."""
+    config = _config(args, models={"candidate": args.model}, gates=DEFAULT_GATES)
+    session = RtcSession(config=config, config_dir=_config_dir(args), cache=_cache(args))
+    for name in config.probe_sets:
+        session.run(name, "candidate")
+    _finish(session, config.model_dump(mode="json"), args)
+    return 0
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    """The gate without pytest: exit status 1 when a gate fails."""
+    config = _config(
+        args, models={"candidate": args.candidate, "base": args.base}, gates=DEFAULT_GATES
+    )
+    session = RtcSession(config=config, config_dir=_config_dir(args), cache=_cache(args))
+    results = session.decide_all()
+    _finish(session, config.model_dump(mode="json"), args)
+    return 0 if all(result.passed for result in results) else 1
+
+
+def sweep_command(args: argparse.Namespace) -> int:
+    """Gate each checkpoint of a series against the base; exit status 1 when any fails."""
+    checkpoints = find_checkpoints(args.checkpoints)
+    config = _config(args, models={"base": args.base}, gates=DEFAULT_GATES)
+    session = RtcSession(config=config, config_dir=_config_dir(args), cache=_cache(args))
+    try:
+        record = run_sweep(session, checkpoints)
+    finally:
+        session.close()
+    console = summary_console(sys.stdout, width=terminal_width(), color=None)
+    for probe_set in record.probe_sets:
+        table = Table(*TABLE_HEADER, title=Text(probe_set), title_justify="left")
+        for row in table_rows(record, probe_set):
+            table.add_row(*(Text(cell) for cell in row))  # checkpoint names are not markup
+        console.print(table)
+    print("\n".join(verdict_lines(record)))
+    path = write_sweep(record, args.report)
+    print(f"sweep record: {path}; chart: {path.parent / CHART_FILE}")
+    return 0 if record.first_failing is None else 1
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    """The gate on the demo zoo: base vs collapsed and base vs masked."""
+    config_path = demo.THRESHOLDS_FILE
+    outcomes = {}
+    for candidate in ("collapsed", "masked"):
+        print(f"\n== demo:{candidate} against demo:base ({config_path.name})\n")
+        config = load_config(config_path).model_copy(update={"candidate": f"demo:{candidate}"})
+        config = Overrides(limit=args.limit).apply(config)
+        session = RtcSession(config=config, config_dir=config_path.parent, cache=_cache(args))
+        results = session.decide_all()
+        # Each candidate's reports in a folder of its own: DIR/collapsed, DIR/masked.
+        report = None if args.report is None else args.report / candidate
+        _finish(
+            session,
+            config.model_dump(mode="json"),
+            argparse.Namespace(**{**vars(args), "report": report}),
+        )
+        outcomes[candidate] = all(result.passed for result in results)
+    print(
+        "\nThe collapsed model keeps its answers on the fine-tuning domain but lost its "
+        f"reasoning: gate {'PASSED (unexpected)' if outcomes['collapsed'] else 'FAILED'}. "
+        f"The masked fine-tune kept it: gate {'PASSED' if outcomes['masked'] else 'FAILED'}."
+    )
+    return 0 if not outcomes["collapsed"] and outcomes["masked"] else 1
+
+
+def cache_command(args: argparse.Namespace) -> int:
+    """``cache info``: where, how many, how big; ``cache clear``: empty it."""
+    cache = GenerationCache(args.cache_dir)
+    if args.action == "clear":
+        print(f"{cache.path}: removed {cache.clear()} generations")
+    else:
+        count, size = cache.stats()
+        print(f"{cache.path}: {count} generations, {size / 1e6:.1f} MB")
+    return 0

@@ -1,0 +1,270 @@
+"""The ``rtc-assert`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from rtc_assert import __version__
+from rtc_assert.cli import gate as cli_gate
+from rtc_assert.decide.stats import probes_for_drop
+from rtc_assert.errors import RtcAssertError
+from rtc_assert.metrics import RATE_METRICS
+from rtc_assert.probes import library as probe_library
+from rtc_assert.probes.probe import ProbeSet, load_probe_set
+from rtc_assert.probes.sources import is_named_source, load_source
+from rtc_assert.record import read_record
+from rtc_assert.reports.html import REPORT_FILE, write_html_report
+from rtc_assert.scoring import score
+from rtc_assert.traces.classify import TraceFormat, classify
+from rtc_assert.traces.markups import markup_named
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise RtcAssertError(
+            f"{path}: byte {error.start} is not UTF-8; save the file as UTF-8 text"
+        ) from None
+    except OSError as error:
+        raise RtcAssertError(f"{path}: cannot read it ({error.strerror})") from None
+
+
+def _classify_command(args: argparse.Namespace) -> int:
+    text = _read_text(args.file) if args.file else sys.stdin.read()
+    pair = TraceFormat(args.open_tag, args.close_tag) if args.open_tag else None
+    fmt = markup_named(args.markup, pair) if args.markup else pair
+    trace = classify(
+        text,
+        finish_reason=args.finish_reason,
+        prefilled=args.prefilled,
+        fmt=fmt,
+        min_reasoning_chars=args.min_reasoning_chars,
+    )
+    record = {
+        "status": trace.status.value,
+        "detail": trace.detail,
+        "reasoning": trace.reasoning,
+        "answer": trace.answer,
+    }
+    print(json.dumps(record, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _counts(values: Iterable[str]) -> str:
+    return ", ".join(f"{count} {name}" for name, count in sorted(Counter(values).items()))
+
+
+def _describe_set(probe_set: ProbeSet) -> str:
+    return (
+        f"{probe_set.name} version {probe_set.version}: {len(probe_set)} probes "
+        f"({_counts(probe.scorer for probe in probe_set)})"
+    )
+
+
+def _probes_list_command(args: argparse.Namespace) -> int:
+    del args
+    for name, family in probe_library.FAMILIES.items():
+        probe_set = probe_library.load(name)
+        difficulties = _counts(probe.metadata["difficulty"] for probe in probe_set)
+        print(f"{probe_library.SPEC_PREFIX}{name}: {_describe_set(probe_set)}; {difficulties}")
+        print(f"    {family.description}")
+    return 0
+
+
+def _probes_show_command(args: argparse.Namespace) -> int:
+    spec = args.name
+    if spec in probe_library.FAMILIES:
+        spec = probe_library.SPEC_PREFIX + spec
+    elif not is_named_source(spec) and not Path(spec).exists():
+        raise probe_library.LibraryNameError(
+            f"{spec!r} is neither a library set ({', '.join(probe_library.FAMILIES)}) nor an "
+            "existing file or folder"
+        )
+    probe_set = load_source(spec, scorer=args.scorer)
+    print(f"{spec}: {_describe_set(probe_set)}")
+    if probe_library.is_library_spec(spec):
+        family_name = spec.removeprefix(probe_library.SPEC_PREFIX).partition(":")[0]
+        print(probe_library.FAMILIES[family_name].description)
+    for probe in probe_set.head(min(args.count, len(probe_set))):
+        tags = [str(probe.metadata[key]) for key in ("difficulty", "kind") if key in probe.metadata]
+        text = probe.prompt if probe.prompt is not None else json.dumps(probe.chat_messages())
+        print(f"\n{probe.id}" + (f" [{', '.join(tags)}]" if tags else ""))
+        print(textwrap.indent(text, "  | ", predicate=lambda line: True))
+        print(f"  answer ({probe.scorer}): {probe.answer}")
+    return 0
+
+
+def _probes_check_command(args: argparse.Namespace) -> int:
+    failures = 0
+    for path in args.paths:
+        probe_set = load_probe_set(path, scorer=args.scorer)
+        # A regex reference is a pattern, not an answer: it cannot be scored against itself.
+        unscorable = [
+            probe.id
+            for probe in probe_set
+            if probe.scorer != "regex" and not score(probe, probe.answer)
+        ]
+        print(f"{path}: {_describe_set(probe_set)}")
+        if unscorable:
+            failures += 1
+            shown = ", ".join(unscorable[:5]) + (" ..." if len(unscorable) > 5 else "")
+            print(
+                f"{path}: {len(unscorable)} reference answers do not score as correct by their "
+                f"own scorer: {shown}"
+            )
+    return 1 if failures else 0
+
+
+def _plan_command(args: argparse.Namespace) -> int:
+    count = probes_for_drop(args.base_rate, args.drop, confidence=args.confidence, power=args.power)
+    print(
+        f"{count} probes: a '{args.metric}' gate with max_drop {args.drop:g} "
+        f"(policy confident, {args.confidence:.0%} confidence) catches a true drop of "
+        f"{2 * args.drop:g} from a base rate of {args.base_rate:g} with {args.power:.0%} power"
+    )
+    return 0
+
+
+def _report_command(args: argparse.Namespace) -> int:
+    output = args.output or args.record.parent / REPORT_FILE
+    path = write_html_report(read_record(args.record), output)
+    print(f"HTML report: {path}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rtc-assert",
+        description="Gate fine-tuned reasoning models on the health of their reasoning traces.",
+    )
+    parser.add_argument("--version", action="version", version=f"rtc-assert {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    classify_parser = commands.add_parser(
+        "classify", help="classify one completion (from a file or standard input)"
+    )
+    classify_parser.add_argument("file", nargs="?", type=Path)
+    classify_parser.add_argument("--finish-reason", choices=["stop", "length"])
+    classify_parser.add_argument(
+        "--prefilled", action="store_true", help="the prompt ended with the opening tag"
+    )
+    classify_parser.add_argument("--open-tag", help="custom opening tag (default: <think> etc.)")
+    classify_parser.add_argument("--close-tag", help="custom closing tag, with --open-tag")
+    classify_parser.add_argument(
+        "--markup",
+        choices=["tags", "harmony", "think_response", "final_marker"],
+        help="reasoning markup family (default: tags)",
+    )
+    classify_parser.add_argument("--min-reasoning-chars", type=int, default=1)
+    classify_parser.set_defaults(run=_classify_command)
+
+    probes_parser = commands.add_parser("probes", help="probe files and the probe library")
+    probes_commands = probes_parser.add_subparsers(dest="probes_command", required=True)
+    check_parser = probes_commands.add_parser(
+        "check", help="validate probe files and score each reference answer against itself"
+    )
+    check_parser.add_argument("paths", nargs="+")
+    check_parser.add_argument("--scorer", help="scorer of probes that name none")
+    check_parser.set_defaults(run=_probes_check_command)
+    list_parser = probes_commands.add_parser("list", help="the bundled probe library")
+    list_parser.set_defaults(run=_probes_list_command)
+    show_parser = probes_commands.add_parser(
+        "show", help="size, scorers and first examples of a library set or any probe source"
+    )
+    show_parser.add_argument(
+        "name", help="a library set (arithmetic, ...) or a source: library:, demo:, hf:, a file"
+    )
+    show_parser.add_argument("--count", type=int, default=3, help="examples to show (default 3)")
+    show_parser.add_argument("--scorer", help="scorer of probes that name none")
+    show_parser.set_defaults(run=_probes_show_command)
+
+    eval_parser = commands.add_parser("eval", help="metrics of one model on probe sets")
+    eval_parser.add_argument("--model", required=True, help="folder, hub id or demo:NAME")
+    cli_gate.add_model_arguments(eval_parser)
+    eval_parser.set_defaults(run=cli_gate.eval_command)
+
+    compare_parser = commands.add_parser(
+        "compare", help="the gate without pytest: exit 1 when a gate fails"
+    )
+    compare_parser.add_argument("--base", help="base model (default: from --config)")
+    compare_parser.add_argument("--candidate", help="candidate model (default: from --config)")
+    cli_gate.add_model_arguments(compare_parser)
+    compare_parser.set_defaults(run=cli_gate.compare_command)
+
+    sweep_parser = commands.add_parser(
+        "sweep",
+        help="gate every checkpoint of a training run: the first that fails, the last that passes",
+    )
+    sweep_parser.add_argument("--base", help="base model (default: from --config)")
+    sweep_parser.add_argument(
+        "--checkpoints",
+        required=True,
+        metavar="DIR_OR_GLOB",
+        help="a folder of checkpoint-N folders, a glob matching them, or demo:sweep",
+    )
+    cli_gate.add_run_arguments(sweep_parser)
+    sweep_parser.add_argument(
+        "--report",
+        type=Path,
+        default=Path("rtc-sweep"),
+        metavar="DIR",
+        help="write sweep.json and sweep.svg here (default: rtc-sweep)",
+    )
+    sweep_parser.set_defaults(run=cli_gate.sweep_command)
+
+    plan_parser = commands.add_parser(
+        "plan", help="how many probes a max_drop gate needs to catch a real drop"
+    )
+    plan_parser.add_argument(
+        "--metric",
+        default="valid_rate",
+        choices=[m for m in RATE_METRICS if m != "reasoning_conditioned_accuracy"],
+    )
+    plan_parser.add_argument("--base-rate", type=float, required=True)
+    plan_parser.add_argument("--drop", type=float, required=True, help="the gate's max_drop")
+    plan_parser.add_argument("--confidence", type=float, default=0.95)
+    plan_parser.add_argument("--power", type=float, default=0.8)
+    plan_parser.set_defaults(run=_plan_command)
+
+    demo_parser = commands.add_parser(
+        "demo", help="the gate on the demo zoo: a collapse caught, a safe fine-tune passed"
+    )
+    demo_parser.add_argument("--limit", type=int, help="use only the first N probes of each set")
+    cli_gate.add_report_argument(demo_parser, "into DIR/collapsed and DIR/masked")
+    cli_gate.add_cache_arguments(demo_parser)
+    demo_parser.set_defaults(run=cli_gate.demo_command)
+
+    report_parser = commands.add_parser(
+        "report", help="the HTML report of a run record (rtc-run.json), one self-contained file"
+    )
+    report_parser.add_argument("record", type=Path, metavar="RUN.json")
+    report_parser.add_argument(
+        "-o", "--output", type=Path, help="the page to write (default: report.html beside RUN.json)"
+    )
+    report_parser.set_defaults(run=_report_command)
+
+    cache_parser = commands.add_parser("cache", help="the generation cache: info or clear")
+    cache_parser.add_argument("action", choices=["info", "clear"])
+    cli_gate.add_cache_arguments(cache_parser, switch=False)
+    cache_parser.set_defaults(run=cli_gate.cache_command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2 for bad input)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "classify" and bool(args.open_tag) != bool(args.close_tag):
+        parser.error("--open-tag and --close-tag go together")
+    try:
+        return args.run(args)
+    except (RtcAssertError, ValueError) as error:
+        print(f"rtc-assert: error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,69 @@
+"""Explain a gate's failure in a few lines: the numbers, the rule, and example traces."""
+
+from __future__ import annotations
+
+from rtc_assert.decide.gates import GateResult
+from rtc_assert.runs import Run
+from rtc_assert.scoring import ScoredTrace
+from rtc_assert.traces.classify import TraceStatus
+
+SNIPPET_CHARS = 160
+
+_BAD_STATUS = {
+    "empty_rate": {TraceStatus.EMPTY},
+    "truncated_rate": {TraceStatus.TRUNCATED},
+    "missing_rate": {TraceStatus.MISSING},
+    "valid_rate": {TraceStatus.EMPTY, TraceStatus.TRUNCATED, TraceStatus.MISSING},
+}
+STATUS_METRICS = frozenset(_BAD_STATUS)
+
+
+def _shows_failure(metric: str, outcome: ScoredTrace) -> bool:
+    if metric in _BAD_STATUS:
+        return outcome.trace.status in _BAD_STATUS[metric]
+    if metric == "reasoning_conditioned_accuracy":
+        return outcome.trace.status is TraceStatus.VALID and not outcome.correct
+    if metric == "answer_rate":
+        return not outcome.trace.answer
+    return not outcome.correct
+
+
+def example_outcomes(
+    metric: str, candidate: Run, base: Run | None, count: int = 3
+) -> list[ScoredTrace]:
+    """Candidate outcomes that show a metric's failure, regressions against the base first."""
+    failing = [o for o in candidate.outcomes if _shows_failure(metric, o)]
+    if base is not None:
+        base_failing = {(o.probe_id, o.sample) for o in base.outcomes if _shows_failure(metric, o)}
+        failing.sort(key=lambda o: (o.probe_id, o.sample) in base_failing)
+    return failing[:count]
+
+
+def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
+    """A completion on one line, newlines shown as ``\\n``, cut to ``limit`` characters."""
+    flat = text.replace("\n", "\\n")
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def explain_failure(result: GateResult, candidate: Run, base: Run | None) -> str:
+    """The lines pytest prints for a failed gate."""
+    gate = result.gate
+    lines = [f"{gate.id}: {result.reason}"]
+    if gate.metric in STATUS_METRICS:
+        accuracy = candidate.metrics.answer_accuracy
+        line = f"answer accuracy (pass@1) of the candidate: {accuracy.value:.3f}"
+        if base is not None:
+            line += f", base {base.metrics.answer_accuracy.value:.3f}"
+        lines.append(line + ": an answer-only eval does not see this")
+    texts = {(g.probe_id, g.sample): g.text for g in candidate.generations}
+    examples = example_outcomes(gate.metric, candidate, base)
+    if examples:
+        lines.append(f"examples from the candidate ({candidate.model}):")
+        for outcome in examples:
+            trace = outcome.trace
+            lines.append(
+                f"  {outcome.probe_id}: {trace.status.value} ({trace.detail}), "
+                f"{'correct' if outcome.correct else 'wrong'}: "
+                f"{snippet(texts.get((outcome.probe_id, outcome.sample), ''))!s}"
+            )
+    return "\n".join(lines)

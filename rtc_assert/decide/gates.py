@@ -1,0 +1,441 @@
+"""Gate decisions: does a candidate's metric meet its threshold, alone or against the base?
+
+Policy ``confident`` (the default) fails a gate only when the confidence interval shows the
+threshold is violated, so sampling noise does not turn builds red; ``strict`` fails unless the
+interval shows the threshold is met (proof of safety, for teams with probes to afford it);
+``point`` compares point estimates. A gate whose metric is undefined (Rpass@1 with no valid
+trace) fails and says so.
+
+For ``max_drop`` the drop is how much worse the candidate is than the base: base minus
+candidate for metrics where higher is better, candidate minus base for the empty, truncated
+and missing rates. With one sample per probe and a rate over probes, its interval is
+Newcombe's paired score interval, and a ``max_drop: 0`` gate with few discordant probes is
+decided by the exact McNemar test; otherwise (several samples, or Rpass@1 whose denominators
+differ between the models) a seeded paired bootstrap over probes.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from rtc_assert.decide.spec import DecisionConfig, GateSpec
+from rtc_assert.decide.stats import (
+    mcnemar_exact_p,
+    newcombe_paired_difference,
+    paired_bootstrap_difference,
+)
+from rtc_assert.metrics import RATE_DEFINITIONS, Rate, compute_metrics, probe_tallies
+from rtc_assert.runs import Run
+
+LOWER_IS_BETTER = frozenset({"empty_rate", "truncated_rate", "missing_rate"})
+EXACT_BELOW_DISCORDANT = 25
+"""A ``max_drop: 0`` gate with fewer discordant probes than this uses the exact McNemar test."""
+
+METRIC_WORDS = {
+    "valid_rate": "valid rate",
+    "empty_rate": "empty rate",
+    "truncated_rate": "truncated rate",
+    "missing_rate": "missing rate",
+    "answer_accuracy": "answer accuracy (pass@1)",
+    "reasoning_conditioned_accuracy": "reasoning-conditioned accuracy (Rpass@1)",
+    "answer_rate": "answer rate",
+}
+Evidence = Literal["violation", "compliance"]
+
+
+class Drop(BaseModel):
+    """How much worse the candidate is than the base, with its paired interval."""
+
+    model_config = ConfigDict(frozen=True)
+
+    value: float
+    low: float
+    high: float
+    probes: int
+    """Probes both runs generated on."""
+    method: Literal["newcombe", "bootstrap"]
+    worse: int | None = None
+    """Probes where only the candidate failed (one sample per probe, rates over probes)."""
+    better: int | None = None
+    """Probes where only the base failed."""
+    mcnemar_p: float | None = None
+    """One-sided exact McNemar p-value that the candidate is worse (where ``worse`` is set)."""
+
+
+class GateResult(BaseModel):
+    """A gate's verdict, the numbers behind it, and the rule in words."""
+
+    model_config = ConfigDict(frozen=True)
+
+    gate: GateSpec
+    passed: bool
+    reason: str
+    policy: str
+    confidence: float
+    candidate: Rate | None
+    base: Rate | None = None
+    drop: Drop | None = None
+    evidence: Evidence | None = None
+    """What the interval (or exact test) shows: a violation, compliance, or neither."""
+    probes_used: int | None = None
+    """Probes the decision used, when early stopping decided before the end."""
+    probes_available: int | None = None
+    """Probes the probe set holds, when early stopping was on."""
+
+
+def format_level(confidence: float) -> str:
+    """A confidence level as a percentage with no more digits than it needs: 95%, 99.83%."""
+    return f"{confidence * 100:.2f}".rstrip("0").rstrip(".") + "%"
+
+
+def metric_words(metric: str) -> str:
+    """A metric's name as a reader says it."""
+    return METRIC_WORDS.get(metric, metric.replace("_", " "))
+
+
+def _undefined_reason(metric: str, model: str) -> str:
+    if metric == "reasoning_conditioned_accuracy":
+        return (
+            f"failed: {metric_words(metric)} is undefined for the {model}: no trace is valid, "
+            "so there is no Rpass@1"
+        )
+    return f"failed: {metric_words(metric)} is undefined for the {model}"
+
+
+def _limit_words(gate: GateSpec) -> tuple[str, str]:
+    """How the estimate stands to the threshold: (when violated, when met)."""
+    if gate.kind == "min":
+        return (
+            f"below the floor of {gate.threshold:g}",
+            f"at or above the floor of {gate.threshold:g}",
+        )
+    if gate.kind == "max":
+        return (
+            f"above the ceiling of {gate.threshold:g}",
+            f"at or below the ceiling of {gate.threshold:g}",
+        )
+    return f"more than the allowed {gate.threshold:g}", f"within the allowed {gate.threshold:g}"
+
+
+def _verdict(
+    gate: GateSpec,
+    statement: str,
+    point_violates: bool,
+    evidence: Evidence | None,
+    decision: DecisionConfig,
+) -> tuple[bool, str]:
+    """The policy's verdict and the rule in words, from what the estimate and interval show."""
+    level = format_level(decision.confidence)
+    violated, met = _limit_words(gate)
+    relation = violated if point_violates else met
+    if decision.policy == "point":
+        failed = point_violates
+        rule = "policy point: the point estimate decides"
+    elif decision.policy == "confident":
+        failed = evidence == "violation"
+        if failed:
+            rule = f"the whole {level} interval is beyond the threshold"
+        elif point_violates:
+            rule = (
+                f"but the {level} interval reaches the threshold, so the violation is not shown "
+                "(policy confident)"
+            )
+        else:
+            rule = ""
+    else:
+        failed = evidence != "compliance"
+        if not failed:
+            rule = f"the whole {level} interval is within the threshold (policy strict)"
+        elif point_violates:
+            rule = "(policy strict)"
+        else:
+            rule = (
+                f"but the {level} interval crosses the threshold, so compliance is not shown "
+                "(policy strict)"
+            )
+    words = f"{'failed' if failed else 'passed'}: {statement}, {relation}"
+    if not rule:
+        return not failed, words
+    return not failed, f"{words}{',' if rule.startswith('but') else ';'} {rule}"
+
+
+def _rate(run: Run, metric: str, confidence: float) -> Rate | None:
+    """A run's metric with its interval at ``confidence``."""
+    if run.metrics.confidence == confidence:
+        return run.metrics.metric(metric)
+    return compute_metrics(run.outcomes, confidence).metric(metric)
+
+
+def _result(
+    gate: GateSpec,
+    decision: DecisionConfig,
+    candidate: Rate | None,
+    *,
+    passed: bool,
+    reason: str,
+    base: Rate | None = None,
+    drop: Drop | None = None,
+    evidence: Evidence | None = None,
+) -> GateResult:
+    """A gate's result under ``decision``'s policy and confidence level."""
+    return GateResult(
+        gate=gate,
+        policy=decision.policy,
+        confidence=decision.confidence,
+        candidate=candidate,
+        base=base,
+        drop=drop,
+        evidence=evidence,
+        passed=passed,
+        reason=reason,
+    )
+
+
+def _absolute(gate: GateSpec, candidate: Rate | None, decision: DecisionConfig) -> GateResult:
+    if candidate is None:
+        return _result(
+            gate,
+            decision,
+            None,
+            passed=False,
+            reason=_undefined_reason(gate.metric, "candidate"),
+        )
+    if gate.kind == "min":
+        point_violates = candidate.value < gate.threshold
+        shows_violation, shows_compliance = (
+            candidate.high < gate.threshold,
+            candidate.low >= gate.threshold,
+        )
+    else:
+        point_violates = candidate.value > gate.threshold
+        shows_violation, shows_compliance = (
+            candidate.low > gate.threshold,
+            candidate.high <= gate.threshold,
+        )
+    evidence = _evidence(shows_violation, shows_compliance)
+    statement = (
+        f"the candidate's {metric_words(gate.metric)} is {candidate.value:.3f} "
+        f"({format_level(decision.confidence)} CI {candidate.low:.3f} to {candidate.high:.3f})"
+    )
+    passed, reason = _verdict(gate, statement, point_violates, evidence, decision)
+    return _result(gate, decision, candidate, passed=passed, evidence=evidence, reason=reason)
+
+
+def _evidence(shows_violation: bool, shows_compliance: bool) -> Evidence | None:
+    if shows_violation:
+        return "violation"
+    return "compliance" if shows_compliance else None
+
+
+def _drop(gate: GateSpec, candidate: Run, base: Run, decision: DecisionConfig) -> Drop | None:
+    candidate_tallies = probe_tallies(candidate.outcomes)
+    base_tallies = probe_tallies(base.outcomes)
+    shared = [probe for probe in base_tallies if probe in candidate_tallies]
+    if not shared:
+        return None
+    numerator, denominator = RATE_DEFINITIONS[gate.metric]
+    # Oriented so that "first" is the side whose excess is the drop.
+    first, second = (
+        (candidate_tallies, base_tallies)
+        if gate.metric in LOWER_IS_BETTER
+        else (base_tallies, candidate_tallies)
+    )
+    first_values = [first[p][numerator] for p in shared]
+    second_values = [second[p][numerator] for p in shared]
+    if denominator is None and all(v in (0.0, 1.0) for v in first_values + second_values):
+        pairs = list(zip(first_values, second_values, strict=True))
+        only_first, only_second = pairs.count((1.0, 0.0)), pairs.count((0.0, 1.0))
+        value, low, high = newcombe_paired_difference(
+            pairs.count((1.0, 1.0)),
+            only_first,
+            only_second,
+            pairs.count((0.0, 0.0)),
+            decision.confidence,
+        )
+        # "Worse": probes where only the first side counts, i.e. the candidate got worse.
+        return Drop(
+            value=value,
+            low=low,
+            high=high,
+            probes=len(shared),
+            method="newcombe",
+            worse=only_first,
+            better=only_second,
+            mcnemar_p=mcnemar_exact_p(only_first, only_second),
+        )
+
+    def columns(tallies: dict[str, dict[str, float]]) -> tuple[list[float], list[float]]:
+        return (
+            [tallies[p][numerator] for p in shared],
+            [1.0 if denominator is None else tallies[p][denominator] for p in shared],
+        )
+
+    difference = paired_bootstrap_difference(
+        columns(second),
+        columns(first),
+        confidence=decision.confidence,
+        samples=_bootstrap_samples(decision),
+        seed=decision.seed,
+    )
+    if difference is None:
+        return None
+    value, low, high = difference  # first minus second: the drop
+    return Drop(value=value, low=low, high=high, probes=len(shared), method="bootstrap")
+
+
+def _bootstrap_samples(decision: DecisionConfig) -> int:
+    # Levels far out in the tails (early stopping's interim looks, Holm) need enough
+    # resamples for their quantiles: at least ten beyond each end.
+    tail = (1.0 - decision.confidence) / 2
+    return max(decision.bootstrap_samples, math.ceil(10 / tail))
+
+
+def _drop_statement(gate: GateSpec, drop: Drop, confidence: float) -> str:
+    higher_when_worse = gate.metric in LOWER_IS_BETTER
+    direction = "above" if (drop.value > 0) == higher_when_worse else "below"
+    if drop.value == 0:
+        direction = "level with"
+    amount = "" if drop.value == 0 else f" by {abs(drop.value):.3f}"
+    return (
+        f"the candidate's {metric_words(gate.metric)} is {direction} the base's{amount} "
+        f"({format_level(confidence)} CI of the drop {drop.low:+.3f} to {drop.high:+.3f}, "
+        f"{drop.probes} paired probes)"
+    )
+
+
+def _exact_zero_margin(drop: Drop, decision: DecisionConfig) -> tuple[bool, str] | None:
+    """The exact McNemar verdict of a ``max_drop: 0`` gate with few discordant probes."""
+    if drop.worse is None or drop.better is None or drop.mcnemar_p is None:
+        return None
+    discordant = drop.worse + drop.better
+    if decision.policy != "confident" or discordant >= EXACT_BELOW_DISCORDANT:
+        return None
+    alpha = (1.0 - decision.confidence) / 2
+    failed = drop.mcnemar_p < alpha
+    return failed, (
+        f"exact McNemar test: {drop.worse} of {discordant} discordant probes got worse, "
+        f"one-sided p = {drop.mcnemar_p:.4f} {'<' if failed else '>='} {alpha:g}"
+    )
+
+
+def _relative(
+    gate: GateSpec, candidate: Run, base: Run | None, decision: DecisionConfig
+) -> GateResult:
+    candidate_rate = _rate(candidate, gate.metric, decision.confidence)
+    if base is None:
+        return _result(
+            gate,
+            decision,
+            candidate_rate,
+            passed=False,
+            reason=(
+                "failed: max_drop needs a base model: set 'base' in thresholds.yaml or --rtc-base"
+            ),
+        )
+    base_rate = _rate(base, gate.metric, decision.confidence)
+    for rate, model in ((candidate_rate, "candidate"), (base_rate, "base")):
+        if rate is None:
+            return _result(
+                gate,
+                decision,
+                candidate_rate,
+                base=base_rate,
+                passed=False,
+                reason=_undefined_reason(gate.metric, model),
+            )
+    drop = _drop(gate, candidate, base, decision)
+    if drop is None:
+        return _result(
+            gate,
+            decision,
+            candidate_rate,
+            base=base_rate,
+            passed=False,
+            reason=(
+                f"failed: {metric_words(gate.metric)}: no probe that both models ran has a "
+                "defined value to compare"
+            ),
+        )
+    statement = _drop_statement(gate, drop, decision.confidence)
+    exact = _exact_zero_margin(drop, decision) if gate.threshold == 0 else None
+    if exact is not None:
+        failed, rule = exact
+        evidence: Evidence | None = "violation" if failed else None
+        verdict = "failed" if failed else "passed"
+        relation = _limit_words(gate)[0 if drop.value > gate.threshold else 1]
+        reason = f"{verdict}: {statement}, {relation}; {rule}"
+        return _result(
+            gate,
+            decision,
+            candidate_rate,
+            base=base_rate,
+            passed=not failed,
+            drop=drop,
+            evidence=evidence,
+            reason=reason,
+        )
+    evidence = _evidence(drop.low > gate.threshold, drop.high <= gate.threshold)
+    passed, reason = _verdict(gate, statement, drop.value > gate.threshold, evidence, decision)
+    return _result(
+        gate,
+        decision,
+        candidate_rate,
+        base=base_rate,
+        passed=passed,
+        drop=drop,
+        evidence=evidence,
+        reason=reason,
+    )
+
+
+def evaluate_gate(
+    gate: GateSpec, candidate: Run, base: Run | None, decision: DecisionConfig
+) -> GateResult:
+    """Decide one gate on the candidate's run (and the base's, for ``max_drop``).
+
+    Intervals are computed at ``decision.confidence``, whatever level the runs' own
+    metrics were computed at.
+    """
+    if gate.kind == "max_drop":
+        return _relative(gate, candidate, base, decision)
+    return _absolute(gate, _rate(candidate, gate.metric, decision.confidence), decision)
+
+
+GateInputs = tuple[GateSpec, Run, "Run | None"]
+"""A gate with the candidate's run and the base's (None where the gate needs no base)."""
+
+
+def decide_gates(items: list[GateInputs], decision: DecisionConfig) -> list[GateResult]:
+    """Decide several gates, with Holm's step-down correction when ``decision.holm``.
+
+    Holm controls the chance that any gate errs in the direction the policy guards
+    (a false failure under ``confident``, a false pass under ``strict``): with ``m`` gates
+    still open, each is tested at ``alpha / m``; those the interval decides are set aside
+    and the rest are tested again at ``alpha / (m - 1)``, until none is decided.
+    """
+    if not decision.holm:
+        return [evaluate_gate(*item, decision) for item in items]
+    guarded: Evidence = "violation" if decision.policy == "confident" else "compliance"
+    alpha = 1.0 - decision.confidence
+    results: dict[int, GateResult] = {}
+    remaining = list(range(len(items)))
+    while remaining:
+        level = decision.model_copy(update={"confidence": 1.0 - alpha / len(remaining)})
+        trial = {
+            index: _with_holm_note(evaluate_gate(*items[index], level), len(remaining), alpha)
+            for index in remaining
+        }
+        decided = [index for index in remaining if trial[index].evidence == guarded]
+        results.update(trial)
+        if not decided:
+            break
+        remaining = [index for index in remaining if index not in decided]
+    return [results[index] for index in range(len(items))]
+
+
+def _with_holm_note(result: GateResult, open_gates: int, alpha: float) -> GateResult:
+    note = f" (Holm: {open_gates} gate(s) still open share alpha {alpha:g})"
+    return result.model_copy(update={"reason": result.reason + note})

@@ -1,0 +1,105 @@
+"""Model specs: a local folder, a hub id with an optional ``@revision``, or ``demo:NAME``.
+
+A folder with ``adapter_config.json`` is a PEFT adapter: its base is the model that file's
+``base_model_name_or_path`` names (a spec as above; a relative path is taken from the
+adapter's folder first), and backends load the base with the adapter on top.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from rtc_assert import demo
+from rtc_assert.generation.requests import GenerationError
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Where a model's files are: a local folder, or a hub id and revision."""
+
+    spec: str
+    """What the user wrote."""
+    source: str
+    """The folder or hub id handed to ``from_pretrained``."""
+    revision: str | None = None
+    adapter: str | None = None
+    """A PEFT adapter folder to load on top of ``source`` (its base), or None."""
+
+    @property
+    def is_local(self) -> bool:
+        return Path(self.source).is_dir()
+
+    @property
+    def base(self) -> ModelRef:
+        """The model without its adapter (itself when it has none)."""
+        return ModelRef(self.spec, self.source, self.revision) if self.adapter else self
+
+    @property
+    def adapter_name(self) -> str | None:
+        """The adapter's folder name: what a server serves it as, by default."""
+        return Path(self.adapter).name if self.adapter else None
+
+
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def _looks_like_path(spec: str) -> bool:
+    return spec.startswith(("/", "./", "../", "~", ".\\")) or spec.count("/") > 1
+
+
+def resolve_model(spec: str) -> ModelRef:
+    """Resolve a model spec; a path that does not exist fails here, with what to check."""
+    if not spec.strip():
+        raise GenerationError("empty model spec: give a folder, a hub id or demo:NAME")
+    if demo.is_demo_spec(spec):
+        folder = Path(demo.resolve_model_spec(spec))
+        if (folder / ADAPTER_CONFIG).is_file():
+            return _resolve_adapter(spec, folder)
+        return ModelRef(spec, str(folder))
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if (path / ADAPTER_CONFIG).is_file() and not (path / "config.json").is_file():
+            return _resolve_adapter(spec, path)
+        if not (path / "config.json").is_file():
+            raise GenerationError(
+                f"model folder {path} has no config.json (nor {ADAPTER_CONFIG}): is it a "
+                "transformers checkpoint or a PEFT adapter?"
+            )
+        return ModelRef(spec, str(path))
+    if _looks_like_path(spec) or path.exists():
+        raise GenerationError(f"model folder {spec} does not exist (or is not a folder)")
+    hub_id, _, revision = spec.partition("@")
+    return ModelRef(spec, hub_id, revision or None)
+
+
+def _resolve_adapter(spec: str, folder: Path) -> ModelRef:
+    """A PEFT adapter folder as its base model plus the adapter."""
+    config_path = folder / ADAPTER_CONFIG
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise GenerationError(f"{config_path}: cannot read the adapter config: {error}") from None
+    base_spec = config.get("base_model_name_or_path") if isinstance(config, dict) else None
+    if not isinstance(base_spec, str) or not base_spec.strip():
+        raise GenerationError(
+            f"{config_path}: base_model_name_or_path is missing: set it to the base model "
+            "the adapter was trained on (a folder, a hub id or demo:NAME)"
+        )
+    beside = (folder / base_spec).resolve()
+    if not demo.is_demo_spec(base_spec) and not Path(base_spec).is_absolute() and beside.is_dir():
+        base_spec = str(beside)
+    try:
+        base = resolve_model(base_spec)
+    except GenerationError as error:
+        raise GenerationError(
+            f"{config_path}: base_model_name_or_path {config['base_model_name_or_path']!r}: "
+            f"{error}; point it at the adapter's base model"
+        ) from None
+    if base.adapter is not None:
+        raise GenerationError(
+            f"{config_path}: base_model_name_or_path names another adapter ({base.adapter}); "
+            "merge that one into its base first"
+        )
+    return ModelRef(spec, base.source, base.revision, adapter=str(folder))

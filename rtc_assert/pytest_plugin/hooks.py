@@ -1,0 +1,180 @@
+"""The pytest plugin (entry point ``pytest11``): hooks only, delegating to `GatePlugin`.
+
+``pytest thresholds.yaml`` collects one test item per (probe set, metric, kind) gate; the
+``rtc`` and ``rtc_config`` fixtures give custom tests the same session, so every model loads
+once and every (model, probe set) is generated once.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+import rtc_assert
+from rtc_assert.config import RtcConfig
+from rtc_assert.decide.explain import explain_failure
+from rtc_assert.decide.spec import GateSpec
+from rtc_assert.errors import RtcAssertError
+from rtc_assert.pytest_plugin.gates import GatePlugin
+
+if TYPE_CHECKING:
+    from _pytest._code.code import TerminalRepr, TracebackStyle
+
+PLUGIN_KEY = pytest.StashKey[GatePlugin]()
+
+__all__ = [
+    "pytest_addoption",
+    "pytest_collect_file",
+    "pytest_configure",
+    "pytest_configure_node",
+    "pytest_report_header",
+    "pytest_sessionfinish",
+    "pytest_terminal_summary",
+    "rtc",
+    "rtc_config",
+]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("rtc-assert", "reasoning-trace release gates (rtc-assert)")
+    group.addoption(
+        "--rtc-config",
+        help="thresholds file for the gates and the rtc fixture "
+        "(default: the rtc_config ini value, thresholds.yaml)",
+    )
+    group.addoption("--rtc-candidate", help="model spec of the candidate, overriding the file")
+    group.addoption("--rtc-base", help="model spec of the base model, overriding the file")
+    group.addoption(
+        "--rtc-backend",
+        choices=["transformers", "vllm", "openai"],
+        help="generation backend, overriding the file",
+    )
+    group.addoption(
+        "--rtc-limit", type=int, help="use only the first N probes of each set (quick runs)"
+    )
+    group.addoption(
+        "--rtc-report",
+        metavar="DIR",
+        help="write the JSON run record (rtc-run.json), summary.md and report.html into DIR",
+    )
+    group.addoption(
+        "--rtc-cache-dir",
+        metavar="DIR",
+        help="generation cache folder (default: rtc-assert in pytest's cache folder)",
+    )
+    group.addoption(
+        "--rtc-no-cache", action="store_true", help="generate everything; read and write no cache"
+    )
+    parser.addini("rtc_config", "thresholds file of rtc-assert", default="thresholds.yaml")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[PLUGIN_KEY] = GatePlugin.from_pytest(config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist: tell each worker where to leave its run record."""
+    node.workerinput["rtc_exchange"] = node.config.stash[PLUGIN_KEY].exchange_for_workers()
+
+
+def pytest_report_header() -> str:
+    return f"rtc-assert {rtc_assert.__version__}"
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if parent.config.stash[PLUGIN_KEY].is_thresholds_file(file_path):
+        return ThresholdsFile.from_parent(parent, path=file_path)
+    return None
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    # Drawn as wide as pytest's own lines, in colour when pytest's output is (--color).
+    writer = terminalreporter.config.get_terminal_writer()
+    text = io.StringIO()
+    plugin = terminalreporter.config.stash[PLUGIN_KEY]
+    if plugin.print_summary(text, width=writer.fullwidth, color=writer.hasmarkup):
+        terminalreporter.write_sep("=", "rtc-assert summary")
+        terminalreporter.write(text.getvalue())
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    session.config.stash[PLUGIN_KEY].finish()
+
+
+@pytest.fixture(scope="session")
+def rtc_config(pytestconfig: pytest.Config) -> RtcConfig:
+    """The validated thresholds.yaml, with command-line overrides applied."""
+    return pytestconfig.stash[PLUGIN_KEY].session_for(None).config
+
+
+@pytest.fixture(scope="session")
+def rtc(pytestconfig: pytest.Config):
+    """The gate session: ``rtc.run(probe_set, model="candidate")``, ``rtc.compare(probe_set)``.
+
+    Where thresholds.yaml names several ``candidates``, this is the first one's session;
+    ``rtc.run(probe_set, "OTHER-SPEC")`` generates any other model.
+    """
+    return pytestconfig.stash[PLUGIN_KEY].session_for(None)
+
+
+class GateFailed(Exception):
+    """A gate's verdict was FAIL; the message explains it."""
+
+
+class ThresholdsFile(pytest.File):
+    """A thresholds.yaml: one item per gate."""
+
+    def collect(self):
+        for session in self.config.stash[PLUGIN_KEY].sessions_for(self.path):
+            for spec in session.config.gate_specs():
+                yield GateItem.from_parent(self, name=spec.id, spec=spec)
+
+    def repr_failure(
+        self,
+        excinfo: pytest.ExceptionInfo[BaseException],
+        style: TracebackStyle | None = None,
+    ) -> str | TerminalRepr:
+        """``style`` is there to match ``Node.repr_failure``; a collector's report ignores it."""
+        if isinstance(excinfo.value, RtcAssertError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+
+class GateItem(pytest.Item):
+    """One gate: passes or fails on its own, explaining a failure in a few lines."""
+
+    def __init__(self, *, spec: GateSpec, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec = spec
+
+    def runtest(self) -> None:
+        plugin = self.config.stash[PLUGIN_KEY]
+        session = plugin.session_for(self.path, self.spec.candidate)
+        try:
+            result = session.gate(self.spec)
+        except RtcAssertError as error:
+            plugin.note_error(error)
+            raise
+        for key, value in plugin.junit_properties(result).items():
+            self.user_properties.append((key, value))
+        if not result.passed:
+            # The probes the gate was decided on: early stopping's runs are not extended.
+            candidate = session.generated(self.spec.probe_set, "candidate")
+            base = session.generated(self.spec.probe_set, "base") if result.base else None
+            raise GateFailed(explain_failure(result, candidate, base))
+
+    def repr_failure(
+        self,
+        excinfo: pytest.ExceptionInfo[BaseException],
+        style: TracebackStyle | None = None,
+    ) -> str | TerminalRepr:
+        if isinstance(excinfo.value, GateFailed | RtcAssertError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"gate {self.spec.id}"

@@ -1,0 +1,124 @@
+"""The summary tables (base vs candidate per probe set, and the gates), as rows of text.
+
+Rendered by `rtc_assert.reports.terminal` (rich) and `rtc_assert.reports.markdown`; both
+read a `SessionRecord`, never live objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rtc_assert.metrics import Rate
+from rtc_assert.record import RunRecord, SessionRecord
+
+METRIC_LABELS: tuple[tuple[str, str], ...] = (
+    ("valid_rate", "VR valid reasoning"),
+    ("empty_rate", "ER empty"),
+    ("truncated_rate", "TR truncated"),
+    ("missing_rate", "MR missing"),
+    ("answer_accuracy", "pass@1 answers"),
+    ("reasoning_conditioned_accuracy", "Rpass@1 valid & correct"),
+)
+GATE_HEADER = ("gate", "verdict", "rule")
+
+
+@dataclass(frozen=True)
+class MetricTable:
+    """One probe set: a row per metric, a column per model, and the change."""
+
+    probe_set: str
+    header: tuple[str, ...]
+    rows: list[tuple[str, ...]]
+
+
+def format_rate(rate: Rate | None) -> str:
+    if rate is None:
+        return "undefined"
+    return f"{rate.value:.3f} [{rate.low:.2f}, {rate.high:.2f}]"
+
+
+def _delta(base: Rate | None, candidate: Rate | None) -> str:
+    if base is None or candidate is None:
+        return "-"
+    return f"{candidate.value - base.value:+.3f}"
+
+
+def probe_set_names(record: SessionRecord) -> list[str]:
+    """The probe sets of a record's runs, in the order they were first run."""
+    return list(dict.fromkeys(run.probe_set for run in record.runs))
+
+
+@dataclass(frozen=True)
+class ShownRuns:
+    """The runs of one probe set that reports show side by side, with their column labels."""
+
+    labels: tuple[str, ...]
+    runs: tuple[RunRecord, ...]
+    paired: bool
+    """Base then candidate: the change between them is meaningful."""
+
+
+def shown_runs(record: SessionRecord, probe_set: str) -> ShownRuns:
+    """Base then candidate when the record has both on this probe set, else every run on it."""
+    candidate = record.config.get("candidate")
+    base = record.config.get("base")
+    candidate_run = record.run_for(candidate, probe_set) if candidate else None
+    base_run = record.run_for(base, probe_set) if base else None
+    if candidate_run is None or base_run is None:
+        runs = tuple(run for run in record.runs if run.probe_set == probe_set)
+        return ShownRuns(tuple(run.model for run in runs), runs, paired=False)
+    labels = (f"base {base}", f"candidate {candidate}")
+    return ShownRuns(labels, (base_run, candidate_run), paired=True)
+
+
+def _probe_count(runs: tuple[RunRecord, ...]) -> str:
+    """ "256 probes", or "64 of 256 probes, early stopping" (per model where they differ)."""
+    counts = "/".join(str(count) for count in dict.fromkeys(run.metrics.probes for run in runs))
+    available = max((run.probes_available or 0 for run in runs), default=0)
+    if not available:
+        return f"{counts or 0} probes"
+    return f"{counts} of {available} probes, early stopping"
+
+
+def metric_tables(record: SessionRecord) -> list[MetricTable]:
+    """Per probe set: candidate (and base, with the change) for every headline metric."""
+    tables = []
+    for probe_set in probe_set_names(record):
+        shown = shown_runs(record, probe_set)
+        header = ("metric", *shown.labels, *(("change",) if shown.paired else ()))
+        rows = []
+        for name, label in METRIC_LABELS:
+            rates = [run.metrics.metric(name) for run in shown.runs]
+            change = (_delta(*rates),) if shown.paired else ()
+            rows.append((label, *(format_rate(rate) for rate in rates), *change))
+        tables.append(MetricTable(f"{probe_set} ({_probe_count(shown.runs)})", header, rows))
+    return tables
+
+
+def gate_rows(record: SessionRecord) -> list[tuple[str, str, str]]:
+    """One row per decided gate: its id, PASS or FAIL, and the rule that decided."""
+    return [
+        (result.gate.id, "PASS" if result.passed else "FAIL", result.reason)
+        for result in record.gates
+    ]
+
+
+def template_notes(record: SessionRecord) -> list[str]:
+    """One line per model whose chat template showed no reasoning markup (default used)."""
+    notes = {}
+    for run in record.runs:
+        detected = (run.trace_format or {}).get("detected", {})
+        if detected.get("recognised") is False:
+            notes[run.model] = f"{run.model}: {detected.get('evidence')}"
+    return list(notes.values())
+
+
+def verdict_line(record: SessionRecord) -> str:
+    """One line: how many gates passed, and whether the session stopped early."""
+    failed = sum(not g.passed for g in record.gates)
+    line = f"rtc-assert: {len(record.gates) - failed} of {len(record.gates)} gates passed"
+    if failed:
+        line += f", {failed} failed"
+    if record.error:
+        line += f"; the session stopped early: {record.error}"
+    return line

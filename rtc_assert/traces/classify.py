@@ -1,0 +1,303 @@
+"""Classify a completion's reasoning trace as valid, empty, truncated or missing.
+
+The rules are DESIGN.md's "Trace classification" section, in order:
+
+1. A closing tag is present: the reasoning is the text before the first closing tag minus
+   one opening tag; it is ``valid`` when it has at least ``min_reasoning_chars`` non-blank
+   characters, else ``empty``. The answer is the text after that closing tag.
+2. An opening tag (or a prefilled prompt) but no closing tag: ``truncated``.
+3. Otherwise ``missing``: the whole text is the answer.
+
+A prompt that already closes an empty block (thinking switched off by the chat template)
+makes the trace ``empty`` with detail ``disabled_by_prompt``.
+
+Tag pairs (`TraceFormat`, `TagSet`) are one markup; others that are not a pair of tags
+(gpt-oss harmony channels, Granite's ``<response>``, Apriel's final-response marker) live in
+`rtc_assert.traces.markups`. Each is a `Markup` with one ``split`` path into the same four statuses.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from functools import lru_cache
+from typing import Any, Protocol, runtime_checkable
+
+
+class TraceStatus(str, Enum):
+    """The four mutually exclusive, exhaustive statuses of a reasoning trace."""
+
+    VALID = "valid"
+    EMPTY = "empty"
+    TRUNCATED = "truncated"
+    MISSING = "missing"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """A classified completion: its status, reasoning, answer and why (``detail``).
+
+    ``detail`` is a comma-separated list of reasons, e.g. ``"closed"``,
+    ``"implicit_open,multiple_blocks"``, ``"length"`` or ``"disabled_by_prompt"``.
+    """
+
+    status: TraceStatus
+    reasoning: str
+    answer: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class PromptState:
+    """What the end of a rendered generation prompt says about the trace to come."""
+
+    prefilled: bool
+    """The prompt ends with an opening tag: the completion starts inside the reasoning."""
+    thinking_disabled: bool
+    """The prompt ends by closing an empty block: the template switched thinking off."""
+
+
+@runtime_checkable
+class Markup(Protocol):
+    """How one family of models marks its reasoning, with one classify path."""
+
+    name: str
+    """``tags``, ``harmony``, ``think_response`` or ``final_marker``."""
+
+    def prompt_state(self, prompt: str) -> PromptState:
+        """Whether a rendered generation prompt is prefilled or switches thinking off."""
+        ...
+
+    def split(
+        self, text: str, *, finish_reason: str | None, prefilled: bool, min_reasoning_chars: int
+    ) -> Trace:
+        """Classify one completion into the four statuses."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """The markup as plain data, for run records."""
+        ...
+
+
+def closed_trace(
+    reasoning: str, answer: str, reasons: Sequence[str], min_reasoning_chars: int
+) -> Trace:
+    """Rule 1: a block that ended; ``valid`` or ``empty`` by the length of its reasoning."""
+    reasoning = reasoning.strip()
+    reasons = list(reasons)
+    if len(reasoning) >= min_reasoning_chars:
+        status = TraceStatus.VALID
+    else:
+        status = TraceStatus.EMPTY
+        reasons.insert(0, "below_min_length" if reasoning else "blank")
+    return Trace(status, reasoning, answer.strip(), ",".join(reasons) or "closed")
+
+
+def truncated_trace(
+    reasoning: str, finish_reason: str | None, reasons: Sequence[str] = ()
+) -> Trace:
+    """Rule 2: a block that never ended; the detail says how generation stopped."""
+    if finish_reason is None:
+        how = "unknown"
+    else:
+        how = "length" if finish_reason == "length" else "unterminated"
+    return Trace(TraceStatus.TRUNCATED, reasoning.strip(), "", ",".join([how, *reasons]))
+
+
+def missing_trace(answer: str, detail: str = "no_tags") -> Trace:
+    """Rule 3: no reasoning block at all; the whole text is the answer."""
+    return Trace(TraceStatus.MISSING, "", answer.strip(), detail)
+
+
+@dataclass(frozen=True)
+class _Tags:
+    """Compiled patterns for a set of tag pairs."""
+
+    open_any: re.Pattern[str]
+    close_any: re.Pattern[str]
+    open_by_close: dict[str, re.Pattern[str]]
+    prompt_prefilled: re.Pattern[str]
+    prompt_closed: re.Pattern[str]
+
+
+def _alternation(tags: list[str]) -> str:
+    # Longest first so that a tag that prefixes another never wins the match.
+    return "|".join(re.escape(tag) for tag in sorted(set(tags), key=len, reverse=True))
+
+
+@dataclass(frozen=True)
+class TagSet:
+    """One or more open/close tag pairs, matched case-insensitively; any pair marks a block."""
+
+    pairs: tuple[TraceFormat, ...]
+    name = "tags"
+
+    def prompt_state(self, prompt: str) -> PromptState:
+        """Prefilled: the prompt ends with an opening tag (whitespace after it allowed).
+
+        Thinking disabled: it ends with a closing tag that closes an empty block, or no
+        block at all (Qwen3 ``enable_thinking=False``; DeepSeek-V3.1's bare ``</think>``).
+        """
+        tags = _compile(self.pairs)
+        tail = prompt.rstrip()
+        if tags.prompt_prefilled.search(tail):
+            return PromptState(prefilled=True, thinking_disabled=False)
+        closing = tags.prompt_closed.search(tail)
+        if closing is None:
+            return PromptState(prefilled=False, thinking_disabled=False)
+        before = tail[: closing.start()]
+        previous_close_end = max((m.end() for m in tags.close_any.finditer(before)), default=0)
+        block = before[previous_close_end:]
+        openings = list(tags.open_by_close[closing.group(0).lower()].finditer(block))
+        closes_empty_block = not openings or not block[openings[-1].end() :].strip()
+        return PromptState(prefilled=False, thinking_disabled=closes_empty_block)
+
+    def split(
+        self, text: str, *, finish_reason: str | None, prefilled: bool, min_reasoning_chars: int
+    ) -> Trace:
+        """DESIGN.md's three rules on the first closing tag."""
+        tags = _compile(self.pairs)
+        closing = tags.close_any.search(text)
+        if closing is None:
+            opening = tags.open_any.search(text)
+            if opening is None and not prefilled:
+                return missing_trace(text)
+            if opening is None:
+                return truncated_trace(text, finish_reason)
+            before_open = text[: opening.start()]
+            reasons = ["text_before_open"] if before_open.strip() else []
+            return truncated_trace(before_open + text[opening.end() :], finish_reason, reasons)
+
+        before, after = text[: closing.start()], text[closing.end() :]
+        reasons = []
+        opening = tags.open_by_close[closing.group(0).lower()].search(before)
+        if opening is None:
+            reasoning = before
+            if not prefilled:
+                reasons.append("implicit_open")
+        else:
+            reasoning = before[: opening.start()] + before[opening.end() :]
+            if before[: opening.start()].strip():
+                reasons.append("text_before_open")
+        if tags.open_any.search(after) or tags.close_any.search(after):
+            reasons.append("multiple_blocks")
+        return closed_trace(reasoning, after, reasons, min_reasoning_chars)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "markup": self.name,
+            "tags": [[pair.open_tag, pair.close_tag] for pair in self.pairs],
+        }
+
+
+@dataclass(frozen=True)
+class TraceFormat:
+    """The tags that open and close a reasoning block; matched case-insensitively."""
+
+    open_tag: str = "<think>"
+    close_tag: str = "</think>"
+    name = "tags"
+
+    def __post_init__(self) -> None:
+        if not self.open_tag.strip() or not self.close_tag.strip():
+            raise ValueError("TraceFormat tags must be non-blank strings")
+        if self.open_tag.lower() == self.close_tag.lower():
+            raise ValueError(
+                f"TraceFormat open_tag and close_tag must differ, both are {self.open_tag!r}"
+            )
+
+    def prompt_state(self, prompt: str) -> PromptState:
+        return TagSet((self,)).prompt_state(prompt)
+
+    def split(
+        self, text: str, *, finish_reason: str | None, prefilled: bool, min_reasoning_chars: int
+    ) -> Trace:
+        return TagSet((self,)).split(
+            text,
+            finish_reason=finish_reason,
+            prefilled=prefilled,
+            min_reasoning_chars=min_reasoning_chars,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return TagSet((self,)).describe()
+
+
+STANDARD_FORMATS: tuple[TraceFormat, ...] = tuple(
+    TraceFormat(f"<{name}>", f"</{name}>") for name in ("think", "thinking", "reasoning", "thought")
+)
+"""The tag pairs accepted when no format is given."""
+
+STANDARD_TAGS = TagSet(STANDARD_FORMATS)
+"""The default markup: any of the standard pairs."""
+
+
+@lru_cache(maxsize=64)
+def _compile(formats: tuple[TraceFormat, ...]) -> _Tags:
+    opens = _alternation([f.open_tag for f in formats])
+    closes = _alternation([f.close_tag for f in formats])
+    return _Tags(
+        open_any=re.compile(opens, re.IGNORECASE),
+        close_any=re.compile(closes, re.IGNORECASE),
+        open_by_close={
+            f.close_tag.lower(): re.compile(re.escape(f.open_tag), re.IGNORECASE) for f in formats
+        },
+        prompt_prefilled=re.compile(f"(?:{opens})\\Z", re.IGNORECASE),
+        prompt_closed=re.compile(f"(?:{closes})\\Z", re.IGNORECASE),
+    )
+
+
+def prompt_state(prompt: str, fmt: Markup | None = None) -> PromptState:
+    """Detect from a rendered generation prompt whether it is prefilled or thinking is off.
+
+    Prefilled: the prompt ends with an opening tag, optionally followed by whitespace
+    (DeepSeek-R1 distills, QwQ, OLMo-3-Think). Thinking disabled: the prompt ends with a
+    closing tag that closes a block with nothing in it, or closes no block at all
+    (Qwen3 ``enable_thinking=False`` writes ``<think>\\n\\n</think>\\n\\n``; DeepSeek-V3.1
+    ends with a bare ``</think>``).
+    """
+    return (fmt or STANDARD_TAGS).prompt_state(prompt)
+
+
+def classify(
+    text: str,
+    *,
+    finish_reason: str | None = None,
+    prefilled: bool | None = None,
+    prompt: str | None = None,
+    fmt: Markup | None = None,
+    min_reasoning_chars: int = 1,
+) -> Trace:
+    """Classify one completion (special tokens kept, EOS and padding removed).
+
+    Args:
+        text: the raw completion text.
+        finish_reason: ``"stop"`` or ``"length"`` when the backend reports it.
+        prefilled: the generation prompt ended with the opening tag; None reads it from
+            ``prompt`` (False without one); True or False overrides the prompt.
+        prompt: the rendered generation prompt; when given, the thinking-disabled case (and
+            ``prefilled``, unless given) are detected from its tail (see `prompt_state`).
+        fmt: the markup: a `TraceFormat` pair or any `Markup`; by default any of
+            think/thinking/reasoning/thought.
+        min_reasoning_chars: fewest characters of stripped reasoning for ``valid``.
+    """
+    if min_reasoning_chars < 1:
+        raise ValueError(f"min_reasoning_chars must be at least 1, got {min_reasoning_chars}")
+    markup = fmt or STANDARD_TAGS
+    if prompt is not None:
+        state = markup.prompt_state(prompt)
+        if state.thinking_disabled:
+            return Trace(TraceStatus.EMPTY, "", text.strip(), "disabled_by_prompt")
+        if prefilled is None:
+            prefilled = state.prefilled
+    return markup.split(
+        text,
+        finish_reason=finish_reason,
+        prefilled=bool(prefilled),
+        min_reasoning_chars=min_reasoning_chars,
+    )
