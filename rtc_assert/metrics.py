@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from statistics import fmean
 from typing import Literal, get_args
 
@@ -29,6 +30,55 @@ MetricName = Literal[
 ]
 RATE_METRICS: tuple[MetricName, ...] = get_args(MetricName)
 """The names of the rate metrics, as thresholds.yaml writes them."""
+
+Event = Literal["valid", "empty", "truncated", "missing", "correct", "answered", "correct_valid"]
+EVENTS: tuple[Event, ...] = get_args(Event)
+"""What each generation may count towards; a probe's tally holds each as a fraction."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """Everything rtc-assert knows about one rate metric: how it is counted, which way is
+    worse, and how gates, explanations and reports name it."""
+
+    name: MetricName
+    short: str
+    """Its short name in tables, charts and sweep columns (VR, pass@1, ...)."""
+    label: str
+    """Its row label in the metric tables."""
+    words: str
+    """How a verdict says it."""
+    numerator: Event
+    denominator: Event | None
+    """The event counted in the denominator; None counts probes."""
+    lower_is_better: bool = False
+    failing_statuses: frozenset[TraceStatus] | None = None
+    """For status rates: the statuses of a trace that shows the metric failing."""
+    tabulated: bool = True
+    """Whether metric tables and sweeps show it."""
+
+
+_NOT_VALID = frozenset({TraceStatus.EMPTY, TraceStatus.TRUNCATED, TraceStatus.MISSING})
+METRICS: dict[str, Metric] = {
+    metric.name: metric
+    for metric in (
+        Metric("valid_rate", "VR", "VR valid reasoning", "valid rate", "valid", None,
+               failing_statuses=_NOT_VALID),
+        Metric("empty_rate", "ER", "ER empty", "empty rate", "empty", None,
+               lower_is_better=True, failing_statuses=frozenset({TraceStatus.EMPTY})),
+        Metric("truncated_rate", "TR", "TR truncated", "truncated rate", "truncated", None,
+               lower_is_better=True, failing_statuses=frozenset({TraceStatus.TRUNCATED})),
+        Metric("missing_rate", "MR", "MR missing", "missing rate", "missing", None,
+               lower_is_better=True, failing_statuses=frozenset({TraceStatus.MISSING})),
+        Metric("answer_accuracy", "pass@1", "pass@1 answers", "answer accuracy (pass@1)",
+               "correct", None),
+        Metric("reasoning_conditioned_accuracy", "Rpass@1", "Rpass@1 valid & correct",
+               "reasoning-conditioned accuracy (Rpass@1)", "correct_valid", "valid"),
+        Metric("answer_rate", "AR", "answer rate", "answer rate", "answered", None,
+               tabulated=False),
+    )
+}  # fmt: skip
+"""The one table of rate metrics, in report order: every other module reads it."""
 
 
 class Rate(BaseModel):
@@ -83,22 +133,7 @@ class RunMetrics(BaseModel):
         return getattr(self, name)
 
 
-EVENTS = ("valid", "empty", "truncated", "missing", "correct", "answered", "correct_valid")
-"""What each generation may count towards; a probe's tally holds each as a fraction."""
-
-RATE_DEFINITIONS: dict[str, tuple[str, str | None]] = {
-    "valid_rate": ("valid", None),
-    "empty_rate": ("empty", None),
-    "truncated_rate": ("truncated", None),
-    "missing_rate": ("missing", None),
-    "answer_accuracy": ("correct", None),
-    "reasoning_conditioned_accuracy": ("correct_valid", "valid"),
-    "answer_rate": ("answered", None),
-}
-"""Each rate metric as (numerator event, denominator event); None counts probes."""
-
-
-def _events(outcome: ScoredTrace) -> dict[str, bool]:
+def _events(outcome: ScoredTrace) -> dict[Event, bool]:
     status = outcome.trace.status
     return {
         "valid": status is TraceStatus.VALID,
@@ -133,7 +168,7 @@ def group_by_probe(outcomes: Iterable[ScoredTrace]) -> dict[str, list[ScoredTrac
     return {key: sorted(by_probe[key], key=lambda o: o.sample) for key in sorted(by_probe)}
 
 
-def probe_tallies(outcomes: Iterable[ScoredTrace]) -> dict[str, dict[str, float]]:
+def probe_tallies(outcomes: Iterable[ScoredTrace]) -> dict[str, dict[Event, float]]:
     """Per probe, the fraction of its samples that count towards each of `EVENTS`."""
     tallies = {}
     for probe_id, samples in group_by_probe(outcomes).items():
@@ -161,12 +196,12 @@ def compute_metrics(outcomes: Iterable[ScoredTrace], confidence: float = 0.95) -
     probes = len(tallies)
 
     def rate(name: str) -> Rate | None:
-        numerator, denominator = RATE_DEFINITIONS[name]
-        trials = probes if denominator is None else totals[denominator]
+        metric = METRICS[name]
+        trials = probes if metric.denominator is None else totals[metric.denominator]
         if trials == 0:
             return None
         # Fractions can add up a hair above the trial count; clamp that rounding.
-        return Rate.of(min(totals[numerator], trials), trials, confidence)
+        return Rate.of(min(totals[metric.numerator], trials), trials, confidence)
 
     def over_probes(name: str) -> Rate:
         # A rate over probes always has trials: group_by_probe refused an empty run.

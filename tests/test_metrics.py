@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rtc_assert import MetricsError, RunMetrics, ScoredTrace, classify, compute_metrics
-from rtc_assert.metrics import RATE_DEFINITIONS, RATE_METRICS
+from rtc_assert.metrics import METRICS, RATE_METRICS
 
 COMPLETIONS = {
     "valid": "<think>work</think>4",
@@ -135,5 +135,10 @@ def test_order_of_outcomes_does_not_matter(outcomes):
     assert compute_metrics(outcomes) == compute_metrics(list(reversed(outcomes)))
 
 
-def test_every_rate_metric_has_a_definition():
-    assert set(RATE_DEFINITIONS) == set(RATE_METRICS)
+def test_the_metrics_table_the_names_and_the_run_metrics_agree():
+    assert tuple(METRICS) == RATE_METRICS
+    assert all(name == metric.name for name, metric in METRICS.items())
+    rate_fields = [
+        name for name, field in RunMetrics.model_fields.items() if "Rate" in str(field.annotation)
+    ]
+    assert rate_fields == list(RATE_METRICS)

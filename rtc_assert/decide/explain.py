@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 from rtc_assert.decide.gates import GateResult
+from rtc_assert.metrics import METRICS
 from rtc_assert.runs import Run
 from rtc_assert.scoring import ScoredTrace
 from rtc_assert.traces.classify import TraceStatus
 
 SNIPPET_CHARS = 160
 
-_BAD_STATUS = {
-    "empty_rate": {TraceStatus.EMPTY},
-    "truncated_rate": {TraceStatus.TRUNCATED},
-    "missing_rate": {TraceStatus.MISSING},
-    "valid_rate": {TraceStatus.EMPTY, TraceStatus.TRUNCATED, TraceStatus.MISSING},
-}
-STATUS_METRICS = frozenset(_BAD_STATUS)
-
 
 def _shows_failure(metric: str, outcome: ScoredTrace) -> bool:
-    if metric in _BAD_STATUS:
-        return outcome.trace.status in _BAD_STATUS[metric]
+    failing = METRICS[metric].failing_statuses
+    if failing is not None:
+        return outcome.trace.status in failing
     if metric == "reasoning_conditioned_accuracy":
         return outcome.trace.status is TraceStatus.VALID and not outcome.correct
     if metric == "answer_rate":
@@ -49,7 +43,7 @@ def explain_failure(result: GateResult, candidate: Run, base: Run | None) -> str
     """The lines pytest prints for a failed gate."""
     gate = result.gate
     lines = [f"{gate.id}: {result.reason}"]
-    if gate.metric in STATUS_METRICS:
+    if METRICS[gate.metric].failing_statuses is not None:
         accuracy = candidate.metrics.answer_accuracy
         line = f"answer accuracy (pass@1) of the candidate: {accuracy.value:.3f}"
         if base is not None:

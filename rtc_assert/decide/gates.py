@@ -27,22 +27,12 @@ from rtc_assert.decide.stats import (
     newcombe_paired_difference,
     paired_bootstrap_difference,
 )
-from rtc_assert.metrics import RATE_DEFINITIONS, Rate, compute_metrics, probe_tallies
+from rtc_assert.metrics import METRICS, Event, Rate, compute_metrics, probe_tallies
 from rtc_assert.runs import Run
 
-LOWER_IS_BETTER = frozenset({"empty_rate", "truncated_rate", "missing_rate"})
 EXACT_BELOW_DISCORDANT = 25
 """A ``max_drop: 0`` gate with fewer discordant probes than this uses the exact McNemar test."""
 
-METRIC_WORDS = {
-    "valid_rate": "valid rate",
-    "empty_rate": "empty rate",
-    "truncated_rate": "truncated rate",
-    "missing_rate": "missing rate",
-    "answer_accuracy": "answer accuracy (pass@1)",
-    "reasoning_conditioned_accuracy": "reasoning-conditioned accuracy (Rpass@1)",
-    "answer_rate": "answer rate",
-}
 Evidence = Literal["violation", "compliance"]
 
 
@@ -93,7 +83,7 @@ def format_level(confidence: float) -> str:
 
 def metric_words(metric: str) -> str:
     """A metric's name as a reader says it."""
-    return METRIC_WORDS.get(metric, metric.replace("_", " "))
+    return METRICS[metric].words if metric in METRICS else metric.replace("_", " ")
 
 
 def _undefined_reason(metric: str, model: str) -> str:
@@ -236,11 +226,12 @@ def _drop(gate: GateSpec, candidate: Run, base: Run, decision: DecisionConfig) -
     shared = [probe for probe in base_tallies if probe in candidate_tallies]
     if not shared:
         return None
-    numerator, denominator = RATE_DEFINITIONS[gate.metric]
+    metric = METRICS[gate.metric]
+    numerator, denominator = metric.numerator, metric.denominator
     # Oriented so that "first" is the side whose excess is the drop.
     first, second = (
         (candidate_tallies, base_tallies)
-        if gate.metric in LOWER_IS_BETTER
+        if metric.lower_is_better
         else (base_tallies, candidate_tallies)
     )
     first_values = [first[p][numerator] for p in shared]
@@ -267,7 +258,7 @@ def _drop(gate: GateSpec, candidate: Run, base: Run, decision: DecisionConfig) -
             mcnemar_p=mcnemar_exact_p(only_first, only_second),
         )
 
-    def columns(tallies: dict[str, dict[str, float]]) -> tuple[list[float], list[float]]:
+    def columns(tallies: dict[str, dict[Event, float]]) -> tuple[list[float], list[float]]:
         return (
             [tallies[p][numerator] for p in shared],
             [1.0 if denominator is None else tallies[p][denominator] for p in shared],
@@ -294,7 +285,7 @@ def _bootstrap_samples(decision: DecisionConfig) -> int:
 
 
 def _drop_statement(gate: GateSpec, drop: Drop, confidence: float) -> str:
-    higher_when_worse = gate.metric in LOWER_IS_BETTER
+    higher_when_worse = METRICS[gate.metric].lower_is_better
     direction = "above" if (drop.value > 0) == higher_when_worse else "below"
     if drop.value == 0:
         direction = "level with"

@@ -10,18 +10,24 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-from rtc_assert.metrics import RunMetrics
+from rtc_assert.metrics import METRICS, RunMetrics
 from rtc_assert.sweep import SweepRecord
 
 SWEEP_FILE = "sweep.json"
 CHART_FILE = "sweep.svg"
-SERIES: tuple[tuple[str, str, str], ...] = (
-    ("valid_rate", "VR", "#2a9d8f"),
-    ("empty_rate", "ER", "#e9c46a"),
-    ("truncated_rate", "TR", "#f4a261"),
-    ("missing_rate", "MR", "#8d99ae"),
-    ("answer_accuracy", "pass@1", "#264653"),
-    ("reasoning_conditioned_accuracy", "Rpass@1", "#9b5de5"),
+COLOURS = {
+    "valid_rate": "#2a9d8f",
+    "empty_rate": "#e9c46a",
+    "truncated_rate": "#f4a261",
+    "missing_rate": "#8d99ae",
+    "answer_accuracy": "#264653",
+    "reasoning_conditioned_accuracy": "#9b5de5",
+}
+"""Each charted metric's line colour; a metric without one takes a neutral grey."""
+SERIES: tuple[tuple[str, str, str], ...] = tuple(
+    (metric.name, metric.short, COLOURS.get(metric.name, "#555555"))
+    for metric in METRICS.values()
+    if metric.tabulated
 )
 """(metric, short name, colour) of each line, in table and legend order."""
 TABLE_HEADER = ("step", "checkpoint", *(short for _, short, _ in SERIES), "gates")

@@ -8,16 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rtc_assert.metrics import Rate
+from rtc_assert.metrics import METRICS, Rate
 from rtc_assert.record import RunRecord, SessionRecord
 
-METRIC_LABELS: tuple[tuple[str, str], ...] = (
-    ("valid_rate", "VR valid reasoning"),
-    ("empty_rate", "ER empty"),
-    ("truncated_rate", "TR truncated"),
-    ("missing_rate", "MR missing"),
-    ("answer_accuracy", "pass@1 answers"),
-    ("reasoning_conditioned_accuracy", "Rpass@1 valid & correct"),
+METRIC_LABELS: tuple[tuple[str, str], ...] = tuple(
+    (metric.name, metric.label) for metric in METRICS.values() if metric.tabulated
 )
 GATE_HEADER = ("gate", "verdict", "rule")
 
