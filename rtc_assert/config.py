@@ -10,10 +10,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from rtc_assert.decide.spec import GATE_KINDS, DecisionConfig, GateKind, GateSpec
 from rtc_assert.errors import RtcAssertError
+from rtc_assert.generation.backends import BACKEND_NAMES, check_options
 from rtc_assert.generation.requests import GenerationSettings
 from rtc_assert.metrics import MetricName
 from rtc_assert.traces.classify import Markup, TraceFormat
@@ -32,10 +41,23 @@ class _Strict(BaseModel):
 
 
 class BackendConfig(_Strict):
-    """Which engine generates, with its engine-specific options."""
+    """Which engine generates, with its engine-specific options (checked on load)."""
 
-    name: Literal["transformers", "vllm", "openai"] = "transformers"
+    name: str = "transformers"
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known_backend(cls, name: str) -> str:
+        if name not in BACKEND_NAMES:
+            raise ValueError(f"unknown backend {name!r}: use one of {', '.join(BACKEND_NAMES)}")
+        return name
+
+    @field_validator("options")
+    @classmethod
+    def _backend_options(cls, options: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        name = info.data.get("name")
+        return options if name is None else check_options(name, options)
 
 
 class TraceFormatConfig(_Strict):

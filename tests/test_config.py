@@ -84,7 +84,19 @@ def test_valid_config_expands_gates_per_probe_set(tmp_path):
         ),
         (
             ("name: transformers", "name: tgi"),
-            r"thresholds.yaml:5: backend.name: Input should be 'transformers', 'vllm' or 'openai'",
+            "thresholds.yaml:5: backend.name: unknown backend 'tgi': use one of transformers, vllm, openai",
+        ),
+        (
+            ("options: {device: cpu}", "options: {devcie: cpu}"),
+            "thresholds.yaml:6: backend.options.devcie: Extra inputs are not permitted",
+        ),
+        (
+            (
+                "name: transformers\n  options: {device: cpu}",
+                "name: openai\n  options: {concurrency: many}",
+            ),
+            "thresholds.yaml:6: backend.options.base_url: Field required\n"
+            ".*thresholds.yaml:6: backend.options.concurrency: Input should be a valid integer",
         ),
         (
             ("version: 1", "version: 2"),

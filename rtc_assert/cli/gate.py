@@ -13,6 +13,7 @@ from rich.text import Text
 
 from rtc_assert import demo
 from rtc_assert.config import Overrides, RtcConfig, load_config
+from rtc_assert.generation.backends import BACKEND_NAMES
 from rtc_assert.generation.cache import GenerationCache
 from rtc_assert.generation.checkpoints import find_checkpoints
 from rtc_assert.probes.sources import is_named_source
@@ -65,7 +66,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--scorer", help="scorer of probes that name none")
     parser.add_argument("--config", type=Path, help="thresholds.yaml to start from")
-    parser.add_argument("--backend", choices=["transformers", "vllm", "openai"])
+    parser.add_argument("--backend", choices=BACKEND_NAMES)
     parser.add_argument("--max-new-tokens", type=int)
     parser.add_argument("--limit", type=int, help="use only the first N probes of each set")
     add_cache_arguments(parser)

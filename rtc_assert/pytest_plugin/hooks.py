@@ -18,6 +18,7 @@ from rtc_assert.config import RtcConfig
 from rtc_assert.decide.explain import explain_failure
 from rtc_assert.decide.spec import GateSpec
 from rtc_assert.errors import RtcAssertError
+from rtc_assert.generation.backends import BACKEND_NAMES
 from rtc_assert.pytest_plugin.gates import GatePlugin
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--rtc-base", help="model spec of the base model, overriding the file")
     group.addoption(
         "--rtc-backend",
-        choices=["transformers", "vllm", "openai"],
+        choices=BACKEND_NAMES,
         help="generation backend, overriding the file",
     )
     group.addoption(
