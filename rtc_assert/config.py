@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from rtc_assert.decide.spec import GATE_KINDS, DecisionConfig, GateKind, GateSpec
-from rtc_assert.errors import RtcAssertError
+from rtc_assert.errors import ConfigError
 from rtc_assert.generation.backends import BACKEND_NAMES, check_options
 from rtc_assert.generation.requests import GenerationSettings
 from rtc_assert.metrics import MetricName
@@ -30,10 +30,6 @@ from rtc_assert.traces.detection import DetectedTemplate, TraceSetup
 from rtc_assert.traces.markups import MarkupName, markup_named
 
 SCHEMA_VERSION = 1
-
-
-class ConfigError(RtcAssertError):
-    """thresholds.yaml cannot be used; the message names file, line and field."""
 
 
 class _Strict(BaseModel):

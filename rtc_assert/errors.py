@@ -1,8 +1,29 @@
-"""The exceptions rtc-assert raises; each message says what went wrong and what to do."""
+"""Every exception rtc-assert raises on purpose; each message says what went wrong, where,
+and what to do.
+
+    RtcAssertError
+    ├── ConfigError              thresholds.yaml (file, line, field)
+    ├── ProbeFileError           a probe file (file, line)
+    ├── ProbeSourceError         a probe set source or data set
+    ├── LibraryNameError         a bundled probe set name (also a LookupError)
+    ├── DemoNameError            a demo model or probe set name (also a LookupError)
+    ├── ScorerError              a scorer name or reference answer
+    ├── GenerationError          a model cannot load or generate
+    │   └── ServerGenerationError    a server failed (keeps the completed generations)
+    ├── CheckpointSeriesError    a checkpoint series for a sweep
+    ├── TemplateDetectionError   a chat template cannot do what was asked
+    ├── MetricsError             metrics from an empty or inconsistent run
+    ├── RecordError              a run record (rtc-run.json)
+    └── FinetuneError            a fine-tuning record for loss masking
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rtc_assert.generation.requests import Generation
 
 
 class RtcAssertError(Exception):
@@ -30,3 +51,43 @@ class MetricsError(RtcAssertError):
 
 class RecordError(RtcAssertError):
     """A run record (rtc-run.json) cannot be read; the message names the file and field."""
+
+
+class ConfigError(RtcAssertError):
+    """thresholds.yaml cannot be used; the message names file, line and field."""
+
+
+class ProbeSourceError(RtcAssertError):
+    """A probe set source cannot be resolved or its data set cannot become probes."""
+
+
+class LibraryNameError(RtcAssertError, LookupError):
+    """A probe library name or difficulty that does not exist."""
+
+
+class DemoNameError(RtcAssertError, LookupError):
+    """A demo model or probe set name that the zoo does not have."""
+
+
+class GenerationError(RtcAssertError):
+    """A model cannot be loaded or cannot generate; the message says what to do."""
+
+
+class ServerGenerationError(GenerationError):
+    """The server failed; ``completed`` holds the generations that finished before it did."""
+
+    def __init__(self, message: str, completed: list[Generation]) -> None:
+        super().__init__(f"{message} ({len(completed)} generations completed before the failure)")
+        self.completed = completed
+
+
+class CheckpointSeriesError(RtcAssertError):
+    """A checkpoint series cannot be used; the message names the folders and what to do."""
+
+
+class TemplateDetectionError(RtcAssertError):
+    """The chat template cannot do what was asked (e.g. switch thinking off)."""
+
+
+class FinetuneError(RtcAssertError):
+    """A record cannot be turned into a training example with the requested strategy."""

@@ -46,16 +46,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from rtc_assert.errors import RtcAssertError
+from rtc_assert.errors import FinetuneError
 
 Strategy = Literal["default", "empty", "mask", "respond"]
 STRATEGIES: tuple[Strategy, ...] = ("default", "empty", "mask", "respond")
 IGNORE_INDEX = -100
 """The label of a token left out of the loss (PyTorch's cross-entropy default)."""
-
-
-class FinetuneError(RtcAssertError):
-    """A record cannot be turned into a training example with the requested strategy."""
 
 
 @dataclass(frozen=True)

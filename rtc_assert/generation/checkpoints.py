@@ -15,15 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rtc_assert import demo
-from rtc_assert.errors import RtcAssertError
+from rtc_assert.errors import CheckpointSeriesError
 
 MODEL_FILES = ("config.json", "adapter_config.json")
 DEMO_SERIES = "demo:sweep"
 _LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
-
-
-class CheckpointSeriesError(RtcAssertError):
-    """A checkpoint series cannot be used; the message names the folders and what to do."""
 
 
 @dataclass(frozen=True)

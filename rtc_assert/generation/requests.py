@@ -12,16 +12,12 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rtc_assert.errors import RtcAssertError
+from rtc_assert.errors import GenerationError
 from rtc_assert.probes.probe import Probe
 from rtc_assert.traces.classify import TraceFormat, prompt_state
 from rtc_assert.traces.detection import ThinkingSwitch, detect_template
 
 FinishReason = Literal["stop", "length"]
-
-
-class GenerationError(RtcAssertError):
-    """A model cannot be loaded or cannot generate; the message says what to do."""
 
 
 class GenerationSettings(BaseModel):

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rtc_assert import demo
-from rtc_assert.errors import ProbeFileError, RtcAssertError
+from rtc_assert.errors import ProbeFileError, ProbeSourceError, RtcAssertError
 from rtc_assert.probes import library as probe_library
 from rtc_assert.probes.probe import ProbeSet, build_probes, load_probe_set
 
@@ -35,10 +35,6 @@ LOCAL_COPY_HINT = (
     "`datasets.load_dataset(NAME, CONFIG, split=SPLIT).save_to_disk(DIR)` (or `.to_parquet(FILE)`) "
     "and set the probe set's source to DIR (or FILE)"
 )
-
-
-class ProbeSourceError(RtcAssertError):
-    """A probe set source cannot be resolved or its data set cannot become probes."""
 
 
 def is_named_source(source: str) -> bool:

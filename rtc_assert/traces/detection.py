@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from rtc_assert.errors import RtcAssertError
+from rtc_assert.errors import TemplateDetectionError
 from rtc_assert.traces.classify import STANDARD_TAGS, Markup, TraceFormat
 from rtc_assert.traces.markups import HARMONY_ANALYSIS, FinalMarker, HarmonyChannels, ThinkResponse
 
@@ -49,10 +49,6 @@ _LAST_TAG = re.compile(f"(?:{_TAG})\\Z")
 _FIRST_TAG = re.compile(f"\\A(?:{_TAG})")
 _EMPTY_BLOCK = re.compile(f"(?=(?P<open>{_TAG})\\s*(?P<close>{_TAG}))")  # overlapping
 _REASONING_NAME = re.compile(r"think|reason|thought", re.IGNORECASE)
-
-
-class TemplateDetectionError(RtcAssertError):
-    """The chat template cannot do what was asked (e.g. switch thinking off)."""
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from rtc_assert.errors import ServerGenerationError
 from rtc_assert.generation.models import ModelRef
 from rtc_assert.generation.requests import (
     Generation,
@@ -37,14 +38,6 @@ VLLM_EXTRA_BODY: dict[str, Any] = {
     "add_special_tokens": False,
 }
 """vLLM (and SGLang) sampling fields that keep the tags and leave the rendered prompt as is."""
-
-
-class ServerGenerationError(GenerationError):
-    """The server failed; ``completed`` holds the generations that finished before it did."""
-
-    def __init__(self, message: str, completed: list[Generation]) -> None:
-        super().__init__(f"{message} ({len(completed)} generations completed before the failure)")
-        self.completed = completed
 
 
 class _Transient(Exception):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rtc_assert.errors import RtcAssertError
+from rtc_assert.errors import LibraryNameError
 from rtc_assert.probes.library import arithmetic, dates, deduction, snippets, strings
 from rtc_assert.probes.library.family import DIFFICULTIES, Family
 from rtc_assert.probes.probe import ProbeSet, load_probe_set
@@ -39,10 +39,6 @@ __all__ = [
     "load",
     "resolve_probe_spec",
 ]
-
-
-class LibraryNameError(RtcAssertError, LookupError):
-    """A probe library name or difficulty that does not exist."""
 
 
 def data_file(name: str) -> Path:
