@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import inspect
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,46 @@ def test_reports_are_rendered_from_the_record_only():
             if imported.startswith("rtc_assert"):
                 ok = any(_in(imported, p) for p in (*allowed, *shared_types))
                 assert ok, f"{name} imports {imported}"
+
+
+def test_the_public_surface_is_what_all_lists():
+    exported = {
+        name
+        for name, value in vars(rtc_assert).items()
+        if not name.startswith("_") and not inspect.ismodule(value)
+    }
+    assert set(rtc_assert.__all__) - {"__version__"} == exported
+    assert len(rtc_assert.__all__) == len(set(rtc_assert.__all__))
+
+
+def test_every_error_is_defined_in_errors_and_exported():
+    from rtc_assert import errors
+
+    defined = {
+        name
+        for name, value in vars(errors).items()
+        if inspect.isclass(value)
+        and issubclass(value, Exception)
+        and value.__module__ == errors.__name__
+    }
+    assert defined <= set(rtc_assert.__all__)
+    for name, tree in MODULES.items():
+        if name == "rtc_assert.errors":
+            continue
+        raised = [
+            node.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ClassDef)
+            and any(getattr(base, "id", "") in defined | {"RtcAssertError"} for base in node.bases)
+        ]
+        assert not raised, f"{name} defines errors outside errors.py: {raised}"
+
+
+def test_the_old_import_paths_keep_working():
+    import rtc_assert.assertions
+    import rtc_assert.finetune
+    import rtc_assert.plugin
+
+    assert rtc_assert.plugin.pytest_addoption is not None
+    assert callable(rtc_assert.assertions.assert_valid_rate)
+    assert callable(rtc_assert.finetune.tokenize) and callable(rtc_assert.finetune.collate)

@@ -20,6 +20,7 @@ from rtc_assert.decide.spec import GateSpec
 from rtc_assert.errors import RtcAssertError
 from rtc_assert.generation.backends import BACKEND_NAMES
 from rtc_assert.pytest_plugin.gates import GatePlugin
+from rtc_assert.session import RtcSession
 
 if TYPE_CHECKING:
     from _pytest._code.code import TerminalRepr, TracebackStyle
@@ -113,7 +114,7 @@ def rtc_config(pytestconfig: pytest.Config) -> RtcConfig:
 
 
 @pytest.fixture(scope="session")
-def rtc(pytestconfig: pytest.Config):
+def rtc(pytestconfig: pytest.Config) -> RtcSession:
     """The gate session: ``rtc.run(probe_set, model="candidate")``, ``rtc.compare(probe_set)``.
 
     Where thresholds.yaml names several ``candidates``, this is the first one's session;
