@@ -16,16 +16,12 @@ compares the point estimate.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from rtc_assert.decide.explain import explain_failure
 from rtc_assert.decide.gates import evaluate_gate
-from rtc_assert.decide.spec import DecisionConfig, GateKind, GateSpec
+from rtc_assert.decide.spec import DecisionConfig, GateKind, GateSpec, Policy
 from rtc_assert.metrics import MetricName
 from rtc_assert.runs import Run
 from rtc_assert.traces.classify import Trace, TraceFormat, TraceStatus, classify
-
-Policy = Literal["confident", "strict", "point"]
 
 
 def _check(

@@ -22,7 +22,7 @@ from rtc_assert.record import read_record
 from rtc_assert.reports.html import REPORT_FILE, write_html_report
 from rtc_assert.scoring import score
 from rtc_assert.traces.classify import TraceFormat, classify
-from rtc_assert.traces.markups import markup_named
+from rtc_assert.traces.markups import MARKUP_NAMES, markup_named
 
 
 def _read_text(path: Path) -> str:
@@ -159,7 +159,7 @@ def _parser() -> argparse.ArgumentParser:
     classify_parser.add_argument("--close-tag", help="custom closing tag, with --open-tag")
     classify_parser.add_argument(
         "--markup",
-        choices=["tags", "harmony", "think_response", "final_marker"],
+        choices=MARKUP_NAMES,
         help="reasoning markup family (default: tags)",
     )
     classify_parser.add_argument("--min-reasoning-chars", type=int, default=1)

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rtc_assert.metrics import MetricName
 
+Policy = Literal["confident", "strict", "point"]
+"""How a gate decides (see `DecisionConfig`)."""
 GateKind = Literal["min", "max", "max_drop"]
 GATE_KINDS: tuple[GateKind, ...] = get_args(GateKind)
 
@@ -30,7 +32,7 @@ class DecisionConfig(_Strict):
     threshold is violated; ``strict`` fails unless it shows the threshold is met; ``point``
     compares point estimates."""
 
-    policy: Literal["confident", "strict", "point"] = "confident"
+    policy: Policy = "confident"
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     bootstrap_samples: int = Field(default=2000, ge=200)
     seed: int = 0

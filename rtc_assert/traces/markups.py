@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from rtc_assert.traces.classify import (
     STANDARD_TAGS,
@@ -29,6 +29,7 @@ from rtc_assert.traces.classify import (
 )
 
 MarkupName = Literal["tags", "harmony", "think_response", "final_marker"]
+MARKUP_NAMES: tuple[MarkupName, ...] = get_args(MarkupName)
 
 HARMONY_ANALYSIS = "<|channel|>analysis<|message|>"
 HARMONY_FINAL = "<|channel|>final<|message|>"
