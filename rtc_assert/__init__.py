@@ -4,6 +4,7 @@ The public surface: what users and the pytest fixtures hand out. Everything else
 through its stage's subpackage (see docs/architecture.md).
 """
 
+from rtc_assert import demo as _demo  # noqa: F401 (it registers the demo zoo's demo:NAME specs)
 from rtc_assert.config import RtcConfig, load_config
 from rtc_assert.decide.gates import GateResult
 from rtc_assert.decide.spec import DecisionConfig, GateSpec

@@ -34,6 +34,8 @@ ZOO_DIR = Path(__file__).parent / "zoo"
 THRESHOLDS_FILE = Path(__file__).parent / "thresholds.yaml"
 """The demo's gate (`rtc-assert demo`): the repository's thresholds.yaml, on the zoo."""
 SPEC_PREFIX = "demo:"
+SERIES_SPEC = "demo:sweep"
+"""The zoo's checkpoint series of the collapsing run, for ``rtc-assert sweep``."""
 MAX_NEW_TOKENS = 64
 """Generation budget for the zoo: every complete trace and answer fits (see MEASURED.md)."""
 
@@ -114,3 +116,17 @@ def resolve_probe_spec(spec: str):  # -> rtc_assert.probes.probe.ProbeSet
     if not is_demo_spec(spec):
         raise DemoNameError(f"{spec!r} is not a demo probe set spec ({SPEC_PREFIX}NAME)")
     return probes(spec[len(SPEC_PREFIX) :])
+
+
+def _register() -> None:
+    """Make ``demo:NAME`` resolve wherever a model, a probe set or a series is named."""
+    from rtc_assert.generation.checkpoints import register_series
+    from rtc_assert.generation.models import register_models
+    from rtc_assert.probes.sources import register_probe_sets
+
+    register_models(SPEC_PREFIX, lambda spec: Path(resolve_model_spec(spec)))
+    register_probe_sets(SPEC_PREFIX, resolve_probe_spec)
+    register_series(SERIES_SPEC, ZOO_DIR / "sweep")
+
+
+_register()

@@ -14,12 +14,17 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from rtc_assert import demo
 from rtc_assert.errors import CheckpointSeriesError
 
 MODEL_FILES = ("config.json", "adapter_config.json")
-DEMO_SERIES = "demo:sweep"
+NAMED_SERIES: dict[str, Path] = {}
+"""A series' name -> its folder; `register_series` adds one (the demo zoo's ``demo:sweep``)."""
 _LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
+
+
+def register_series(name: str, folder: Path) -> None:
+    """Let ``name`` stand for the checkpoint series in ``folder``."""
+    NAMED_SERIES[name] = folder
 
 
 @dataclass(frozen=True)
@@ -46,8 +51,8 @@ def step_number(folder: Path) -> int | None:
 
 
 def _candidates(spec: str) -> list[Path]:
-    if spec == DEMO_SERIES:
-        spec = str(demo.ZOO_DIR / "sweep")
+    if spec in NAMED_SERIES:
+        spec = str(NAMED_SERIES[spec])
     folder = Path(spec).expanduser()
     if folder.is_dir():
         if is_model_folder(folder):

@@ -8,10 +8,10 @@ adapter's folder first), and backends load the base with the adapter on top.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rtc_assert import demo
 from rtc_assert.generation.requests import GenerationError
 
 
@@ -43,6 +43,18 @@ class ModelRef:
 
 
 ADAPTER_CONFIG = "adapter_config.json"
+NAMED_MODELS: dict[str, Callable[[str], Path]] = {}
+"""``PREFIX`` -> the folder of a ``PREFIX...`` model spec; `register_models` adds one (the
+demo zoo registers ``demo:``)."""
+
+
+def register_models(prefix: str, folder: Callable[[str], Path]) -> None:
+    """Resolve model specs that start with ``prefix`` to the folder ``folder(spec)`` gives."""
+    NAMED_MODELS[prefix] = folder
+
+
+def _named_folder(spec: str) -> Callable[[str], Path] | None:
+    return next((f for prefix, f in NAMED_MODELS.items() if spec.startswith(prefix)), None)
 
 
 def _looks_like_path(spec: str) -> bool:
@@ -53,8 +65,9 @@ def resolve_model(spec: str) -> ModelRef:
     """Resolve a model spec; a path that does not exist fails here, with what to check."""
     if not spec.strip():
         raise GenerationError("empty model spec: give a folder, a hub id or demo:NAME")
-    if demo.is_demo_spec(spec):
-        folder = Path(demo.resolve_model_spec(spec))
+    named = _named_folder(spec)
+    if named is not None:
+        folder = named(spec)
         if (folder / ADAPTER_CONFIG).is_file():
             return _resolve_adapter(spec, folder)
         return ModelRef(spec, str(folder))
@@ -88,7 +101,7 @@ def _resolve_adapter(spec: str, folder: Path) -> ModelRef:
             "the adapter was trained on (a folder, a hub id or demo:NAME)"
         )
     beside = (folder / base_spec).resolve()
-    if not demo.is_demo_spec(base_spec) and not Path(base_spec).is_absolute() and beside.is_dir():
+    if _named_folder(base_spec) is None and not Path(base_spec).is_absolute() and beside.is_dir():
         base_spec = str(beside)
     try:
         base = resolve_model(base_spec)

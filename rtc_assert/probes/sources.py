@@ -21,12 +21,16 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from rtc_assert import demo
 from rtc_assert.errors import ProbeFileError, ProbeSourceError, RtcAssertError
 from rtc_assert.probes import library as probe_library
 from rtc_assert.probes.probe import ProbeSet, build_probes, load_probe_set
 
 HF_PREFIX = "hf:"
+NAMED_PROBE_SETS: dict[str, Callable[[str], ProbeSet]] = {
+    probe_library.SPEC_PREFIX: probe_library.resolve_probe_spec
+}
+"""``PREFIX`` -> resolver of ``PREFIX...`` specs; `register_probe_sets` adds one (the demo
+zoo registers ``demo:``)."""
 HF_SPEC = re.compile(r"(?P<name>[^:/\s]+/[^:/\s]+)(?::(?P<config>[^:\s]+))?:(?P<split>[^:\s]+)")
 PROBE_FIELDS = ("id", "prompt", "messages", "answer", "scorer")
 TABLE_SUFFIXES = (".parquet", ".csv")
@@ -37,13 +41,18 @@ LOCAL_COPY_HINT = (
 )
 
 
+def register_probe_sets(prefix: str, resolve: Callable[[str], ProbeSet]) -> None:
+    """Resolve probe-set specs that start with ``prefix`` (e.g. ``demo:``) with ``resolve``."""
+    NAMED_PROBE_SETS[prefix] = resolve
+
+
+def _named_resolver(source: str) -> Callable[[str], ProbeSet] | None:
+    return next((r for prefix, r in NAMED_PROBE_SETS.items() if source.startswith(prefix)), None)
+
+
 def is_named_source(source: str) -> bool:
     """Whether ``source`` names something rather than a path (library:, demo:, hf:)."""
-    return (
-        probe_library.is_library_spec(source)
-        or demo.is_demo_spec(source)
-        or source.startswith(HF_PREFIX)
-    )
+    return _named_resolver(source) is not None or source.startswith(HF_PREFIX)
 
 
 def is_data_set_source(source: str, base_dir: Path = Path()) -> bool:
@@ -89,10 +98,9 @@ def load_source(
             f"{source}: 'split' applies to save_to_disk folders only "
             f"(an hf: source names its split: {HF_PREFIX}OWNER/NAME[:CONFIG]:SPLIT)"
         )
-    if probe_library.is_library_spec(source):
-        return probe_library.resolve_probe_spec(source)
-    if demo.is_demo_spec(source):
-        return demo.resolve_probe_spec(source)
+    resolve = _named_resolver(source)
+    if resolve is not None:
+        return resolve(source)
     if not data_set:
         return load_probe_set(base_dir / source, scorer=scorer)
     if source.startswith(HF_PREFIX):
