@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import rtc_assert
-from rtc_assert.config import RtcConfig
+from rtc_assert.config import RtcConfig, folder_path, positive_int
 from rtc_assert.decide.explain import explain_failure
 from rtc_assert.decide.spec import GateSpec
 from rtc_assert.errors import RtcAssertError
 from rtc_assert.pytest_plugin.gates import GatePlugin
+from rtc_assert.reports.safe_text import one_line, printable
 
 if TYPE_CHECKING:
     from _pytest._code.code import TerminalRepr, TracebackStyle
@@ -53,15 +54,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="generation backend, overriding the file",
     )
     group.addoption(
-        "--rtc-limit", type=int, help="use only the first N probes of each set (quick runs)"
+        "--rtc-limit",
+        type=positive_int,
+        help="use only the first N probes of each set (quick runs)",
     )
     group.addoption(
         "--rtc-report",
+        type=folder_path,
         metavar="DIR",
         help="write the JSON run record (rtc-run.json), summary.md and report.html into DIR",
     )
     group.addoption(
         "--rtc-cache-dir",
+        type=folder_path,
         metavar="DIR",
         help="generation cache folder (default: rtc-assert in pytest's cache folder)",
     )
@@ -72,6 +77,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    explicit = config.getoption("--rtc-config")
+    if explicit and not Path(explicit).is_file():
+        raise pytest.UsageError(
+            f"--rtc-config {explicit}: no such file; check the name (.yaml or .yml?) "
+            "or leave the option out to use the rtc_config ini value"
+        )
     config.stash[PLUGIN_KEY] = GatePlugin.from_pytest(config)
 
 
@@ -131,7 +142,7 @@ class ThresholdsFile(pytest.File):
     def collect(self):
         for session in self.config.stash[PLUGIN_KEY].sessions_for(self.path):
             for spec in session.config.gate_specs():
-                yield GateItem.from_parent(self, name=spec.id, spec=spec)
+                yield GateItem.from_parent(self, name=one_line(spec.id), spec=spec)
 
     def repr_failure(
         self,
@@ -140,7 +151,7 @@ class ThresholdsFile(pytest.File):
     ) -> str | TerminalRepr:
         """``style`` is there to match ``Node.repr_failure``; a collector's report ignores it."""
         if isinstance(excinfo.value, RtcAssertError):
-            return str(excinfo.value)
+            return printable(str(excinfo.value))
         return super().repr_failure(excinfo)
 
 
@@ -173,7 +184,7 @@ class GateItem(pytest.Item):
         style: TracebackStyle | None = None,
     ) -> str | TerminalRepr:
         if isinstance(excinfo.value, GateFailed | RtcAssertError):
-            return str(excinfo.value)
+            return printable(str(excinfo.value))
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
