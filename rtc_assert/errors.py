@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 
@@ -30,3 +31,26 @@ class MetricsError(RtcAssertError):
 
 class RecordError(RtcAssertError):
     """A run record (rtc-run.json) cannot be read; the message names the file and field."""
+
+
+# Secrets never reach a message, a record or a report. -----------------------------------
+
+_SECRETS = (
+    (re.compile(r'(?i)(\b[a-z][a-z0-9+.-]*://)[^/\s:@"]+:[^/\s@"]+@'), r"\1***@"),
+    (
+        re.compile(
+            r"""(?i)\b(authorization|x-api-key|api[-_]?key)("?\s*[:=]\s*"?)"""
+            r"""(bearer\s+)?[^\s",']+"""
+        ),
+        r"\1\2\3***",
+    ),
+    (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}"), "Bearer ***"),
+    (re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"), "sk-***"),
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with API keys and ``user:pass@`` URL credentials replaced by ``***``."""
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text

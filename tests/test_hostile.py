@@ -11,10 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rtc_assert.assertions import assert_valid_rate
+from rtc_assert.cli import gate as cli_gate
 from rtc_assert.cli.main import main
 from rtc_assert.config import ConfigError, load_config
 from rtc_assert.decide.gates import evaluate_gate
 from rtc_assert.decide.spec import DecisionConfig, GateSpec
+from rtc_assert.errors import ScorerError
+from rtc_assert.generation.cache import CHUNK, next_chunk
 from rtc_assert.generation.requests import Generation, GenerationSettings
 from rtc_assert.metrics import compute_metrics
 from rtc_assert.probes.probe import Probe, ProbeSet
@@ -23,6 +26,7 @@ from rtc_assert.reports.html import html_report
 from rtc_assert.reports.markdown import markdown_summary
 from rtc_assert.reports.terminal import print_summary
 from rtc_assert.runs import Run, score_generations
+from rtc_assert.scoring import score
 
 CONFIG = """\
 probe_sets:
@@ -299,3 +303,54 @@ def test_bad_plugin_options_are_refused_before_any_work(gated, option, message):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = result.stderr.str()
     assert message in err and "Traceback" not in err
+
+
+# Faults: one clear paragraph, nothing lost -----------------------------------------------
+
+
+def test_a_scorer_that_raises_is_an_error_of_the_run_naming_it():
+    probe = Probe(id="p1", prompt="q", answer="4", scorer="exact")
+    broken = Probe(id="p1", prompt="q", answer="4", scorer="tests.test_hostile:broken_scorer")
+    assert score(probe, "4")
+    with pytest.raises(
+        ScorerError,
+        match=r"scorer 'tests.test_hostile:broken_scorer' raised "
+        r"ZeroDivisionError: .* on probe 'p1' .*fix the scorer",
+    ):
+        score(broken, "4")
+
+
+def broken_scorer(answer: str, reference: str) -> bool:
+    return bool(1 / 0)
+
+
+def test_the_cache_writes_every_couple_of_seconds_of_work():
+    assert next_chunk(0, 0.0, 32) == 32  # the first write after one engine batch
+    assert next_chunk(64, 1.0, 32) == 128  # 64 per second: two seconds' worth
+    assert next_chunk(10_000, 1.0, 32) == CHUNK  # never more than CHUNK between writes
+    assert next_chunk(2, 60.0, 32) == 32  # a slow engine still writes after each batch
+
+
+def test_ctrl_c_is_one_line_saying_how_to_resume(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_gate, "eval_command", interrupted)
+    assert main(["eval", "--model", "demo:base", "--probes", "demo:reasoning"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted; the generations finished so far are in the cache" in err
+    assert "Traceback" not in err
+
+
+def test_records_redact_url_credentials_and_keys():
+    record = session_record(
+        config={"backend": {"options": {"base_url": "https://bob:hunter2@h/v1", "api_key": "k1"}}},
+        runs=[],
+        gates=[],
+        timings={},
+        models={},
+        error="HTTP 401: Authorization: Bearer abcdefghij",
+    )
+    text = record.model_dump_json()
+    assert "hunter2" not in text and "abcdefghij" not in text and '"k1"' not in text
+    assert "https://***@h/v1" in text

@@ -14,7 +14,7 @@ from rtc_assert import __version__
 from rtc_assert.cli import gate as cli_gate
 from rtc_assert.config import folder_path, positive_int
 from rtc_assert.decide.stats import probes_for_drop
-from rtc_assert.errors import RtcAssertError
+from rtc_assert.errors import RtcAssertError, redact
 from rtc_assert.metrics import RATE_METRICS
 from rtc_assert.probes import library as probe_library
 from rtc_assert.probes.probe import ProbeSet, load_probe_set
@@ -281,5 +281,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except (RtcAssertError, ValueError) as error:
-        print(f"rtc-assert: error: {printable(str(error))}", file=sys.stderr)
+        print(f"rtc-assert: error: {printable(redact(str(error)))}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            "rtc-assert: interrupted; the generations finished so far are in the cache: "
+            "run the same command again to resume",
+            file=sys.stderr,
+        )
+        return 130

@@ -17,7 +17,7 @@ import rtc_assert
 from rtc_assert.config import RtcConfig, folder_path, positive_int
 from rtc_assert.decide.explain import explain_failure
 from rtc_assert.decide.spec import GateSpec
-from rtc_assert.errors import RtcAssertError
+from rtc_assert.errors import RtcAssertError, redact
 from rtc_assert.pytest_plugin.gates import GatePlugin
 from rtc_assert.reports.safe_text import one_line, printable
 
@@ -151,7 +151,7 @@ class ThresholdsFile(pytest.File):
     ) -> str | TerminalRepr:
         """``style`` is there to match ``Node.repr_failure``; a collector's report ignores it."""
         if isinstance(excinfo.value, RtcAssertError):
-            return printable(str(excinfo.value))
+            return printable(redact(str(excinfo.value)))
         return super().repr_failure(excinfo)
 
 
@@ -167,7 +167,7 @@ class GateItem(pytest.Item):
         session = plugin.session_for(self.path, self.spec.candidate)
         try:
             result = session.gate(self.spec)
-        except RtcAssertError as error:
+        except Exception as error:  # an error of the run, not a gate failure: in the record
             plugin.note_error(error)
             raise
         for key, value in plugin.junit_properties(result).items():
@@ -184,7 +184,7 @@ class GateItem(pytest.Item):
         style: TracebackStyle | None = None,
     ) -> str | TerminalRepr:
         if isinstance(excinfo.value, GateFailed | RtcAssertError):
-            return printable(str(excinfo.value))
+            return printable(redact(str(excinfo.value)))
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
