@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,10 @@ from rtc_assert.config import ConfigError, load_config
 from rtc_assert.decide.gates import evaluate_gate
 from rtc_assert.decide.spec import DecisionConfig, GateSpec
 from rtc_assert.errors import ScorerError
+from rtc_assert.generation.backends import load_backend
 from rtc_assert.generation.cache import CHUNK, next_chunk
-from rtc_assert.generation.requests import Generation, GenerationSettings
+from rtc_assert.generation.models import resolve_model
+from rtc_assert.generation.requests import Generation, GenerationError, GenerationSettings
 from rtc_assert.metrics import compute_metrics
 from rtc_assert.probes.probe import Probe, ProbeSet
 from rtc_assert.record import SessionRecord, session_record
@@ -354,3 +357,12 @@ def test_records_redact_url_credentials_and_keys():
     text = record.model_dump_json()
     assert "hunter2" not in text and "abcdefghij" not in text and '"k1"' not in text
     assert "https://***@h/v1" in text
+
+
+def test_truncated_weights_are_one_clear_error_naming_the_folder(tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(resolve_model("demo:base").source, folder)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(GenerationError, match=rf"cannot load the weights of .* {folder}: "):
+        load_backend("transformers", resolve_model(str(folder)))
