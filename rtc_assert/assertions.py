@@ -20,6 +20,7 @@ from rtc_assert.decide.explain import explain_failure
 from rtc_assert.decide.gates import evaluate_gate
 from rtc_assert.decide.spec import DecisionConfig, GateKind, GateSpec, Policy
 from rtc_assert.metrics import MetricName
+from rtc_assert.reports.safe_text import printable
 from rtc_assert.runs import Run
 from rtc_assert.traces.classify import Trace, TraceFormat, TraceStatus, classify
 
@@ -39,7 +40,7 @@ def _check(
     decision = DecisionConfig(policy=policy, confidence=confidence)
     result = evaluate_gate(gate, candidate, base, decision)
     if not result.passed:
-        raise AssertionError(explain_failure(result, candidate, base))
+        raise AssertionError(printable(explain_failure(result, candidate, base)))
 
 
 def assert_valid_rate(

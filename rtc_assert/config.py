@@ -5,13 +5,16 @@ Errors name the file, the line and the field, and say what is allowed.
 
 from __future__ import annotations
 
+import argparse
+import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -34,6 +37,31 @@ SCHEMA_VERSION = 1
 
 class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class _Located(ValueError):
+    """A validation problem found on the whole config but located at one field."""
+
+    def __init__(self, location: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.location = location
+
+
+def _number(value: Any) -> Any:
+    """Refuse YAML's ``yes``/``false`` (which pydantic would read as 1 and 0) and ``.nan``."""
+    if isinstance(value, bool):
+        raise ValueError(f"a number is needed here, not the boolean {str(value).lower()}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"a finite number is needed here, not {value}")
+    return value
+
+
+Threshold = Annotated[
+    float | None,
+    BeforeValidator(_number),
+    Field(ge=0.0, le=1.0),
+]
+Count = Annotated[int | None, BeforeValidator(_number), Field(ge=1)]
 
 
 class BackendConfig(_Strict):
@@ -120,10 +148,10 @@ class ProbeSetConfig(_Strict):
     """Data sets: a regular expression that finds the reference in the answer column."""
     split: str | None = None
     """A save_to_disk folder with several splits: the one to use."""
-    sample: int | None = Field(default=None, ge=1)
+    sample: Count = None
     """Use N probes drawn at random with ``seed`` (kept in the set's order)."""
-    seed: int = 0
-    limit: int | None = Field(default=None, ge=1)
+    seed: Annotated[int, BeforeValidator(_number)] = 0
+    limit: Count = None
     """Use only the first N probes (quick runs; after ``sample``)."""
 
 
@@ -131,9 +159,9 @@ class GateConfig(_Strict):
     """One threshold on one metric, for the named probe sets (default: all of them)."""
 
     metric: MetricName
-    min: float | None = Field(default=None, ge=0.0, le=1.0)
-    max: float | None = Field(default=None, ge=0.0, le=1.0)
-    max_drop: float | None = Field(default=None, ge=0.0, le=1.0)
+    min: Threshold = None
+    max: Threshold = None
+    max_drop: Threshold = None
     probe_sets: tuple[str, ...] | None = None
 
     @model_validator(mode="after")
@@ -174,9 +202,10 @@ class RtcConfig(_Strict):
         for index, gate in enumerate(self.gates):
             unknown = sorted(set(gate.probe_sets or ()) - set(self.probe_sets))
             if unknown:
-                raise ValueError(
-                    f"gates.{index}: unknown probe set(s) {', '.join(unknown)}; "
-                    f"defined: {', '.join(self.probe_sets)}"
+                raise _Located(
+                    ("gates", index, "probe_sets"),
+                    f"unknown probe set(s) {', '.join(unknown)}; "
+                    f"defined: {', '.join(self.probe_sets)}",
                 )
         return self
 
@@ -232,6 +261,10 @@ class Overrides:
     backend: str | None = None
     limit: int | None = None
 
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"limit: {self.limit} probes is no run; give at least 1")
+
     def apply(self, config: RtcConfig) -> RtcConfig:
         update: dict[str, Any] = {}
         if self.candidate:  # one candidate from the command line replaces the file's
@@ -242,7 +275,7 @@ class Overrides:
             update["backend"] = config.backend.model_copy(
                 update={"name": self.backend, "options": {}}
             )
-        if self.limit:
+        if self.limit is not None:
             update["probe_sets"] = {
                 name: entry.model_copy(update={"limit": min(entry.limit or self.limit, self.limit)})
                 for name, entry in config.probe_sets.items()
@@ -271,15 +304,45 @@ def _line_of(lines: dict[tuple[Any, ...], int], location: tuple[Any, ...]) -> in
     return None
 
 
-def _describe(path: Path, error: ValidationError, lines: dict[tuple[Any, ...], int]) -> str:
+def _describe(path: Path | str, error: ValidationError, lines: dict[tuple[Any, ...], int]) -> str:
     problems = []
-    for item in error.errors():
+    items = error.errors()
+    for item in items:
         location = tuple(item["loc"])
+        cause = item.get("ctx", {}).get("error")
+        if isinstance(cause, _Located):
+            location = (*location, *cause.location)
+        if item["type"] == "too_short" and any(
+            tuple(other["loc"])[: len(location)] == location and other is not item
+            for other in items
+        ):
+            continue  # a list left short by its own invalid item: that item's error says it
         field = ".".join(str(part) for part in location) or "(top level)"
         line = _line_of(lines, location)
         where = f"{path}:{line}" if line else str(path)
         problems.append(f"{where}: {field}: {item['msg'].removeprefix('Value error, ')}")
     return "\n".join(problems)
+
+
+def _duplicate_key(node: yaml.Node) -> str | None:
+    """Where a mapping names one key twice (YAML would silently keep the last), or None."""
+    if isinstance(node, yaml.MappingNode):
+        first: dict[Any, int] = {}
+        for key, value in node.value:
+            line = key.start_mark.line + 1
+            if key.value in first:
+                return (
+                    f"{line}: {key.value!r} is given twice (first on line {first[key.value]}); "
+                    "a second one would replace the first: merge them"
+                )
+            first[key.value] = line
+            if found := _duplicate_key(value):
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            if found := _duplicate_key(item):
+                return found
+    return None
 
 
 def load_config(path: str | Path) -> RtcConfig:
@@ -300,6 +363,8 @@ def load_config(path: str | Path) -> RtcConfig:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         raise ConfigError(f"{where}: invalid YAML: {getattr(error, 'problem', error)}") from None
+    if root is not None and (duplicate := _duplicate_key(root)):
+        raise ConfigError(f"{path}:{duplicate}")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the config must be a mapping with probe_sets and gates")
     if data.get("version", SCHEMA_VERSION) != SCHEMA_VERSION:
@@ -307,8 +372,39 @@ def load_config(path: str | Path) -> RtcConfig:
             f"{path}: version: this rtc-assert reads config version {SCHEMA_VERSION}, "
             f"the file says {data['version']!r}"
         )
+    return validate_config(data, path, _node_lines(root) if root is not None else {})
+
+
+def validate_config(
+    data: dict[str, Any], source: Path | str, lines: dict[tuple[Any, ...], int] | None = None
+) -> RtcConfig:
+    """`RtcConfig` of ``data`` (a file's, or built from command-line options).
+
+    Raises:
+        ConfigError: naming ``source`` (and the line, where ``lines`` knows it) and the field.
+    """
     try:
         return RtcConfig.model_validate(data)
     except ValidationError as error:
-        lines = _node_lines(root) if root is not None else {}
-        raise ConfigError(_describe(path, error, lines)) from None
+        raise ConfigError(_describe(source, error, lines or {})) from None
+
+
+def positive_int(text: str) -> int:
+    """argparse type of --limit, --rtc-limit, --max-new-tokens: a whole number, at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of at least 1")
+    return value
+
+
+def folder_path(text: str) -> Path:
+    """argparse type of report and cache folders: refused up front when a file is there."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{text} is a file, not a folder: name a folder (it is created if missing)"
+        )
+    return path

@@ -19,6 +19,7 @@ and what to do.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -91,3 +92,26 @@ class TemplateDetectionError(RtcAssertError):
 
 class FinetuneError(RtcAssertError):
     """A record cannot be turned into a training example with the requested strategy."""
+
+
+# Secrets never reach a message, a record or a report. -----------------------------------
+
+_SECRETS = (
+    (re.compile(r'(?i)(\b[a-z][a-z0-9+.-]*://)[^/\s:@"]+:[^/\s@"]+@'), r"\1***@"),
+    (
+        re.compile(
+            r"""(?i)\b(authorization|x-api-key|api[-_]?key)("?\s*[:=]\s*"?)"""
+            r"""(bearer\s+)?[^\s",']+"""
+        ),
+        r"\1\2\3***",
+    ),
+    (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}"), "Bearer ***"),
+    (re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"), "sk-***"),
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with API keys and ``user:pass@`` URL credentials replaced by ``***``."""
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text

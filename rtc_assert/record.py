@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
+import json
 import platform
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 import rtc_assert
 from rtc_assert.config import RtcConfig
 from rtc_assert.decide.gates import GateResult
-from rtc_assert.errors import RecordError
+from rtc_assert.errors import RecordError, redact
 from rtc_assert.metrics import RunMetrics
 from rtc_assert.runs import Run
 
@@ -123,7 +124,7 @@ def run_record(run: Run) -> RunRecord:
         )
     return RunRecord(
         model=run.model,
-        backend=run.backend,
+        backend=redact(run.backend),
         probe_set=run.probe_set.name,
         probe_set_version=run.probe_set.version,
         settings=run.settings.model_dump(),
@@ -151,12 +152,12 @@ def session_record(
         python=sys.version.split()[0],
         platform=platform.platform(),
         libraries=library_versions(),
-        config=config,
+        config=json.loads(redact(json.dumps(config))),  # a base_url's user:pass@, keys
         models=models,
         runs=[run_record(run) for run in runs],
         gates=gates,
         timings=timings,
-        error=error,
+        error=None if error is None else redact(error),
     )
 
 

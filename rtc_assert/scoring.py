@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rtc_assert.errors import RtcAssertError, ScorerError
 from rtc_assert.probes.probe import Probe
 from rtc_assert.probes.scorers import get_scorer
 from rtc_assert.traces.classify import Trace
@@ -11,7 +12,17 @@ from rtc_assert.traces.classify import Trace
 
 def score(probe: Probe, answer_text: str) -> bool:
     """Whether ``answer_text`` answers ``probe`` correctly, by the probe's scorer."""
-    return get_scorer(probe.scorer)(answer_text, probe.answer)
+    scorer = get_scorer(probe.scorer)
+    try:
+        return bool(scorer(answer_text, probe.answer))
+    except RtcAssertError:
+        raise
+    except Exception as error:  # a custom scorer's bug is an error of the run, not a FAIL
+        raise ScorerError(
+            f"scorer {probe.scorer!r} raised {type(error).__name__}: {error} on probe "
+            f"{probe.id!r} (answer {answer_text[:80]!r}); fix the scorer, which must return "
+            "True or False"
+        ) from error
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 
 from rtc_assert import demo
@@ -178,3 +179,54 @@ def test_unexpected_finish_reason(stub_server):
     server_backend = backend(stub_server(lambda body: completion(finish="content_filter")))
     with pytest.raises(GenerationError, match="finish reason 'content_filter'"):
         server_backend.generate(requests_for(server_backend, 1), SETTINGS)
+
+
+def test_a_non_string_text_is_a_clear_error(stub_server):
+    server_backend = backend(stub_server(lambda body: completion(text=["a"])), concurrency=1)
+    with pytest.raises(GenerationError, match=r"choices\[0\]\.text that is list, not a string"):
+        server_backend.generate(requests_for(server_backend, 1), SETTINGS)
+
+
+def test_a_reply_that_is_not_json_names_the_server(stub_server, monkeypatch):
+    url = stub_server(lambda body: completion())
+    server_backend = backend(url, concurrency=1)
+    monkeypatch.setattr(
+        server_backend.client, "post", lambda *a, **k: httpx.Response(200, text="<html>proxy")
+    )
+    with pytest.raises(
+        GenerationError,
+        match=rf"server {url}/completions answered HTTP 200 "
+        r"with a body that is not JSON: '<html>proxy'",
+    ):
+        server_backend.generate(requests_for(server_backend, 1), SETTINGS)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({}, r"backend 'openai': backend\.options\.base_url: Field required; its options are"),
+        (
+            {"base_url": "http://x/v1", "concurrency": "many"},
+            r"backend\.options\.concurrency: Input should be a valid integer",
+        ),
+        (
+            {"base_url": "http://x/v1", "concurrency": 0},
+            r"backend\.options\.concurrency: Input should be greater than or equal to 1",
+        ),
+    ],
+)
+def test_missing_or_mistyped_server_options(options, message):
+    with pytest.raises(GenerationError, match=message):
+        load_backend("openai", resolve_model("demo:base"), options)
+
+
+def test_credentials_and_echoed_keys_are_redacted(stub_server, monkeypatch, caplog):
+    monkeypatch.setenv("RTC_TEST_KEY", "sk-secretsecret123")
+    replies = iter([(503, {"echo": "Authorization: Bearer sk-secretsecret123"})] * 3)
+    url = stub_server(lambda body: next(replies)).replace("http://", "http://bob:hunter2@")
+    server_backend = backend(url, api_key_env="RTC_TEST_KEY", concurrency=1)
+    with pytest.raises(GenerationError) as raised:
+        server_backend.generate(requests_for(server_backend, 1), SETTINGS)
+    shown = str(raised.value) + caplog.text + server_backend.version
+    assert "hunter2" not in shown and "sk-secretsecret123" not in shown
+    assert "http://***@127.0.0.1" in shown and "Bearer ***" in shown

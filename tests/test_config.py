@@ -76,7 +76,7 @@ def test_valid_config_expands_gates_per_probe_set(tmp_path):
         ),
         (
             ("probe_sets: [reasoning]", "probe_sets: [gsm8k]"),
-            r"gates.2: unknown probe set\(s\) gsm8k; defined: reasoning, finetune",
+            r"thresholds.yaml:22: gates.2.probe_sets: unknown probe set\(s\) gsm8k; defined: reasoning, finetune",
         ),
         (
             ("policy: confident", "policy: lenient"),

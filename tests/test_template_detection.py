@@ -228,7 +228,9 @@ def test_the_run_record_and_report_say_what_was_detected_and_used(demo_tokenizer
     assert record.runs[0].metrics.valid_rate.value == 1.0  # the default reads <think> traces
     (note,) = template_notes(record)
     assert note.startswith("demo:base: no reasoning markup shows")
-    assert f"- trace format: {note}" in markdown_summary(record)
+    # Markdown shows "<think>" as text, not as an HTML tag that GitHub would drop.
+    shown = note.replace("<", "&lt;")
+    assert f"- trace format: {shown}" in markdown_summary(record)
 
 
 CONFIG = """\

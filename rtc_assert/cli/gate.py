@@ -12,7 +12,15 @@ from rich.table import Table
 from rich.text import Text
 
 from rtc_assert import demo
-from rtc_assert.config import Overrides, RtcConfig, load_config
+from rtc_assert.config import (
+    ConfigError,
+    Overrides,
+    RtcConfig,
+    folder_path,
+    load_config,
+    positive_int,
+    validate_config,
+)
 from rtc_assert.generation.backends import BACKEND_NAMES
 from rtc_assert.generation.cache import GenerationCache
 from rtc_assert.generation.checkpoints import find_checkpoints
@@ -20,6 +28,7 @@ from rtc_assert.probes.sources import is_named_source
 from rtc_assert.record import SessionRecord, session_record
 from rtc_assert.reports.files import write_reports
 from rtc_assert.reports.markdown import append_step_summary
+from rtc_assert.reports.safe_text import one_line, printable
 from rtc_assert.reports.sweep import (
     CHART_FILE,
     TABLE_HEADER,
@@ -50,7 +59,7 @@ def add_report_argument(parser: argparse.ArgumentParser, where: str = "here") ->
     """--report DIR: the run record and the reports."""
     parser.add_argument(
         "--report",
-        type=Path,
+        type=folder_path,
         metavar="DIR",
         help=f"write the reports {where}: rtc-run.json, summary.md, report.html",
     )
@@ -67,8 +76,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scorer", help="scorer of probes that name none")
     parser.add_argument("--config", type=Path, help="thresholds.yaml to start from")
     parser.add_argument("--backend", choices=BACKEND_NAMES)
-    parser.add_argument("--max-new-tokens", type=int)
-    parser.add_argument("--limit", type=int, help="use only the first N probes of each set")
+    parser.add_argument("--max-new-tokens", type=positive_int)
+    parser.add_argument(
+        "--limit", type=positive_int, help="use only the first N probes of each set"
+    )
     add_cache_arguments(parser)
 
 
@@ -81,7 +92,10 @@ def default_cache_dir() -> Path:
 def add_cache_arguments(parser: argparse.ArgumentParser, *, switch: bool = True) -> None:
     """--cache-dir, and --no-cache where generation happens."""
     parser.add_argument(
-        "--cache-dir", type=Path, default=default_cache_dir(), help="generation cache folder"
+        "--cache-dir",
+        type=folder_path,
+        default=default_cache_dir(),
+        help="generation cache folder",
     )
     if switch:
         parser.add_argument("--no-cache", action="store_true", help="read and write no cache")
@@ -104,10 +118,14 @@ def _config(args: argparse.Namespace, *, models: dict[str, str | None], gates: l
             }
             for spec in args.probes
         }
-    if args.max_new_tokens:
+    if not base["probe_sets"]:
+        raise ConfigError(
+            "no probe sets to run: give --probes SET (repeatable) or --config thresholds.yaml"
+        )
+    if args.max_new_tokens is not None:
         base.setdefault("generation", {})["max_new_tokens"] = args.max_new_tokens
     base.update({role: spec for role, spec in models.items() if spec})
-    config = RtcConfig.model_validate(base)
+    config = validate_config(base, "the command-line options")
     return Overrides(backend=args.backend, limit=args.limit).apply(config)
 
 
@@ -160,11 +178,11 @@ def sweep_command(args: argparse.Namespace) -> int:
         session.close()
     console = summary_console(sys.stdout, width=terminal_width(), color=None)
     for probe_set in record.probe_sets:
-        table = Table(*TABLE_HEADER, title=Text(probe_set), title_justify="left")
+        table = Table(*TABLE_HEADER, title=Text(one_line(probe_set)), title_justify="left")
         for row in table_rows(record, probe_set):
-            table.add_row(*(Text(cell) for cell in row))  # checkpoint names are not markup
+            table.add_row(*(Text(one_line(cell)) for cell in row))  # names are not markup
         console.print(table)
-    print("\n".join(verdict_lines(record)))
+    print(printable("\n".join(verdict_lines(record))))
     path = write_sweep(record, args.report)
     print(f"sweep record: {path}; chart: {path.parent / CHART_FILE}")
     return 0 if record.first_failing is None else 1

@@ -12,14 +12,16 @@ from pathlib import Path
 
 from rtc_assert import __version__
 from rtc_assert.cli import gate as cli_gate
+from rtc_assert.config import folder_path, positive_int
 from rtc_assert.decide.stats import probes_for_drop
-from rtc_assert.errors import RtcAssertError
+from rtc_assert.errors import RtcAssertError, redact
 from rtc_assert.metrics import RATE_METRICS
 from rtc_assert.probes import library as probe_library
 from rtc_assert.probes.probe import ProbeSet, load_probe_set
 from rtc_assert.probes.sources import is_named_source, load_source
 from rtc_assert.record import read_record
 from rtc_assert.reports.html import REPORT_FILE, write_html_report
+from rtc_assert.reports.safe_text import one_line, printable
 from rtc_assert.scoring import score
 from rtc_assert.traces.classify import TraceFormat, classify
 from rtc_assert.traces.markups import MARKUP_NAMES, markup_named
@@ -62,7 +64,7 @@ def _counts(values: Iterable[str]) -> str:
 
 
 def _describe_set(probe_set: ProbeSet) -> str:
-    return (
+    return one_line(
         f"{probe_set.name} version {probe_set.version}: {len(probe_set)} probes "
         f"({_counts(probe.scorer for probe in probe_set)})"
     )
@@ -88,16 +90,16 @@ def _probes_show_command(args: argparse.Namespace) -> int:
             "existing file or folder"
         )
     probe_set = load_source(spec, scorer=args.scorer)
-    print(f"{spec}: {_describe_set(probe_set)}")
+    print(f"{one_line(spec)}: {_describe_set(probe_set)}")
     if probe_library.is_library_spec(spec):
         family_name = spec.removeprefix(probe_library.SPEC_PREFIX).partition(":")[0]
         print(probe_library.FAMILIES[family_name].description)
     for probe in probe_set.head(min(args.count, len(probe_set))):
         tags = [str(probe.metadata[key]) for key in ("difficulty", "kind") if key in probe.metadata]
         text = probe.prompt if probe.prompt is not None else json.dumps(probe.chat_messages())
-        print(f"\n{probe.id}" + (f" [{', '.join(tags)}]" if tags else ""))
-        print(textwrap.indent(text, "  | ", predicate=lambda line: True))
-        print(f"  answer ({probe.scorer}): {probe.answer}")
+        print("\n" + one_line(probe.id + (f" [{', '.join(tags)}]" if tags else "")))
+        print(textwrap.indent(printable(text), "  | ", predicate=lambda line: True))
+        print(f"  answer ({probe.scorer}): {one_line(probe.answer)}")
     return 0
 
 
@@ -111,15 +113,26 @@ def _probes_check_command(args: argparse.Namespace) -> int:
             for probe in probe_set
             if probe.scorer != "regex" and not score(probe, probe.answer)
         ]
-        print(f"{path}: {_describe_set(probe_set)}")
+        print(f"{one_line(path)}: {_describe_set(probe_set)}")
         if unscorable:
             failures += 1
-            shown = ", ".join(unscorable[:5]) + (" ..." if len(unscorable) > 5 else "")
+            shown = one_line(", ".join(unscorable[:5])) + (" ..." if len(unscorable) > 5 else "")
             print(
                 f"{path}: {len(unscorable)} reference answers do not score as correct by their "
                 f"own scorer: {shown}"
             )
     return 1 if failures else 0
+
+
+def _rate(text: str) -> float:
+    """argparse type of plan's rates: a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a rate between 0 and 1, such as 0.8")
+    return value
 
 
 def _plan_command(args: argparse.Namespace) -> int:
@@ -162,7 +175,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=MARKUP_NAMES,
         help="reasoning markup family (default: tags)",
     )
-    classify_parser.add_argument("--min-reasoning-chars", type=int, default=1)
+    classify_parser.add_argument("--min-reasoning-chars", type=positive_int, default=1)
     classify_parser.set_defaults(run=_classify_command)
 
     probes_parser = commands.add_parser("probes", help="probe files and the probe library")
@@ -212,7 +225,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_gate.add_run_arguments(sweep_parser)
     sweep_parser.add_argument(
         "--report",
-        type=Path,
+        type=folder_path,
         default=Path("rtc-sweep"),
         metavar="DIR",
         help="write sweep.json and sweep.svg here (default: rtc-sweep)",
@@ -227,16 +240,18 @@ def _parser() -> argparse.ArgumentParser:
         default="valid_rate",
         choices=[m for m in RATE_METRICS if m != "reasoning_conditioned_accuracy"],
     )
-    plan_parser.add_argument("--base-rate", type=float, required=True)
-    plan_parser.add_argument("--drop", type=float, required=True, help="the gate's max_drop")
-    plan_parser.add_argument("--confidence", type=float, default=0.95)
-    plan_parser.add_argument("--power", type=float, default=0.8)
+    plan_parser.add_argument("--base-rate", type=_rate, required=True)
+    plan_parser.add_argument("--drop", type=_rate, required=True, help="the gate's max_drop")
+    plan_parser.add_argument("--confidence", type=_rate, default=0.95)
+    plan_parser.add_argument("--power", type=_rate, default=0.8)
     plan_parser.set_defaults(run=_plan_command)
 
     demo_parser = commands.add_parser(
         "demo", help="the gate on the demo zoo: a collapse caught, a safe fine-tune passed"
     )
-    demo_parser.add_argument("--limit", type=int, help="use only the first N probes of each set")
+    demo_parser.add_argument(
+        "--limit", type=positive_int, help="use only the first N probes of each set"
+    )
     cli_gate.add_report_argument(demo_parser, "into DIR/collapsed and DIR/masked")
     cli_gate.add_cache_arguments(demo_parser)
     demo_parser.set_defaults(run=cli_gate.demo_command)
@@ -266,5 +281,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except (RtcAssertError, ValueError) as error:
-        print(f"rtc-assert: error: {error}", file=sys.stderr)
+        print(f"rtc-assert: error: {printable(redact(str(error)))}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            "rtc-assert: interrupted; the generations finished so far are in the cache: "
+            "run the same command again to resume",
+            file=sys.stderr,
+        )
+        return 130

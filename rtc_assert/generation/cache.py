@@ -4,11 +4,11 @@ Generations live in one SQLite file (standard library, WAL mode, safe for pytest
 workers and parallel CI jobs sharing a folder), keyed by a content fingerprint: the model's
 files (or hub id and revision), the backend and its version, every generation setting that
 shapes the output, the rendered prompt and the sample index. ``batch_size`` is left out: it
-changes throughput, not what is generated. New generations are stored chunk by chunk, so an
-interrupted run resumes where it stopped. A damaged database is moved aside, with a warning,
-and a new one is started. The same file keeps the hashes of model files (a
-`rtc_assert.generation.fingerprint.HashMemo`), so a new process does not read unchanged
-weights again.
+changes throughput, not what is generated. New generations are stored every couple of
+seconds (`COMMIT_SECONDS`), so an interrupted run loses seconds of work and resumes where it
+stopped. A damaged database is moved aside, with a warning, and a new one is started. The
+same file keeps the hashes of model files (a `rtc_assert.generation.fingerprint.HashMemo`),
+so a new process does not read unchanged weights again.
 """
 
 from __future__ import annotations
@@ -41,7 +41,17 @@ SCHEMA = (
     "mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL)",
 )
 CHUNK = 256
-"""Requests generated between two writes to the cache."""
+"""Most requests generated between two writes to the cache."""
+COMMIT_SECONDS = 2.0
+"""Aim of the time between two writes: an interrupted run loses about this much work."""
+
+
+def next_chunk(done: int, seconds: float, batch_size: int) -> int:
+    """Requests to generate before the next write: about `COMMIT_SECONDS` of work at the pace
+    so far, one engine batch at least, `CHUNK` at most (the first chunk is one batch)."""
+    if done == 0 or seconds <= 0:
+        return max(1, min(batch_size, CHUNK))
+    return max(1, min(max(batch_size, int(done / seconds * COMMIT_SECONDS)), CHUNK))
 
 
 class GenerationCache:
@@ -206,8 +216,11 @@ class CachedBackend:
         missing = [i for i, key in enumerate(keys) if key not in found]
         self.hits += len(requests) - len(missing)
         self.misses += len(missing)
-        for start in range(0, len(missing), CHUNK):
-            chunk = missing[start : start + CHUNK]
+        started, start = time.perf_counter(), 0
+        while start < len(missing):
+            size = next_chunk(start, time.perf_counter() - started, settings.batch_size)
+            chunk = missing[start : start + size]
+            start += len(chunk)
             engine = self._engine()
             try:
                 generated = engine.generate([requests[i] for i in chunk], settings)

@@ -115,9 +115,13 @@ class GatePlugin:
         sessions = self.sessions_for(path)
         return next((s for s in sessions if s.config.candidate == candidate), sessions[0])
 
-    def note_error(self, error: RtcAssertError) -> None:
-        """Remember why a gate could not be decided, for the run record."""
-        self.errors.append(str(error))
+    def note_error(self, error: Exception) -> None:
+        """Remember why a gate could not be decided, for the run record (an error that is no
+        `RtcAssertError` is an internal one, named by its type)."""
+        known = isinstance(error, RtcAssertError)
+        self.errors.append(
+            str(error) if known else f"internal error {type(error).__name__}: {error}"
+        )
 
     @staticmethod
     def junit_properties(result: GateResult) -> dict[str, str]:

@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import rtc_assert
-from rtc_assert.config import RtcConfig
+from rtc_assert.config import RtcConfig, folder_path, positive_int
 from rtc_assert.decide.explain import explain_failure
 from rtc_assert.decide.spec import GateSpec
-from rtc_assert.errors import RtcAssertError
+from rtc_assert.errors import RtcAssertError, redact
 from rtc_assert.generation.backends import BACKEND_NAMES
 from rtc_assert.pytest_plugin.gates import GatePlugin
+from rtc_assert.reports.safe_text import one_line, printable
 from rtc_assert.session import RtcSession
 
 if TYPE_CHECKING:
@@ -55,15 +56,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="generation backend, overriding the file",
     )
     group.addoption(
-        "--rtc-limit", type=int, help="use only the first N probes of each set (quick runs)"
+        "--rtc-limit",
+        type=positive_int,
+        help="use only the first N probes of each set (quick runs)",
     )
     group.addoption(
         "--rtc-report",
+        type=folder_path,
         metavar="DIR",
         help="write the JSON run record (rtc-run.json), summary.md and report.html into DIR",
     )
     group.addoption(
         "--rtc-cache-dir",
+        type=folder_path,
         metavar="DIR",
         help="generation cache folder (default: rtc-assert in pytest's cache folder)",
     )
@@ -74,6 +79,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    explicit = config.getoption("--rtc-config")
+    if explicit and not Path(explicit).is_file():
+        raise pytest.UsageError(
+            f"--rtc-config {explicit}: no such file; check the name (.yaml or .yml?) "
+            "or leave the option out to use the rtc_config ini value"
+        )
     config.stash[PLUGIN_KEY] = GatePlugin.from_pytest(config)
 
 
@@ -133,7 +144,7 @@ class ThresholdsFile(pytest.File):
     def collect(self):
         for session in self.config.stash[PLUGIN_KEY].sessions_for(self.path):
             for spec in session.config.gate_specs():
-                yield GateItem.from_parent(self, name=spec.id, spec=spec)
+                yield GateItem.from_parent(self, name=one_line(spec.id), spec=spec)
 
     def repr_failure(
         self,
@@ -142,7 +153,7 @@ class ThresholdsFile(pytest.File):
     ) -> str | TerminalRepr:
         """``style`` is there to match ``Node.repr_failure``; a collector's report ignores it."""
         if isinstance(excinfo.value, RtcAssertError):
-            return str(excinfo.value)
+            return printable(redact(str(excinfo.value)))
         return super().repr_failure(excinfo)
 
 
@@ -158,7 +169,7 @@ class GateItem(pytest.Item):
         session = plugin.session_for(self.path, self.spec.candidate)
         try:
             result = session.gate(self.spec)
-        except RtcAssertError as error:
+        except Exception as error:  # an error of the run, not a gate failure: in the record
             plugin.note_error(error)
             raise
         for key, value in plugin.junit_properties(result).items():
@@ -175,7 +186,7 @@ class GateItem(pytest.Item):
         style: TracebackStyle | None = None,
     ) -> str | TerminalRepr:
         if isinstance(excinfo.value, GateFailed | RtcAssertError):
-            return str(excinfo.value)
+            return printable(redact(str(excinfo.value)))
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:

@@ -35,6 +35,7 @@ from rtc_assert.reports.charts import (
     probe_order_lines,
     status_bars,
 )
+from rtc_assert.reports.safe_text import printable
 from rtc_assert.reports.tables import (
     MetricTable,
     ShownRuns,
@@ -200,6 +201,14 @@ def select_examples(
     return examples, groups
 
 
+def _shown(value: object) -> object:
+    """Every value the template prints, control characters escaped (the page's own CSS and
+    script, given as `Markup`, are left alone)."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return printable(value)
+    return value
+
+
 @cache
 def _environment() -> jinja2.Environment:
     environment = jinja2.Environment(
@@ -208,6 +217,7 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_shown,
     )
     environment.filters["fit"] = fit_label
     environment.globals.update(

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rtc_assert.record import SessionRecord
+from rtc_assert.reports.safe_text import one_line
 from rtc_assert.reports.tables import (
     GATE_HEADER,
     gate_rows,
@@ -16,21 +17,27 @@ from rtc_assert.reports.tables import (
 )
 
 
+def _inline(text: str) -> str:
+    """Text from models and files as inert Markdown on one line: control characters
+    escaped, and no HTML tag (GitHub renders HTML in step summaries)."""
+    return one_line(text).replace("<", "&lt;")
+
+
 def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
     def cells(values: tuple[str, ...]) -> str:
-        return "| " + " | ".join(value.replace("|", "\\|") for value in values) + " |"
+        return "| " + " | ".join(_inline(value).replace("|", "\\|") for value in values) + " |"
 
     return [cells(header), "|" + "---|" * len(header), *(cells(row) for row in rows)]
 
 
 def markdown_summary(record: SessionRecord) -> str:
     """The summary as Markdown: a verdict line, a table per probe set, and the gates."""
-    lines = [f"## {verdict_line(record)}", ""]
+    lines = [f"## {_inline(verdict_line(record))}", ""]
     for table in metric_tables(record):
-        lines += [f"### {table.probe_set}", "", *_table(table.header, table.rows), ""]
+        lines += [f"### {_inline(table.probe_set)}", "", *_table(table.header, table.rows), ""]
     if record.gates:
         lines += ["### gates", "", *_table(GATE_HEADER, gate_rows(record)), ""]
-    lines += [f"- trace format: {note}" for note in template_notes(record)]
+    lines += [f"- trace format: {_inline(note)}" for note in template_notes(record)]
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rtc_assert.record import SessionRecord
+from rtc_assert.reports.safe_text import one_line, printable
 from rtc_assert.reports.tables import (
     GATE_HEADER,
     gate_rows,
@@ -64,15 +65,15 @@ def print_summary(
     """Print the base-vs-candidate tables and the gate verdicts (see `summary_console`).
 
     Every cell is a `Text`, never markup: probe set names, model specs and gate ids such as
-    ``valid_rate[min]`` are shown as written.
+    ``valid_rate[min]`` are shown as written, control characters escaped (`one_line`).
     """
     console = summary_console(file, width=width, color=color)
     for table_data in metric_tables(record):
-        table = Table(title=Text(table_data.probe_set), title_justify="left")
+        table = Table(title=Text(one_line(table_data.probe_set)), title_justify="left")
         for column in table_data.header:
-            table.add_column(Text(column), overflow="fold")
+            table.add_column(Text(one_line(column)), overflow="fold")
         for row in table_data.rows:
-            table.add_row(*(Text(cell) for cell in row))
+            table.add_row(*(Text(one_line(cell)) for cell in row))
         console.print(table)
     if record.gates:
         gates = Table(title="gates", title_justify="left")
@@ -80,8 +81,8 @@ def print_summary(
             gates.add_column(column, overflow="fold")
         for gate_id, verdict, rule in gate_rows(record):
             style = "green" if verdict == "PASS" else "bold red"
-            gates.add_row(Text(gate_id), Text(verdict, style=style), Text(rule))
+            gates.add_row(Text(one_line(gate_id)), Text(verdict, style=style), Text(one_line(rule)))
         console.print(gates)
     for note in template_notes(record):
-        console.print(Text(f"trace format: {note}", style="yellow"))
-    console.print(Text(verdict_line(record)))
+        console.print(Text(f"trace format: {one_line(note)}", style="yellow"))
+    console.print(Text(printable(verdict_line(record))))

@@ -78,7 +78,7 @@ def options_model(name: str) -> type[BaseModel]:
         if parameter.name not in _NOT_OPTIONS
     }
     model: type[BaseModel] = create_model(
-        f"{name}_options", __config__=ConfigDict(extra="forbid", frozen=True), **fields
+        f"{name}_options", __config__=ConfigDict(extra="forbid", frozen=True, strict=True), **fields
     )
     return model
 
@@ -105,12 +105,16 @@ def load_backend(
         validated = options_model(name).model_validate(options)
     except ValidationError as error:
         problems = "; ".join(
-            f"has no option {option}" if e["type"] == "extra_forbidden" else f"{option}: {e['msg']}"
+            f"has no option {option}"
+            if e["type"] == "extra_forbidden"
+            else f"backend.options.{option}: {e['msg']}"
             for e in error.errors()
             for option in [".".join(map(str, e["loc"])) or "options"]
         )
         accepted = ", ".join(options_model(name).model_fields)
-        raise GenerationError(f"backend {name!r} {problems}; its options are: {accepted}") from None
+        raise GenerationError(
+            f"backend {name!r}: {problems}; its options are: {accepted}"
+        ) from None
     # Only the options given: the class's own defaults stay its single source.
     given = {key: getattr(validated, key) for key in options}
     backend: Backend = backend_class(name)(model, tokenizer=tokenizer, **given)

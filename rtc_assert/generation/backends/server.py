@@ -15,11 +15,12 @@ import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
+from pydantic import Field
 
-from rtc_assert.errors import ServerGenerationError
+from rtc_assert.errors import ServerGenerationError, redact
 from rtc_assert.generation.models import ModelRef
 from rtc_assert.generation.requests import (
     Generation,
@@ -70,21 +71,19 @@ class OpenAIServerBackend:
         base_url: str,
         served_model: str | None = None,
         api_key_env: str | None = None,
-        concurrency: int = 8,
-        timeout_s: float = 300.0,
-        max_retries: int = 4,
-        backoff_s: float = 1.0,
+        concurrency: Annotated[int, Field(ge=1)] = 8,
+        timeout_s: Annotated[float, Field(gt=0)] = 300.0,
+        max_retries: Annotated[int, Field(ge=0)] = 4,
+        backoff_s: Annotated[float, Field(ge=0)] = 1.0,
         extra_body: dict[str, Any] | None = None,
         trust_remote_code: bool = False,
         tokenizer: Any = None,
     ) -> None:
-        if concurrency < 1 or max_retries < 0 or timeout_s <= 0:
-            raise GenerationError(
-                "server backend: concurrency must be >= 1, max_retries >= 0 and timeout_s > 0"
-            )
         self.model_ref = model
         self.tokenizer = tokenizer or load_tokenizer(model, trust_remote_code=trust_remote_code)
         self.url = base_url.rstrip("/") + "/completions"
+        self.shown_url = redact(self.url)
+        """The URL as messages show it: no ``user:pass@``."""
         self.served_model = served_model or model.adapter_name or model.source
         self.concurrency = concurrency
         self.max_retries = max_retries
@@ -99,7 +98,7 @@ class OpenAIServerBackend:
                 )
             headers["Authorization"] = f"Bearer {key}"
         self.client = httpx.Client(headers=headers, timeout=timeout_s)
-        self.version = f"openai-compatible server at {base_url}"
+        self.version = f"openai-compatible server at {redact(base_url)}"
 
     def close(self) -> None:
         """Close the HTTP connections."""
@@ -154,11 +153,11 @@ class OpenAIServerBackend:
             except _Transient as error:
                 if attempt == self.max_retries:
                     raise GenerationError(
-                        f"server {self.url} failed on probe {request.probe.id!r} after "
-                        f"{attempt + 1} attempts: {error}"
+                        f"server {self.shown_url} failed on probe {request.probe.id!r} after "
+                        f"{attempt + 1} attempts: {redact(str(error))}"
                     ) from error
                 delay = self.backoff_s * 2**attempt
-                logger.warning("server: %s; retrying in %.1f s", error, delay)
+                logger.warning("server: %s; retrying in %.1f s", redact(str(error)), delay)
                 time.sleep(delay)
                 attempt += 1
 
@@ -172,14 +171,21 @@ class OpenAIServerBackend:
         except httpx.TransportError as error:
             raise _Transient(f"cannot reach the server ({error!r})") from error
         if response.status_code == 429 or response.status_code >= 500:
-            raise _Transient(f"HTTP {response.status_code}: {response.text[:300]}")
+            raise _Transient(f"HTTP {response.status_code}: {redact(response.text[:300])}")
         if response.status_code >= 400:
             raise GenerationError(
-                f"server {self.url} rejected the request with HTTP {response.status_code}: "
-                f"{response.text[:500]} (check served_model {self.served_model!r} and the "
-                "generation settings)"
+                f"server {self.shown_url} rejected the request with HTTP "
+                f"{response.status_code}: {redact(response.text[:500])} (check served_model "
+                f"{self.served_model!r} and the generation settings)"
             )
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:
+            raise GenerationError(
+                f"server {self.shown_url} answered HTTP {response.status_code} with a body that "
+                f"is not JSON: {redact(response.text[:200])!r}; is base_url the server's /v1 "
+                "endpoint of an OpenAI-compatible server?"
+            ) from None
 
     def _record(self, request: GenerationRequest, body: dict[str, Any]) -> Generation:
         try:
@@ -188,8 +194,15 @@ class OpenAIServerBackend:
             usage = body.get("usage") or {}
         except (KeyError, IndexError, TypeError) as error:
             raise GenerationError(
-                f"server {self.url} answered without choices[0].text/finish_reason: {body!r:.300}"
+                f"server {self.shown_url} answered without choices[0].text/finish_reason: "
+                f"{redact(repr(body)):.300}"
             ) from error
+        if not isinstance(text, str):
+            raise GenerationError(
+                f"server {self.shown_url} answered probe {request.probe.id!r} with a "
+                f"choices[0].text that is {type(text).__name__}, not a string: is it an "
+                "OpenAI-compatible completions endpoint?"
+            )
         if finish not in ("stop", "length"):
             raise GenerationError(
                 f"server ended probe {request.probe.id!r} with finish reason {finish!r}; "

@@ -94,6 +94,7 @@ class TransformersBackend:
         tokenizer: Any = None,
     ) -> None:
         import transformers
+        from safetensors import SafetensorError
 
         self.model_ref = model
         self.tokenizer = left_padded(
@@ -109,7 +110,7 @@ class TransformersBackend:
                 trust_remote_code=trust_remote_code,
                 use_safetensors=use_safetensors,
             )
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, SafetensorError) as error:  # a truncated or damaged file
             raise load_error(model, "weights", error) from error
         if model.adapter is not None:
             self.model = _with_adapter(self.model, model, model.adapter, merge=merge_adapter)

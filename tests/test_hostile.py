@@ -1,0 +1,368 @@
+"""Hostile input and faults (issue #22): no silent pass, no traceback, nothing injected."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rtc_assert.assertions import assert_valid_rate
+from rtc_assert.cli import gate as cli_gate
+from rtc_assert.cli.main import main
+from rtc_assert.config import ConfigError, load_config
+from rtc_assert.decide.gates import evaluate_gate
+from rtc_assert.decide.spec import DecisionConfig, GateSpec
+from rtc_assert.errors import ScorerError
+from rtc_assert.generation.backends import load_backend
+from rtc_assert.generation.cache import CHUNK, next_chunk
+from rtc_assert.generation.models import resolve_model
+from rtc_assert.generation.requests import Generation, GenerationError, GenerationSettings
+from rtc_assert.metrics import compute_metrics
+from rtc_assert.probes.probe import Probe, ProbeSet
+from rtc_assert.record import SessionRecord, session_record
+from rtc_assert.reports.html import html_report
+from rtc_assert.reports.markdown import markdown_summary
+from rtc_assert.reports.terminal import print_summary
+from rtc_assert.runs import Run, score_generations
+from rtc_assert.scoring import score
+
+CONFIG = """\
+probe_sets:
+  a: {source: "demo:reasoning"}
+gates:
+  - metric: valid_rate
+    %s
+"""
+
+
+def _config(tmp_path: Path, gate: str, extra: str = "") -> Path:
+    path = tmp_path / "thresholds.yaml"
+    path.write_text(CONFIG % gate + extra, encoding="utf-8")
+    return path
+
+
+def _refused(path: Path) -> str:
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    return str(raised.value)
+
+
+# Silent passes ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("gate", "shown"), [("min: false", "false"), ("max: yes", "true")])
+def test_a_boolean_threshold_is_refused_at_its_line(tmp_path, gate, shown):
+    message = _refused(_config(tmp_path, gate))
+    assert message == (
+        f"{tmp_path / 'thresholds.yaml'}:5: gates.0.{gate.split(':')[0]}: "
+        f"a number is needed here, not the boolean {shown}"
+    )
+
+
+def test_a_nan_threshold_is_refused_as_not_finite(tmp_path):
+    message = _refused(_config(tmp_path, "min: .nan"))
+    assert message.endswith(":5: gates.0.min: a finite number is needed here, not nan")
+
+
+def test_a_boolean_probe_limit_is_refused(tmp_path):
+    path = tmp_path / "thresholds.yaml"
+    path.write_text(
+        'probe_sets:\n  a: {source: "demo:reasoning", limit: yes}\ngates:\n'
+        "  - {metric: valid_rate, min: 0.5}\n",
+        encoding="utf-8",
+    )
+    assert "a.limit: a number is needed here, not the boolean true" in _refused(path)
+
+
+def test_a_second_gates_key_is_refused_with_both_lines(tmp_path):
+    path = _config(tmp_path, "min: 0.9", "gates:\n  - {metric: valid_rate, min: 0.0}\n")
+    assert _refused(path) == (
+        f"{path}:6: 'gates' is given twice (first on line 3); "
+        "a second one would replace the first: merge them"
+    )
+
+
+def test_one_bad_gate_gives_one_error(tmp_path):
+    message = _refused(_config(tmp_path, "min: 2"))
+    assert message.count("\n") == 0 and "gates.0.min" in message
+
+
+def test_an_unknown_probe_set_is_reported_at_the_gate(tmp_path):
+    message = _refused(_config(tmp_path, "min: 0.5\n    probe_sets: [b]"))
+    assert message.endswith(":6: gates.0.probe_sets: unknown probe set(s) b; defined: a")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["eval", "--model", "demo:base", "--probes", "demo:reasoning", "--limit", "0"],
+        ["eval", "--model", "demo:base", "--probes", "demo:reasoning", "--max-new-tokens", "0"],
+        ["compare", "--limit", "-3"],
+        ["demo", "--limit", "0"],
+    ],
+)
+def test_zero_counts_are_refused_by_the_command_line(argv, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "give a whole number of at least 1" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("option", ["--report", "--cache-dir"])
+def test_a_report_or_cache_folder_that_is_a_file_is_refused_before_any_work(
+    tmp_path, option, capsys
+):
+    taken = tmp_path / "taken"
+    taken.write_text("", encoding="utf-8")
+    with pytest.raises(SystemExit) as exited:
+        main(["eval", "--model", "demo:base", "--probes", "demo:reasoning", option, str(taken)])
+    assert exited.value.code == 2
+    assert f"{taken} is a file, not a folder" in capsys.readouterr().err
+    assert taken.read_text(encoding="utf-8") == ""
+
+
+def test_plan_refuses_a_base_rate_above_one(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["plan", "--base-rate", "1.5", "--drop", "0.1"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "--base-rate: '1.5': give a rate between 0 and 1" in err
+    assert "math domain" not in err
+
+
+def test_sweep_without_probe_sets_says_what_to_give(capsys):
+    assert main(["sweep", "--checkpoints", "demo:sweep", "--base", "demo:base"]) == 2
+    err = capsys.readouterr().err
+    assert "no probe sets to run: give --probes SET (repeatable) or --config" in err
+    assert "pydantic" not in err and "validation error" not in err
+
+
+# Injection through model and probe text ---------------------------------------------------
+
+HOSTILE = "\x1b[2J\x1b]0;pwned\x07[bold red]x[/]\r|<script>\u202e\x9b\x00"
+"""Clear screen, a window title, rich markup, a carriage return, a table pipe, HTML, a
+direction override, a C1 CSI and a NUL."""
+RAW = frozenset("\x1b\x07\r\u202e\x9b\x00")
+
+
+def _hostile_record(name: str, text: str) -> SessionRecord:
+    probe_set = ProbeSet(
+        name=name,
+        version="1",
+        probes=tuple(
+            Probe(id=f"{name}{i}", prompt=name, answer="4", scorer="exact") for i in range(4)
+        ),
+    )
+    generations = tuple(
+        Generation(
+            probe_id=probe.id,
+            sample=0,
+            prompt=probe.prompt or "",
+            text=f"<think></think>{text}",
+            finish_reason="stop",
+            prompt_tokens=1,
+            completion_tokens=1,
+            prefilled=False,
+        )
+        for probe in probe_set.probes
+    )
+    outcomes = tuple(score_generations(probe_set, generations))
+    run = Run(
+        name,
+        "synthetic",
+        probe_set,
+        GenerationSettings(max_new_tokens=8),
+        generations,
+        outcomes,
+        compute_metrics(outcomes),
+    )
+    gate = GateSpec(probe_set=name, metric="valid_rate", kind="min", threshold=0.5)
+    result = evaluate_gate(gate, run, None, DecisionConfig(policy="point"))
+    return session_record(
+        config={"candidate": name, "base": None},
+        runs=[run],
+        gates=[result],
+        timings={},
+        models={},
+        error=text,
+    )
+
+
+def _renderings(record: SessionRecord) -> dict[str, str]:
+    terminal = io.StringIO()
+    print_summary(record, terminal, color=False)
+    return {
+        "terminal": terminal.getvalue(),
+        "markdown": markdown_summary(record),
+        "html": html_report(record),
+    }
+
+
+def _assert_inert(rendered: dict[str, str]) -> None:
+    for where, text in rendered.items():
+        assert not RAW & set(text), (where, sorted(RAW & set(text)))
+
+
+def test_control_characters_and_markup_never_reach_a_renderer_raw():
+    record = _hostile_record(HOSTILE, HOSTILE)
+    rendered = _renderings(record)
+    _assert_inert(rendered)
+    assert "\\x1b[2J" in rendered["terminal"] and "[bold red]x[/]" in rendered["terminal"]
+    assert "&lt;script>" in rendered["markdown"] and "\\|" in rendered["markdown"]
+    assert "\\x1b[2J" in rendered["html"] and "&lt;script&gt;" in rendered["html"]
+
+
+_HOSTILE_TEXT = st.lists(
+    st.sampled_from([*RAW, "\n", "\t", "[b]", "[/]", "|", "<", "a", "é", "\u2066"]),
+    min_size=1,
+    max_size=12,
+).map("".join)
+
+
+@settings(max_examples=15, deadline=None)
+@given(name=_HOSTILE_TEXT, text=_HOSTILE_TEXT)
+def test_property_random_control_characters_stay_inert(name, text):
+    _assert_inert(_renderings(_hostile_record(name, text)))
+
+
+def test_gate_failure_explanations_escape_model_output():
+    probe_set = ProbeSet(
+        name="s",
+        version="1",
+        probes=(Probe(id="p\x1b]0;t\x07", prompt="q", answer="4", scorer="exact"),),
+    )
+    generation = Generation(
+        probe_id=probe_set.probes[0].id,
+        sample=0,
+        prompt="q",
+        text=HOSTILE,
+        finish_reason="stop",
+        prompt_tokens=1,
+        completion_tokens=1,
+        prefilled=False,
+    )
+    outcomes = tuple(score_generations(probe_set, (generation,)))
+    run = Run(
+        "m",
+        "synthetic",
+        probe_set,
+        GenerationSettings(max_new_tokens=8),
+        (generation,),
+        outcomes,
+        compute_metrics(outcomes),
+    )
+    with pytest.raises(AssertionError) as raised:
+        assert_valid_rate(run, at_least=0.9, policy="point")
+    assert not RAW & set(str(raised.value))
+    assert "\\x1b[2J" in str(raised.value)
+
+
+def test_probes_show_escapes_prompts_ids_and_answers(tmp_path, capsys):
+    path = tmp_path / "hostile.jsonl"
+    record = {"id": "id\x1b[2J", "prompt": f"line1\r{HOSTILE}\nline2", "answer": "4\x07"}
+    path.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    assert main(["probes", "show", str(path), "--scorer", "exact"]) == 0
+    out = capsys.readouterr().out
+    assert not RAW & set(out)
+    assert "id\\x1b[2J" in out and "line1\\r" in out and "4\\x07" in out
+
+
+# The pytest plugin (subprocesses: slow lane) ---------------------------------------------
+
+REPO_THRESHOLDS = Path(__file__).resolve().parent.parent / "thresholds.yaml"
+
+
+@pytest.fixture
+def gated(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makefile(".yaml", thresholds=REPO_THRESHOLDS.read_text(encoding="utf-8"))
+    return pytester
+
+
+@pytest.mark.slow
+def test_a_mistyped_rtc_config_is_an_error_naming_it(gated):
+    result = gated.runpytest_subprocess("--rtc-config=thresholds.yml", "thresholds.yaml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert "--rtc-config thresholds.yml: no such file" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("--rtc-limit=0", "'0': give a whole number of at least 1"),
+        ("--rtc-report=thresholds.yaml", "thresholds.yaml is a file, not a folder"),
+        ("--rtc-cache-dir=thresholds.yaml", "thresholds.yaml is a file, not a folder"),
+    ],
+)
+def test_bad_plugin_options_are_refused_before_any_work(gated, option, message):
+    result = gated.runpytest_subprocess(option, "thresholds.yaml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert message in err and "Traceback" not in err
+
+
+# Faults: one clear paragraph, nothing lost -----------------------------------------------
+
+
+def test_a_scorer_that_raises_is_an_error_of_the_run_naming_it():
+    probe = Probe(id="p1", prompt="q", answer="4", scorer="exact")
+    broken = Probe(id="p1", prompt="q", answer="4", scorer="tests.test_hostile:broken_scorer")
+    assert score(probe, "4")
+    with pytest.raises(
+        ScorerError,
+        match=r"scorer 'tests.test_hostile:broken_scorer' raised "
+        r"ZeroDivisionError: .* on probe 'p1' .*fix the scorer",
+    ):
+        score(broken, "4")
+
+
+def broken_scorer(answer: str, reference: str) -> bool:
+    return bool(1 / 0)
+
+
+def test_the_cache_writes_every_couple_of_seconds_of_work():
+    assert next_chunk(0, 0.0, 32) == 32  # the first write after one engine batch
+    assert next_chunk(64, 1.0, 32) == 128  # 64 per second: two seconds' worth
+    assert next_chunk(10_000, 1.0, 32) == CHUNK  # never more than CHUNK between writes
+    assert next_chunk(2, 60.0, 32) == 32  # a slow engine still writes after each batch
+
+
+def test_ctrl_c_is_one_line_saying_how_to_resume(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_gate, "eval_command", interrupted)
+    assert main(["eval", "--model", "demo:base", "--probes", "demo:reasoning"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted; the generations finished so far are in the cache" in err
+    assert "Traceback" not in err
+
+
+def test_records_redact_url_credentials_and_keys():
+    record = session_record(
+        config={"backend": {"options": {"base_url": "https://bob:hunter2@h/v1", "api_key": "k1"}}},
+        runs=[],
+        gates=[],
+        timings={},
+        models={},
+        error="HTTP 401: Authorization: Bearer abcdefghij",
+    )
+    text = record.model_dump_json()
+    assert "hunter2" not in text and "abcdefghij" not in text and '"k1"' not in text
+    assert "https://***@h/v1" in text
+
+
+def test_truncated_weights_are_one_clear_error_naming_the_folder(tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(resolve_model("demo:base").source, folder)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(GenerationError, match=rf"cannot load the weights of .* {folder}: "):
+        load_backend("transformers", resolve_model(str(folder)))
