@@ -295,16 +295,19 @@ class LabelPaddingCollator:
         if not features:
             raise FinetuneError("a batch needs at least one example")
         width = max(len(feature["input_ids"]) for feature in features)
-        fills = {
-            "input_ids": self.pad_token_id,
-            "labels": self.ignore_index,
-            "attention_mask": 0,
-        }
+
+        def padded(column: str, fill: int) -> Any:
+            rows = [
+                # TRL's SFTTrainer drops attention_mask from the columns: all ones then
+                list(f[column] if column in f else [1] * len(f["input_ids"]))
+                for f in features
+            ]
+            return torch.tensor([row + [fill] * (width - len(row)) for row in rows])
+
         return {
-            column: torch.tensor(
-                [list(f[column]) + [fill] * (width - len(f[column])) for f in features]
-            )
-            for column, fill in fills.items()
+            "input_ids": padded("input_ids", self.pad_token_id),
+            "labels": padded("labels", self.ignore_index),
+            "attention_mask": padded("attention_mask", 0),
         }
 
 

@@ -226,3 +226,50 @@ def test_the_masked_run_trains_to_the_end_and_every_check_passes(tmp_path):
     evaluations = [entry for entry in trainer.state.log_history if "eval_loss" in entry]
     assert len(evaluations) == 2
     assert trainer.state.best_metric == record.step(48).metrics["finetune"].valid_rate.value
+
+
+@pytest.mark.slow
+def test_trl_sft_trainer_takes_the_pretokenized_dataset_and_the_callback(tmp_path):
+    """TRL's SFTTrainer, on the pre-tokenized `sft_dataset` as is: the collapsing data stops
+    it at the first failing check, as with the plain Trainer."""
+    trl = pytest.importorskip("trl")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(demo.checkpoint("base"))
+    model = AutoModelForCausalLM.from_pretrained(demo.checkpoint("base"), dtype=torch.float32)
+    steps = 48
+    records = itertools.islice(
+        finetuning_records(SEED + 1, SCALE.reasoning_share), steps * SCALE.finetune_batch
+    )
+    callback = ReasoningGateCallback(gate_config(), every_steps=CHECK_EVERY)
+    trainer = trl.SFTTrainer(
+        model=model,
+        args=trl.SFTConfig(
+            output_dir=str(tmp_path),
+            max_steps=steps,
+            per_device_train_batch_size=SCALE.finetune_batch,
+            learning_rate=SCALE.finetune_lr,
+            lr_scheduler_type="constant",
+            weight_decay=0.01,
+            adam_beta2=0.98,
+            save_strategy="no",
+            logging_steps=CHECK_EVERY,
+            report_to="none",
+            use_cpu=True,
+            disable_tqdm=True,
+            seed=SEED,
+            dataset_kwargs={"skip_prepare_dataset": True},
+            # TRL turns gradient checkpointing on under its old name (a FutureWarning)
+            activation_checkpointing=False,
+        ),
+        train_dataset=sft_dataset(records, tokenizer, "default"),
+        data_collator=LabelPaddingCollator(tokenizer.pad_token_id),
+        processing_class=tokenizer,
+        callbacks=[callback],
+    )
+    trainer.train()
+    record = callback.record
+    assert record.first_failing is not None
+    assert trainer.state.global_step == record.first_failing < steps
+    assert all(step.passed for step in record.steps[:-1])

@@ -150,6 +150,8 @@ class ReasoningGateCallback(TrainerCallback):
         self._check_budget(source, max_probes)
         if tokenizer is not None:
             self._require_chat_template(tokenizer)
+        self.base_seconds = 0.0
+        """Time spent on the base's runs when training began (load and generation)."""
         self.check_seconds = 0.0
         """Time spent in checks (generation, scoring, gates, record) on this process."""
         self.steps: list[StepRecord] = []
@@ -219,7 +221,7 @@ class ReasoningGateCallback(TrainerCallback):
             self.report_dir = Path(args.output_dir or ".") / REPORT_DIR
         started = time.perf_counter()
         self._base = self._on_main(args, state, lambda: base_runs(self.session)) or {}
-        self.check_seconds += time.perf_counter() - started
+        self.base_seconds += time.perf_counter() - started
 
     def on_step_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
