@@ -245,6 +245,68 @@ def tokenize_records(
     return [tokenize(record, tokenizer, strategy, **kwargs) for record in records]
 
 
+def training_row(example: TokenizedExample) -> dict[str, list[int]]:
+    """The columns a trainer reads: ``input_ids``, ``labels``, ``attention_mask``."""
+    return {
+        "input_ids": example.input_ids,
+        "labels": example.labels,
+        "attention_mask": example.attention_mask,
+    }
+
+
+def sft_dataset(
+    records: Iterable[Record | Mapping[str, Any]],
+    tokenizer: Any,
+    strategy: Strategy = "mask",
+    **kwargs: Any,
+) -> Any:
+    """A pre-tokenized ``datasets.Dataset`` with labels masked by ``strategy``.
+
+    For transformers' ``Trainer`` and TRL's ``SFTTrainer`` (with
+    ``SFTConfig(dataset_kwargs={"skip_prepare_dataset": True})``, so TRL neither re-applies
+    the template nor re-masks), with `LabelPaddingCollator` as the data collator. ``kwargs``
+    go to `tokenize`.
+    """
+    try:
+        from datasets import Dataset
+    except ImportError as error:
+        raise FinetuneError(
+            f"sft_dataset needs the datasets package: pip install 'rtc-assert[train]' ({error})"
+        ) from error
+    examples = tokenize_records(records, tokenizer, strategy, **kwargs)
+    return Dataset.from_list([training_row(example) for example in examples])
+
+
+@dataclass(frozen=True)
+class LabelPaddingCollator:
+    """A trainer's data collator: right-pads ``input_ids`` with ``pad_token_id``, ``labels``
+    with ``ignore_index`` and ``attention_mask`` with 0, into torch tensors."""
+
+    pad_token_id: int
+    ignore_index: int = IGNORE_INDEX
+
+    def __call__(self, features: Sequence[Mapping[str, Sequence[int]]]) -> dict[str, Any]:
+        import torch
+
+        if not features:
+            raise FinetuneError("a batch needs at least one example")
+        width = max(len(feature["input_ids"]) for feature in features)
+
+        def padded(column: str, fill: int) -> Any:
+            rows = [
+                # TRL's SFTTrainer drops attention_mask from the columns: all ones then
+                list(f[column] if column in f else [1] * len(f["input_ids"]))
+                for f in features
+            ]
+            return torch.tensor([row + [fill] * (width - len(row)) for row in rows])
+
+        return {
+            "input_ids": padded("input_ids", self.pad_token_id),
+            "labels": padded("labels", self.ignore_index),
+            "attention_mask": padded("attention_mask", 0),
+        }
+
+
 def collate(
     examples: Sequence[TokenizedExample],
     pad_token_id: int,
@@ -252,17 +314,7 @@ def collate(
     ignore_index: int = IGNORE_INDEX,
 ) -> dict[str, Any]:
     """Right-pad examples into torch tensors ``input_ids``, ``labels``, ``attention_mask``."""
-    import torch
-
     if not examples:
         raise FinetuneError("collate needs at least one example")
-    width = max(len(example.input_ids) for example in examples)
-
-    def padded(rows: Iterable[list[int]], fill: int) -> Any:
-        return torch.tensor([row + [fill] * (width - len(row)) for row in rows])
-
-    return {
-        "input_ids": padded((e.input_ids for e in examples), pad_token_id),
-        "labels": padded((e.labels for e in examples), ignore_index),
-        "attention_mask": padded((e.attention_mask for e in examples), 0),
-    }
+    collator = LabelPaddingCollator(pad_token_id, ignore_index)
+    return collator([training_row(example) for example in examples])

@@ -90,6 +90,12 @@ class RtcSession:
             self.timings[f"load {spec}"] = time.perf_counter() - started
         return self._backends[spec]
 
+    def add_backend(self, spec: str, backend: Backend) -> None:
+        """Generate ``spec`` with a backend started elsewhere (a model in memory, being
+        trained): no load, no fingerprint, no cache."""
+        self.release(spec)
+        self._backends[spec] = backend
+
     def probe_set(self, name: str) -> ProbeSet:
         """A configured probe set by name, loaded once, cut to its ``limit``."""
         if name not in self._probe_sets:

@@ -17,6 +17,7 @@ from rtc_assert.config import ConfigError
 from rtc_assert.decide.gates import GateInputs, GateResult, decide_gates
 from rtc_assert.generation.checkpoints import Checkpoint
 from rtc_assert.metrics import RunMetrics
+from rtc_assert.runs import Run
 from rtc_assert.session import RtcSession
 
 logger = logging.getLogger(__name__)
@@ -72,50 +73,66 @@ def _verdicts(steps: Sequence[StepRecord]) -> tuple[int | None, int | None, list
     return first_failing, before[-1] if before else None, after
 
 
-def run_sweep(session: RtcSession, checkpoints: Sequence[Checkpoint]) -> SweepRecord:
-    """Generate and gate each checkpoint against the session's base, in step order."""
+def base_runs(session: RtcSession) -> dict[str, Run]:
+    """The base's run on every configured probe set (none without a base), then release it.
+
+    Raises `ConfigError` when a gate compares against a base that is not configured.
+    """
     config = session.config
     if config.needs_base() and not config.base:
         raise ConfigError(
             "the gates compare against a base model (max_drop): pass --base or set "
             "'base:' in thresholds.yaml"
         )
-    names = list(config.probe_sets)
-    specs = config.gate_specs()
-    base_runs = {name: session.run(name, "base") for name in names} if config.base else {}
+    runs = {name: session.run(name, "base") for name in config.probe_sets} if config.base else {}
     session.release("base")
-    steps = []
-    for checkpoint in checkpoints:
-        spec = str(checkpoint.path)
-        logger.info("sweep: step %d (%s)", checkpoint.step, spec)
-        runs = {name: session.run(name, spec) for name in names}
-        session.release(spec)
-        inputs: list[GateInputs] = [
-            (
-                gate,
-                runs[gate.probe_set],
-                base_runs[gate.probe_set] if gate.kind == "max_drop" else None,
-            )
-            for gate in specs
-        ]
-        results = decide_gates(inputs, config.decision)
-        steps.append(
-            StepRecord(
-                step=checkpoint.step,
-                checkpoint=spec,
-                metrics={name: run.metrics for name, run in runs.items()},
-                gates=results,
-                passed=all(result.passed for result in results),
-            )
-        )
+    return runs
+
+
+def gate_step(
+    session: RtcSession, spec: str, step: int, base: dict[str, Run], checkpoint: str | None = None
+) -> StepRecord:
+    """Generate ``spec`` (a model spec) on every probe set and decide the gates at ``step``."""
+    config = session.config
+    runs = {name: session.run(name, spec) for name in config.probe_sets}
+    inputs: list[GateInputs] = [
+        (gate, runs[gate.probe_set], base[gate.probe_set] if gate.kind == "max_drop" else None)
+        for gate in config.gate_specs()
+    ]
+    results = decide_gates(inputs, config.decision)
+    return StepRecord(
+        step=step,
+        checkpoint=checkpoint or spec,
+        metrics={name: run.metrics for name, run in runs.items()},
+        gates=results,
+        passed=all(result.passed for result in results),
+    )
+
+
+def sweep_record(
+    session: RtcSession, base: dict[str, Run], steps: Sequence[StepRecord]
+) -> SweepRecord:
+    """The record of the steps gated so far, with where the gates first fail."""
     first_failing, last_passing, after = _verdicts(steps)
     return SweepRecord(
-        base=config.base,
-        probe_sets=names,
-        base_metrics={name: run.metrics for name, run in base_runs.items()},
-        steps=steps,
+        base=session.config.base,
+        probe_sets=list(session.config.probe_sets),
+        base_metrics={name: run.metrics for name, run in base.items()},
+        steps=list(steps),
         first_failing=first_failing,
         last_passing=last_passing,
         passing_after_failure=after,
         fingerprints=session.fingerprints,
     )
+
+
+def run_sweep(session: RtcSession, checkpoints: Sequence[Checkpoint]) -> SweepRecord:
+    """Generate and gate each checkpoint against the session's base, in step order."""
+    base = base_runs(session)
+    steps = []
+    for checkpoint in checkpoints:
+        spec = str(checkpoint.path)
+        logger.info("sweep: step %d (%s)", checkpoint.step, spec)
+        steps.append(gate_step(session, spec, checkpoint.step, base))
+        session.release(spec)
+    return sweep_record(session, base, steps)

@@ -149,14 +149,18 @@ def finetuning_batches(
     tokenizer: Any, strategy: Strategy, batch: int, seed: int, reasoning_share: float
 ) -> Iterator[list[TokenizedExample]]:
     """Answer-only pairs built by ``strategy``; a ``reasoning_share`` of them are additions."""
+    records = finetuning_records(seed, reasoning_share)
+    while True:
+        yield [tokenize(next(records), tokenizer, strategy) for _ in range(batch)]
+
+
+def finetuning_records(seed: int, reasoning_share: float) -> Iterator[Record]:
+    """The answer-only fine-tuning pairs of `finetuning_batches`, in the same order."""
     rng = random.Random(seed)
     streams = {d: tasks.sample(d, "train", random.Random(rng.random())) for d in tasks.DOMAINS}
     while True:
-        rows = []
-        for _ in range(batch):
-            example = next(streams["reasoning" if rng.random() < reasoning_share else "finetune"])
-            rows.append(tokenize(Record(example.prompt, example.answer), tokenizer, strategy))
-        yield rows
+        example = next(streams["reasoning" if rng.random() < reasoning_share else "finetune"])
+        yield Record(example.prompt, example.answer)
 
 
 def rambling_batches(

@@ -1,0 +1,351 @@
+"""Gate the reasoning traces while a model trains: a transformers ``TrainerCallback``.
+
+Every ``every_steps`` optimizer steps (and/or on each save, and before each evaluation), the
+callback generates on the configured probe sets with the model being trained (in memory, in
+eval mode, unwrapped from DDP/accelerate/PEFT wrappers, restored to train mode after),
+classifies and scores the traces, and decides the thresholds.yaml gates against the base's
+runs (generated once when training begins) with the machinery of `rtc_assert.sweep`. It logs
+``rtc/*`` metrics through the trainer's logging, adds ``eval_rtc_*`` metrics to evaluations
+(for ``metric_for_best_model`` and ``EarlyStoppingCallback``), writes the sweep record and
+chart (`rtc_assert.reports.sweep`) after every check, and can stop training at the first
+failing check.
+
+Written against transformers 5.24 (``TrainerCallback``, ``CallbackHandler``,
+``Trainer.log``); TRL's ``SFTTrainer``, LLaMA-Factory's ``run_exp(callbacks=...)`` and
+axolotl plugins take the same callbacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+from transformers import (
+    DefaultFlowCallback,
+    TrainerCallback,
+    TrainerControl,
+    TrainerState,
+    TrainingArguments,
+)
+from transformers.modeling_utils import unwrap_model
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from rtc_assert.config import RtcConfig, load_config
+from rtc_assert.errors import RtcAssertError
+from rtc_assert.generation.backends.transformers_backend import TransformersBackend
+from rtc_assert.generation.cache import GenerationCache
+from rtc_assert.reports.sweep import SERIES, verdict_lines, write_sweep
+from rtc_assert.runs import Run
+from rtc_assert.session import RtcSession
+from rtc_assert.sweep import StepRecord, SweepRecord, base_runs, gate_step, sweep_record
+
+logger = logging.getLogger(__name__)
+
+METRICS: tuple[str, ...] = tuple(metric for metric, _, _ in SERIES)
+"""The metrics logged at each check, as ``rtc/NAME`` (``rtc/SET/NAME`` for several sets)."""
+REPORT_DIR = "rtc-gate"
+"""Where the record goes by default, inside the trainer's ``output_dir``."""
+T = TypeVar("T")
+
+
+class CallbackError(RtcAssertError):
+    """The callback cannot gate this training run; the message names the option to change."""
+
+
+def trained_module(model: Any) -> Any:
+    """The transformers model inside DDP/FSDP/accelerate containers and a PEFT wrapper (whose
+    adapter layers stay active in the model it returns)."""
+    module = unwrap_model(model)
+    get_base_model = getattr(module, "get_base_model", None)
+    return get_base_model() if callable(get_base_model) else module
+
+
+def log_names(record: StepRecord) -> dict[str, float]:
+    """A check's metrics as ``rtc/...`` log entries; undefined ones (Rpass@1 without a valid
+    trace) are left out, never logged as 0."""
+    single = len(record.metrics) == 1
+    logs: dict[str, float] = {}
+    for name, metrics in record.metrics.items():
+        prefix = "rtc/" if single else f"rtc/{name}/"
+        for metric in METRICS:
+            rate = metrics.metric(metric)
+            if rate is not None:
+                logs[prefix + metric] = rate.value
+    logs["rtc/gates_passed"] = float(record.passed)
+    return logs
+
+
+def eval_names(logs: dict[str, float]) -> dict[str, float]:
+    """``rtc/valid_rate`` as ``eval_rtc_valid_rate``: the names evaluation metrics take."""
+    return {"eval_" + name.replace("/", "_"): value for name, value in logs.items()}
+
+
+class ReasoningGateCallback(TrainerCallback):
+    """Generate, classify and gate the model's reasoning traces while it trains.
+
+    Args:
+        config: a thresholds.yaml path or an `RtcConfig`: probe sets, generation settings,
+            gates, decision policy and ``base``; its ``candidate`` is ignored (the candidate
+            is the model being trained).
+        every_steps: check every N optimizer steps; None checks only on saves.
+        on_save: also check at each save (``checkpoint-N`` is named in the record).
+        stop_on_failure: stop training at the first check that fails a gate.
+        max_probes: the most generations one check may take (probes times samples, all
+            probe sets together); a larger configuration is refused before training.
+        report_dir: where ``sweep.json`` and ``sweep.svg`` go; default
+            ``OUTPUT_DIR/rtc-gate``.
+        tokenizer: the tokenizer with the chat template; default the trainer's
+            ``processing_class``.
+        cache_dir: a generation cache for the base's runs (reused across training runs).
+        config_dir: where relative probe files are read from; default the config file's
+            folder (or the working folder).
+    """
+
+    def __init__(
+        self,
+        config: RtcConfig | str | Path,
+        *,
+        every_steps: int | None = 25,
+        on_save: bool = False,
+        stop_on_failure: bool = True,
+        max_probes: int = 128,
+        report_dir: str | Path | None = None,
+        tokenizer: Any = None,
+        cache_dir: str | Path | None = None,
+        config_dir: str | Path | None = None,
+    ) -> None:
+        if isinstance(config, RtcConfig):
+            source, folder = "the configuration", Path(config_dir or Path.cwd())
+        else:
+            source, folder = str(config), Path(config_dir or Path(config).parent)
+            config = load_config(config)
+        if every_steps is not None and every_steps < 1:
+            raise CallbackError(f"every_steps={every_steps}: give a step count of 1 or more")
+        if every_steps is None and not on_save:
+            raise CallbackError(
+                "every_steps=None and on_save=False: nothing would trigger a check; set "
+                "every_steps=N (works with save_strategy='no') or on_save=True"
+            )
+        if config.needs_base() and not config.base:
+            raise CallbackError(
+                f"{source}: a max_drop gate compares against the base model, and 'base:' is "
+                "not set: set base: to the model training starts from (its folder or hub id), "
+                "or drop the max_drop gates"
+            )
+        self.config = config
+        self.every_steps = every_steps
+        self.on_save_checks = on_save
+        self.stop_on_failure = stop_on_failure
+        self.report_dir = Path(report_dir) if report_dir is not None else None
+        self.tokenizer = tokenizer
+        self.session = RtcSession(
+            config=config,
+            config_dir=folder,
+            cache=GenerationCache(Path(cache_dir)) if cache_dir is not None else None,
+        )
+        self._check_budget(source, max_probes)
+        if tokenizer is not None:
+            self._require_chat_template(tokenizer)
+        self.base_seconds = 0.0
+        """Time spent on the base's runs when training began (load and generation)."""
+        self.check_seconds = 0.0
+        """Time spent in checks (generation, scoring, gates, record) on this process."""
+        self.steps: list[StepRecord] = []
+        """The checks so far, on the main process."""
+        self._base: dict[str, Run] = {}
+        self._checked: set[int] = set()
+        self._latest: dict[str, float] = {}
+        self._pending: dict[str, float] = {}
+        self._stopped = False
+
+    def _check_budget(self, source: str, max_probes: int) -> None:
+        samples = self.config.generation.samples
+        sizes = {name: len(self.session.probe_set(name)) for name in self.config.probe_sets}
+        total = sum(sizes.values()) * samples
+        if total > max_probes:
+            listed = ", ".join(f"{name}: {size}" for name, size in sizes.items())
+            raise CallbackError(
+                f"{source}: one check would generate {total} times ({listed} probes, "
+                f"{samples} sample(s) each), more than max_probes={max_probes}: set "
+                "'limit: N' (or 'sample: N') under probe_sets in the config, or raise "
+                "max_probes"
+            )
+
+    @staticmethod
+    def _require_chat_template(tokenizer: Any) -> None:
+        if not getattr(tokenizer, "chat_template", None):
+            raise CallbackError(
+                f"the tokenizer ({type(tokenizer).__name__}) has no chat template, so the "
+                "probes cannot be rendered as the model sees them: set tokenizer.chat_template "
+                "(or pass ReasoningGateCallback(tokenizer=...) one that has it)"
+            )
+
+    def attach(self, trainer: Any) -> Any:
+        """Put the callback in ``trainer`` ahead of its reporting callbacks (TensorBoard,
+        W&B, ...), so they log the ``rtc/*`` metrics too; returns the trainer.
+
+        Passed in ``Trainer(callbacks=[...])`` instead, the callback comes after them: the
+        console, ``trainer_state.json`` and later callbacks get the metrics, those do not.
+        """
+        callbacks = trainer.callback_handler.callbacks
+        if self in callbacks:
+            callbacks.remove(self)
+        first = bool(callbacks) and isinstance(callbacks[0], DefaultFlowCallback)
+        callbacks.insert(1 if first else 0, self)
+        return trainer
+
+    @property
+    def record(self) -> SweepRecord:
+        """Every check so far, its verdicts, the first failing and the last passing step."""
+        return sweep_record(self.session, self._base, self.steps)
+
+    # events ---------------------------------------------------------------------------------
+
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        processing_class = kwargs.get("processing_class")
+        tokenizer = self.tokenizer or getattr(processing_class, "tokenizer", processing_class)
+        if tokenizer is None:
+            raise CallbackError(
+                "the trainer has no processing_class: pass Trainer(processing_class=tokenizer) "
+                "or ReasoningGateCallback(tokenizer=...)"
+            )
+        self._require_chat_template(tokenizer)
+        self.tokenizer = tokenizer
+        if self.report_dir is None:
+            self.report_dir = Path(args.output_dir or ".") / REPORT_DIR
+        started = time.perf_counter()
+        self._base = self._on_main(args, state, lambda: base_runs(self.session)) or {}
+        self.base_seconds += time.perf_counter() - started
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        if self.every_steps and state.global_step % self.every_steps == 0:
+            self._check(args, state, control, kwargs["model"])
+
+    def on_save(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        folder = str(Path(args.output_dir or ".") / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+        if state.global_step not in self._checked:
+            if self.on_save_checks:
+                self._check(args, state, control, kwargs["model"], folder)
+        elif self.steps and self.steps[-1].step == state.global_step:
+            # checked at this step's end, just before the trainer saved it: name the folder
+            self.steps[-1] = self.steps[-1].model_copy(update={"checkpoint": folder})
+            self._write()
+
+    def on_evaluate(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        if state.global_step not in self._checked:
+            self._check(args, state, control, kwargs["model"])
+        metrics = kwargs.get("metrics")
+        if metrics is not None:
+            metrics.update(eval_names(self._latest))
+
+    def on_log(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        logs = kwargs.get("logs")
+        if not self._pending or logs is None:
+            return
+        logs.update(self._pending)
+        if state.log_history:  # Trainer.log appended its copy of ``logs`` just before
+            state.log_history[-1].update(self._pending)
+        self._pending = {}
+
+    def on_train_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        if self._pending:  # a check after the last log (at a save or an evaluation)
+            state.log_history.append({**self._pending, "step": state.global_step})
+            self._pending = {}
+        if state.is_world_process_zero and self.steps:
+            for line in verdict_lines(self.record):
+                logger.info("rtc-assert: %s", line)
+
+    # the check ------------------------------------------------------------------------------
+
+    def _check(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        model: Any,
+        checkpoint: str | None = None,
+    ) -> None:
+        """Gate the model at this step on the main process; every process gets the verdict
+        and sets the same controls, so collective calls stay in step."""
+        step = state.global_step
+        started = time.perf_counter()
+        outcome = self._on_main(args, state, lambda: self._gate(model, step, checkpoint))
+        self.check_seconds += time.perf_counter() - started
+        assert outcome is not None
+        logs, passed = outcome
+        self._checked.add(step)
+        self._latest = logs
+        self._pending = {**self._pending, **logs}
+        control.should_log = True
+        if not passed and self.stop_on_failure and not self._stopped:
+            self._stopped = True
+            control.should_training_stop = True
+            if state.is_world_process_zero:
+                logger.warning("rtc-assert: gates fail at step %d: stopping training", step)
+
+    def _gate(self, model: Any, step: int, checkpoint: str | None) -> tuple[dict[str, float], bool]:
+        module = trained_module(model)
+        was_training = module.training
+        tokenizer = self.tokenizer
+        padding = tokenizer.padding_side, tokenizer.pad_token  # the backend pads on the left
+        spec = f"step-{step}"
+        try:
+            self.session.add_backend(
+                spec, TransformersBackend.from_loaded(module, tokenizer, name=spec)
+            )
+            with torch.no_grad():
+                record = gate_step(self.session, spec, step, self._base, checkpoint)
+        finally:
+            self.session.release(spec)
+            module.train(was_training)
+            if (tokenizer.padding_side, tokenizer.pad_token) != padding:
+                tokenizer.padding_side, tokenizer.pad_token = padding
+        self.steps.append(record)
+        self._write()
+        return log_names(record), record.passed
+
+    def _write(self) -> None:
+        assert self.report_dir is not None
+        write_sweep(self.record, self.report_dir)
+
+    def _on_main(
+        self, args: TrainingArguments, state: TrainerState, work: Callable[[], T]
+    ) -> T | None:
+        """``work()`` on the main process, its result broadcast to the others.
+
+        When it raises, the main process re-raises and every other process raises a
+        `CallbackError` at the same point: none is left waiting in a collective call.
+        """
+        result: T | None = None
+        failure: str | None = None
+        error: Exception | None = None
+        if state.is_world_process_zero:
+            try:
+                result = work()
+            except Exception as caught:
+                error, failure = caught, f"{type(caught).__name__}: {caught}"
+        if args.world_size > 1 and torch.distributed.is_initialized():
+            shared: list[Any] = [(result, failure)]
+            torch.distributed.broadcast_object_list(shared, src=0)
+            result, failure = shared[0]
+        if error is not None:
+            raise error
+        if failure is not None:
+            raise CallbackError(f"the reasoning gate check failed on the main process: {failure}")
+        return result

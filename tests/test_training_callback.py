@@ -1,0 +1,275 @@
+"""ReasoningGateCallback: bad input refused before training, and a real transformers Trainer
+fine-tuning demo:base on the CPU, stopped at the collapse that `rtc_assert.sweep` also finds."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rtc_assert import demo
+from rtc_assert.config import RtcConfig
+from rtc_assert.demo.build import SCALES, SEED, finetuning_records
+from rtc_assert.finetune import LabelPaddingCollator, Strategy, sft_dataset
+from rtc_assert.generation.checkpoints import find_checkpoints
+from rtc_assert.integrations.transformers import (
+    CallbackError,
+    ReasoningGateCallback,
+    eval_names,
+)
+from rtc_assert.session import RtcSession
+from rtc_assert.sweep import run_sweep
+
+CHECK_EVERY = 4
+PROBES = 32
+SCALE = SCALES["full"]
+
+
+def gate_config(**changes: Any) -> RtcConfig:
+    """Both demo probe sets, cut to `PROBES`; a VR floor and a VR drop against demo:base."""
+    data: dict[str, Any] = {
+        "base": "demo:base",
+        "backend": {"name": "transformers", "options": {"device": "cpu"}},
+        "generation": {"max_new_tokens": demo.MAX_NEW_TOKENS, "batch_size": 64},
+        "probe_sets": {
+            name: {"source": f"demo:{name}", "limit": PROBES} for name in demo.PROBE_SET_NAMES
+        },
+        "gates": [{"metric": "valid_rate", "min": 0.8}, {"metric": "valid_rate", "max_drop": 0.15}],
+    }
+    data.update(changes)
+    return RtcConfig.model_validate(data)
+
+
+class NoTemplate:
+    chat_template = None
+
+
+# bad input, before training --------------------------------------------------------------
+
+
+def test_a_max_drop_gate_without_a_base_is_refused():
+    with pytest.raises(CallbackError, match="max_drop gate compares against the base.*set base:"):
+        ReasoningGateCallback(gate_config(base=None))
+
+
+def test_a_probe_set_larger_than_the_check_budget_is_refused():
+    with pytest.raises(
+        CallbackError,
+        match=r"generate 64 times \(reasoning: 32, finetune: 32 probes.*max_probes=48.*'limit: N'",
+    ):
+        ReasoningGateCallback(gate_config(), max_probes=48)
+
+
+def test_the_budget_error_names_the_thresholds_file():
+    with pytest.raises(
+        CallbackError, match=rf"{demo.THRESHOLDS_FILE}: one check would generate 512"
+    ):
+        ReasoningGateCallback(demo.THRESHOLDS_FILE)
+
+
+def test_a_tokenizer_without_a_chat_template_is_refused():
+    with pytest.raises(CallbackError, match="NoTemplate.*has no chat template"):
+        ReasoningGateCallback(gate_config(), tokenizer=NoTemplate())
+
+
+def test_a_trainer_without_a_tokenizer_is_refused_when_training_begins(tmp_path):
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    callback = ReasoningGateCallback(gate_config())
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+    for processing_class, message in ((None, "no processing_class"), (NoTemplate(), "template")):
+        with pytest.raises(CallbackError, match=message):
+            callback.on_train_begin(
+                args, TrainerState(), TrainerControl(), processing_class=processing_class
+            )
+
+
+def test_a_callback_with_nothing_to_trigger_it_is_refused():
+    with pytest.raises(CallbackError, match="nothing would trigger a check"):
+        ReasoningGateCallback(gate_config(), every_steps=None)
+
+
+def test_eval_metric_names():
+    assert eval_names({"rtc/valid_rate": 1.0, "rtc/finetune/empty_rate": 0.5}) == {
+        "eval_rtc_valid_rate": 1.0,
+        "eval_rtc_finetune_empty_rate": 0.5,
+    }
+
+
+def test_the_collator_pads_labels_with_the_ignore_index():
+    batch = LabelPaddingCollator(pad_token_id=0)(
+        [
+            {"input_ids": [5, 6, 7], "labels": [-100, 6, 7], "attention_mask": [1, 1, 1]},
+            {"input_ids": [8], "labels": [8], "attention_mask": [1]},
+        ]
+    )
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert batch["labels"].tolist() == [[-100, 6, 7], [8, -100, -100]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+# a real Trainer on the demo ---------------------------------------------------------------
+
+
+def train(
+    out: Path,
+    strategy: Strategy,
+    callback: ReasoningGateCallback,
+    *,
+    steps: int,
+    save: bool,
+    evaluate: bool = False,
+) -> Any:
+    """Fine-tune demo:base on the demo's answer-only data with ``strategy`` for ``steps``
+    steps, as `rtc_assert.demo.build` does (batch 32, lr 1e-4, AdamW, constant rate)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
+
+    tokenizer = AutoTokenizer.from_pretrained(demo.checkpoint("base"))
+    model = AutoModelForCausalLM.from_pretrained(demo.checkpoint("base"), dtype=torch.float32)
+    records = list(
+        itertools.islice(
+            finetuning_records(SEED + 1, SCALE.reasoning_share), steps * SCALE.finetune_batch
+        )
+    )
+    data = sft_dataset(records, tokenizer, strategy)
+    args = TrainingArguments(
+        output_dir=str(out),
+        max_steps=steps,
+        per_device_train_batch_size=SCALE.finetune_batch,
+        learning_rate=SCALE.finetune_lr,
+        lr_scheduler_type="constant",
+        weight_decay=0.01,
+        adam_beta2=0.98,
+        save_strategy="steps" if save else "no",
+        save_steps=CHECK_EVERY,
+        save_only_model=True,
+        logging_steps=CHECK_EVERY,
+        eval_strategy="steps" if evaluate else "no",
+        eval_steps=steps // 2,
+        per_device_eval_batch_size=SCALE.finetune_batch,
+        metric_for_best_model="rtc_finetune_valid_rate" if evaluate else None,
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=SEED,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=data,
+        eval_dataset=data.select(range(SCALE.finetune_batch)) if evaluate else None,
+        data_collator=LabelPaddingCollator(tokenizer.pad_token_id),
+        processing_class=tokenizer,
+        callbacks=[callback],
+    )
+    trainer.train()
+    return trainer
+
+
+@pytest.mark.slow
+def test_the_callback_stops_the_collapsing_run_where_the_sweep_finds_the_collapse(tmp_path):
+    callback = ReasoningGateCallback(gate_config(), every_steps=CHECK_EVERY)
+    trainer = train(tmp_path, "default", callback, steps=48, save=True)
+    record = callback.record
+    assert record.first_failing is not None, [
+        s.metrics["finetune"].valid_rate for s in record.steps
+    ]
+    # stopped at the first failing check, which broke the VR floor
+    assert trainer.state.global_step == record.first_failing < 48
+    assert [step.step for step in record.steps] == list(
+        range(CHECK_EVERY, record.first_failing + 1, CHECK_EVERY)
+    )
+    failed = {gate.gate.id for gate in record.step(record.first_failing).failed_gates}
+    assert any(gate.endswith("valid_rate[min]") for gate in failed), failed
+    assert all(step.passed for step in record.steps[:-1])
+    # the record on disk names each checked step, its checkpoint folder and the verdicts
+    written = json.loads((tmp_path / "rtc-gate" / "sweep.json").read_text())
+    assert (written["first_failing"], written["last_passing"]) == (
+        record.first_failing,
+        record.last_passing,
+    )
+    assert [Path(step["checkpoint"]).name for step in written["steps"]] == [
+        f"checkpoint-{step.step}" for step in record.steps
+    ]
+    assert (tmp_path / "rtc-gate" / "sweep.svg").is_file()
+    # the trainer's own log carries the metrics of each check
+    logged = [entry for entry in trainer.state.log_history if "rtc/finetune/valid_rate" in entry]
+    assert [entry["step"] for entry in logged] == [step.step for step in record.steps]
+
+    # the sweep over the checkpoints this run saved agrees, step by step
+    session = RtcSession(config=gate_config(), config_dir=tmp_path)
+    try:
+        swept = run_sweep(session, find_checkpoints(str(tmp_path)))
+    finally:
+        session.close()
+    assert (swept.first_failing, swept.last_passing) == (record.first_failing, record.last_passing)
+    for ours, theirs in zip(record.steps, swept.steps, strict=True):
+        assert ours.step == theirs.step
+        assert ours.metrics == theirs.metrics
+        assert [g.passed for g in ours.gates] == [g.passed for g in theirs.gates]
+
+
+@pytest.mark.slow
+def test_the_masked_run_trains_to_the_end_and_every_check_passes(tmp_path):
+    callback = ReasoningGateCallback(gate_config(), every_steps=CHECK_EVERY * 2)
+    trainer = train(tmp_path, "mask", callback, steps=48, save=False, evaluate=True)
+    record = callback.record
+    assert trainer.state.global_step == 48
+    assert [step.step for step in record.steps] == list(range(8, 49, 8))
+    assert record.first_failing is None and record.last_passing == 48
+    assert all(Path(step.checkpoint).name.startswith("step-") for step in record.steps)
+    # eval_rtc_* metrics reach the trainer's evaluation: metric_for_best_model works on them
+    evaluations = [entry for entry in trainer.state.log_history if "eval_loss" in entry]
+    assert len(evaluations) == 2
+    assert trainer.state.best_metric == record.step(48).metrics["finetune"].valid_rate.value
+
+
+@pytest.mark.slow
+def test_trl_sft_trainer_takes_the_pretokenized_dataset_and_the_callback(tmp_path):
+    """TRL's SFTTrainer, on the pre-tokenized `sft_dataset` as is: the collapsing data stops
+    it at the first failing check, as with the plain Trainer."""
+    trl = pytest.importorskip("trl")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(demo.checkpoint("base"))
+    model = AutoModelForCausalLM.from_pretrained(demo.checkpoint("base"), dtype=torch.float32)
+    steps = 48
+    records = itertools.islice(
+        finetuning_records(SEED + 1, SCALE.reasoning_share), steps * SCALE.finetune_batch
+    )
+    callback = ReasoningGateCallback(gate_config(), every_steps=CHECK_EVERY)
+    trainer = trl.SFTTrainer(
+        model=model,
+        args=trl.SFTConfig(
+            output_dir=str(tmp_path),
+            max_steps=steps,
+            per_device_train_batch_size=SCALE.finetune_batch,
+            learning_rate=SCALE.finetune_lr,
+            lr_scheduler_type="constant",
+            weight_decay=0.01,
+            adam_beta2=0.98,
+            save_strategy="no",
+            logging_steps=CHECK_EVERY,
+            report_to="none",
+            use_cpu=True,
+            disable_tqdm=True,
+            seed=SEED,
+            dataset_kwargs={"skip_prepare_dataset": True},
+            # TRL turns gradient checkpointing on under its old name (a FutureWarning)
+            activation_checkpointing=False,
+        ),
+        train_dataset=sft_dataset(records, tokenizer, "default"),
+        data_collator=LabelPaddingCollator(tokenizer.pad_token_id),
+        processing_class=tokenizer,
+        callbacks=[callback],
+    )
+    trainer.train()
+    record = callback.record
+    assert record.first_failing is not None
+    assert trainer.state.global_step == record.first_failing < steps
+    assert all(step.passed for step in record.steps[:-1])
