@@ -1,0 +1,65 @@
+"""Markups and thinking switches read from templates of shapes no shared template has.
+
+The templates in tests/fixtures/chat-templates were written for these tests; each is
+swapped into the demo tokenizer, detected, and outputs in its markup are classified
+through the prompt the gate sends.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from transformers import AutoTokenizer
+
+from rtc_assert import demo
+from rtc_assert.generation.requests import GenerationSettings, build_requests
+from rtc_assert.probes.probe import Probe
+from rtc_assert.traces.classify import TraceStatus, classify
+from rtc_assert.traces.detection import SAMPLE_QUESTION, DetectedTemplate, detect_template
+
+V, E, T, M = TraceStatus.VALID, TraceStatus.EMPTY, TraceStatus.TRUNCATED, TraceStatus.MISSING
+FIXTURES = Path(__file__).parent / "fixtures" / "chat-templates"
+PROBE = Probe(id="p", prompt=SAMPLE_QUESTION, answer="4", scorer="numeric")
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    """The demo tokenizer; each test swaps its own chat template in."""
+    return AutoTokenizer.from_pretrained(demo.resolve_model_spec("demo:base"))
+
+
+def detect(tokenizer, name: str) -> DetectedTemplate:
+    tokenizer.chat_template = (FIXTURES / f"{name}.jinja").read_text(encoding="utf-8")
+    return detect_template(tokenizer)
+
+
+def gate_prompt(tokenizer, detected: DetectedTemplate) -> str:
+    (request,) = build_requests(
+        tokenizer, [PROBE], GenerationSettings(), model="m", switch=detected.switch
+    )
+    return request.prompt
+
+
+def test_gemma4_channel_markup_is_read_from_the_template(tokenizer):
+    detected = detect(tokenizer, "gemma4-style")
+    assert detected.recognised, detected.evidence
+    assert detected.describe()["tags"] == [["<|channel>thought", "<channel|>"]]
+    assert (detected.prefilled, detected.closes_block) == (False, True)
+    assert detected.switch.template_kwargs(True) == {"enable_thinking": True}
+    prompt = gate_prompt(tokenizer, detected)
+    assert "<|think|>" in prompt and prompt.endswith("<start_of_turn>model\n")
+    cases = [
+        ("<|channel>thought\n2 and 2 make 4.<channel|>4", "stop", V, "closed", "4"),
+        ("<|channel>thought\n<channel|>4", "stop", E, "blank", "4"),
+        ("<|channel>thought\n2 and 2 make", "length", T, "length", ""),
+        ("4", "stop", M, "no_tags", "4"),
+    ]
+    for text, finish, status, detail, answer in cases:
+        trace = classify(text, finish_reason=finish, prompt=prompt, fmt=detected.markup)
+        assert (trace.status, trace.detail, trace.answer) == (status, detail, answer), text
+    off = tokenizer.apply_chat_template(
+        PROBE.chat_messages(), tokenize=False, add_generation_prompt=True
+    )
+    trace = classify("4", prompt=off, fmt=detected.markup)
+    assert (trace.status, trace.detail) == (E, "disabled_by_prompt")
