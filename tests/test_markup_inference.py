@@ -63,3 +63,44 @@ def test_gemma4_channel_markup_is_read_from_the_template(tokenizer):
     )
     trace = classify("4", prompt=off, fmt=detected.markup)
     assert (trace.status, trace.detail) == (E, "disabled_by_prompt")
+
+
+@pytest.mark.parametrize(
+    ("name", "pair", "kwargs", "prefilled"),
+    [
+        ("reasoning-flag", ["<reasoning_start>", "<reasoning_end>"], {"reasoning": True}, True),
+        (
+            "reasoning-effort",
+            ["<|start|><|think|>", "<|end|><|think|>"],
+            {"reasoning_effort": "high"},
+            False,
+        ),
+    ],
+)
+def test_a_switch_under_another_keyword_is_found_and_used(tokenizer, name, pair, kwargs, prefilled):
+    detected = detect(tokenizer, name)
+    assert detected.recognised, detected.evidence
+    assert detected.describe()["tags"] == [pair]
+    assert detected.closes_block  # thinking is off unless switched on
+    assert detected.switch.template_kwargs(True) == kwargs
+    assert detected.prefilled is prefilled
+    prompt = gate_prompt(tokenizer, detected)
+    open_tag, close_tag = pair
+    opener = "" if prefilled else open_tag
+    cases = [
+        (f"{opener}2 and 2 make 4.{close_tag}4", "stop", V, "closed", "4"),
+        (f"{opener}{close_tag}4", "stop", E, "blank", "4"),
+        (f"{opener}2 and 2 make", "length", T, "length", ""),
+        ("4", "stop", T if prefilled else M, "unterminated" if prefilled else "no_tags", ""
+         if prefilled else "4"),
+    ]  # fmt: skip
+    for text, finish, status, detail, answer in cases:
+        trace = classify(text, finish_reason=finish, prompt=prompt, fmt=detected.markup)
+        assert (trace.status, trace.detail, trace.answer) == (status, detail, answer), text
+
+
+def test_a_template_without_reasoning_stays_unrecognised(tokenizer):
+    detected = detect(tokenizer, "no-reasoning")
+    assert not detected.recognised
+    assert detected.switch.kind == "none"
+    assert "fell back to the default <think> markup" in detected.evidence

@@ -31,7 +31,11 @@ from typing import Any, Literal
 from rtc_assert.errors import RtcAssertError
 from rtc_assert.traces.classify import STANDARD_TAGS, Markup, TraceFormat
 from rtc_assert.traces.markups import HARMONY_ANALYSIS, FinalMarker, HarmonyChannels, ThinkResponse
-from rtc_assert.traces.template_source import content_delimiters
+from rtc_assert.traces.template_source import (
+    content_delimiters,
+    string_literals,
+    switch_candidates,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +102,13 @@ class ThinkingSwitch:
             f"enable_thinking: false: this chat template turns thinking off {how}"
         )
 
+    def how_on(self) -> str:
+        """How the gate switches thinking on with this switch, for run records."""
+        kwargs = self.template_kwargs(True)
+        if kwargs:
+            return ", ".join(f"{name}={value!r}" for name, value in kwargs.items())
+        return "the template's default (nothing passed)"
+
     def describe(self) -> str:
         if self.kind == "kwarg":
             return f"keyword {self.name}"
@@ -152,6 +163,7 @@ class TraceSetup:
             "prefilled": self.detected.prefilled if self.prefilled is None else self.prefilled,
             "prefilled_from": "prompt" if self.prefilled is None else "trace_format",
             "thinking_switch": self.detected.switch.describe(),
+            "thinking_on": self.detected.switch.how_on(),
             "template_kwargs": self.detected.switch.template_kwargs(enable_thinking),
             "min_reasoning_chars": self.min_reasoning_chars,
             "overridden": list(self.overridden),
@@ -274,15 +286,15 @@ def _shown(
 
 
 def _from_reasoning_turn(
-    shown: _Shown, suffixes: list[str], prompt_on: str
+    shown: _Shown, suffixes: list[str], prompt_on: str, literals: tuple[str, ...]
 ) -> tuple[Markup, str] | None:
     """Step 1: the literals a template writes around an assistant turn's reasoning.
 
     The opener is what the turn writes after the assistant header (the shortest common
-    part with a generation prompt); the closer, what it writes before the answer. Where the
-    thinking-on prompt ends with the opener (prefilled), the opener is the last line the turn
-    writes before the reasoning. Reasoning with no opener before a closer, where the prompt
-    writes a text of its own (or nothing), is a final-answer marker.
+    part with a generation prompt); the closer, what it writes before the answer. Where every
+    generation prompt writes the opener too (prefilled, or an empty block), the opener is the
+    longest template literal that ends the turn's header and that a prompt ends with or
+    writes before the closer. Reasoning with no opener before a closer is a final marker.
     """
     if shown.before.rstrip().endswith(HARMONY_ANALYSIS):
         return HarmonyChannels(), f"{shown.source} renders in the analysis channel"
@@ -294,12 +306,8 @@ def _from_reasoning_turn(
         (_common_prefix(before, s.lstrip()) for s in suffixes if s.strip()), key=len, default=""
     )
     opener = before[len(header) :].strip()
-    suffix_on = suffixes[0].lstrip()
-    if not opener and before.strip() and suffix_on.startswith(before.rstrip()):
-        prefill = suffix_on[len(before.rstrip()) :].strip()
-        last_line = before.strip().rsplit("\n", 1)[-1].strip()
-        if not prefill and last_line != before.strip():
-            opener = last_line
+    if not opener:
+        opener = _opener_in_header(before.strip(), closer, suffixes, literals)
     if not opener:
         common = len(_common_prefix(shown.turn_before, prompt_on))
         prefill = prompt_on[common:].strip() if common == len(shown.turn_before) else ""
@@ -312,6 +320,20 @@ def _from_reasoning_turn(
     if opener.lower() == closer.lower():
         return None
     return TraceFormat(opener, closer), f"{shown.source} renders between {opener} and {closer}"
+
+
+def _opener_in_header(
+    header: str, closer: str, suffixes: list[str], literals: tuple[str, ...]
+) -> str:
+    """The opener inside a header that the generation prompts share with the turn."""
+    candidates = sorted({text.strip() for text in literals}, key=len, reverse=True)
+    for opener in candidates:
+        if not opener or opener == header or not header.endswith(opener):
+            continue
+        empty_block = re.compile(re.escape(opener) + r"\s*" + re.escape(closer))
+        if any(s.rstrip().endswith(opener) or empty_block.search(s) for s in suffixes):
+            return opener
+    return ""
 
 
 def _common_prefix(a: str, b: str) -> str:
@@ -379,29 +401,14 @@ def detect_template(tokenizer: Any) -> DetectedTemplate:
     default = renderer.prompt()
     if default is None:
         return _fallback("the chat template cannot render a plain user message")
-    switch = _detect_switch(renderer)
-    on = switch.template_kwargs(True)
-    off_system = _SYSTEM_FLAGS[0] if switch.kind == "system_flag" else None
-    off = switch.template_kwargs(False) if switch.kind == "kwarg" else {}
-    prompt_on = renderer.prompt(**on) or default
-    every_field = dict.fromkeys(REASONING_FIELDS, _REASONING)
-    turn = renderer.assistant_turn({"content": _ANSWER, **every_field}, **on)
-    texts = [text for text in (prompt_on, default, turn) if text]
-    suffix_on = renderer.generation_suffix(**on)
-    suffixes = [suffix_on, renderer.generation_suffix(), renderer.generation_suffix(**off)]
     source = tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else ""
-    found = None
-    for shown in _shown_reasoning(renderer, content_delimiters(source), **on):
-        texts.append(shown.before + shown.between)
-        found = _from_reasoning_turn(shown, suffixes, prompt_on)
-        if found is not None:
-            break
-    found = (
-        found
-        or _from_generation_prompt(suffix_on)
-        or _from_empty_block(renderer.generation_suffix(off_system, **off))
-        or _from_instructions(texts)
-    )
+    switch = _detect_switch(renderer)
+    found, texts, prompt_on = _find_markup(renderer, source, switch, default)
+    if switch.kind == "none":
+        markup = STANDARD_TAGS if found is None else found[0]
+        switch = _switch_from_source(renderer, source, markup, default) or switch
+        if switch.kind == "kwarg":
+            found, texts, prompt_on = _find_markup(renderer, source, switch, default)
     if found is None:
         return _fallback(
             "no reasoning markup shows in the rendered template (no tagged reasoning, "
@@ -417,6 +424,67 @@ def detect_template(tokenizer: Any) -> DetectedTemplate:
         recognised=True,
         evidence=evidence,
     )
+
+
+def _find_markup(
+    renderer: _Renderer, source: str, switch: ThinkingSwitch, default: str
+) -> tuple[tuple[Markup, str] | None, list[str], str]:
+    """The markup and its evidence (or None), the texts read, and the thinking-on prompt."""
+    on = switch.template_kwargs(True)
+    off_system = _SYSTEM_FLAGS[0] if switch.kind == "system_flag" else None
+    off = switch.template_kwargs(False) if switch.kind == "kwarg" else {}
+    prompt_on = renderer.prompt(**on) or default
+    every_field = dict.fromkeys(REASONING_FIELDS, _REASONING)
+    turn = renderer.assistant_turn({"content": _ANSWER, **every_field}, **on)
+    texts = [text for text in (prompt_on, default, turn) if text]
+    suffix_on = renderer.generation_suffix(**on)
+    suffixes = [suffix_on, renderer.generation_suffix(), renderer.generation_suffix(**off)]
+    found = None
+    for shown in _shown_reasoning(renderer, content_delimiters(source), **on):
+        texts.append(shown.before + shown.between)
+        found = _from_reasoning_turn(shown, suffixes, prompt_on, string_literals(source))
+        if found is not None:
+            break
+    found = (
+        found
+        or _from_generation_prompt(suffix_on)
+        or _from_empty_block(renderer.generation_suffix(off_system, **off))
+        or _from_instructions(texts)
+    )
+    return found, texts, prompt_on
+
+
+def _switch_from_source(
+    renderer: _Renderer, source: str, markup: Markup, default: str
+) -> ThinkingSwitch | None:
+    """A keyword the template tests that turns the reasoning on, read with ``markup``.
+
+    Each candidate (`switch_candidates`) is rendered with each of its values; it is kept
+    when some value leaves the generation prompt thinking (not closing an empty block) and
+    another value, or passing nothing, closes it. The on value is one that prefills the
+    reasoning, else the last listed (levels are listed from least to most).
+    """
+    default_off = markup.prompt_state(default).thinking_disabled
+    known = {name for name, _, _ in _SWITCH_KWARGS}
+    for candidate in switch_candidates(source):
+        if candidate.name in known:
+            continue
+        on: list[tuple[Any, bool]] = []
+        off: list[Any] = []
+        for value in candidate.values:
+            prompt = renderer.prompt(**{candidate.name: value})
+            if prompt is None:
+                continue
+            state = markup.prompt_state(prompt)
+            if state.thinking_disabled:
+                off.append(value)
+            else:
+                on.append((value, state.prefilled))
+        if on and (off or default_off):
+            prefilled = [value for value, filled in on if filled]
+            value_on = prefilled[0] if prefilled else on[-1][0]
+            return ThinkingSwitch("kwarg", candidate.name, value_on, off[0] if off else None)
+    return None
 
 
 def _fallback(reason: str, switch: ThinkingSwitch | None = None) -> DetectedTemplate:

@@ -2,6 +2,7 @@
 
 The template is parsed (never run) with jinja2; nothing here knows a model family. It yields:
 
+- `string_literals`: every string the template can write, to find markers in renderings;
 - `content_delimiters`: string literals the template splits message content on, or looks
   for in it (``content.split('</think>')``, ``'</think>' in content``): the candidates for
   reasoning written inline in an assistant message's content;
@@ -75,6 +76,15 @@ def _parse(source: str) -> nodes.Template | None:
         return None
 
 
+def string_literals(source: str) -> tuple[str, ...]:
+    """Every string literal in the template, in source order, once each."""
+    ast = _parse(source)
+    if ast is None:
+        return ()
+    found = (node.value for node in ast.find_all(nodes.Const) if isinstance(node.value, str))
+    return tuple(dict.fromkeys(found))
+
+
 def content_delimiters(source: str) -> tuple[str, ...]:
     """String literals the template splits strings on or searches strings for, in order."""
     ast = _parse(source)
@@ -101,18 +111,26 @@ def _is_text(node: nodes.Const) -> bool:
 def switch_candidates(source: str) -> tuple[SwitchCandidate, ...]:
     """Undeclared variables other than the standard inputs, each with values to try.
 
-    Values: True and False, then every constant the template compares the variable with
-    (``==``, ``!=``, ``in`` a list) or gives it as a ``default(...)``, in source order.
+    Values: the constants the template compares the variable (or a variable ``set`` from it)
+    with (``==``, ``!=``, ``in`` a list) or gives it as a ``default(...)``, in source order;
+    True and False when none.
     """
     ast = _parse(source)
     if ast is None:
         return ()
-    names = sorted(meta.find_undeclared_variables(ast) - STANDARD_INPUTS)
-    values: dict[str, list[Any]] = {name: [True, False] for name in names}
-    for name, value in _compared_constants(ast):
-        if name in values and value not in values[name]:
-            values[name].append(value)
-    return tuple(SwitchCandidate(name, tuple(values[name])) for name in names)
+    # find_undeclared_variables folds constant lists into one Const: it gets its own parse.
+    names = sorted(meta.find_undeclared_variables(_parse(source) or ast) - STANDARD_INPUTS)
+    compared: dict[str, list[Any]] = {name: [] for name in names}
+    aliases = {
+        assign.target.name: source_name
+        for assign in ast.find_all(nodes.Assign)
+        if isinstance(assign.target, nodes.Name) and (source_name := _name(assign.node))
+    }  # {% set effort = reasoning_effort | default('none') %}
+    for compared_name, value in _compared_constants(ast):
+        name = aliases.get(compared_name, compared_name)
+        if name in compared and value not in compared[name] and not isinstance(value, bool):
+            compared[name].append(value)
+    return tuple(SwitchCandidate(name, tuple(compared[name]) or (True, False)) for name in names)
 
 
 def _compared_constants(ast: nodes.Template) -> Iterator[tuple[str, Any]]:
