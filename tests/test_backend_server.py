@@ -178,3 +178,14 @@ def test_unexpected_finish_reason(stub_server):
     server_backend = backend(stub_server(lambda body: completion(finish="content_filter")))
     with pytest.raises(GenerationError, match="finish reason 'content_filter'"):
         server_backend.generate(requests_for(server_backend, 1), SETTINGS)
+
+
+def test_every_request_asks_to_keep_special_tokens():
+    """Markers that are special tokens (Gemma 4's channel) survive any extra_body."""
+    server_backend = backend("http://127.0.0.1:9/v1", extra_body={"top_k": 5})
+    (request,) = requests_for(server_backend, 1)
+    payload = server_backend._payload(request, SETTINGS)
+    server_backend.close()
+    assert payload["skip_special_tokens"] is False and payload["top_k"] == 5
+    with pytest.raises(GenerationError, match="skip_special_tokens: true would drop"):
+        backend("http://127.0.0.1:9/v1", extra_body={"skip_special_tokens": True})
