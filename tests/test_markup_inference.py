@@ -13,10 +13,18 @@ import pytest
 from transformers import AutoTokenizer
 
 from rtc_assert import demo
-from rtc_assert.generation.requests import GenerationSettings, build_requests
-from rtc_assert.probes.probe import Probe
+from rtc_assert.decide.explain import unrecognised_markup
+from rtc_assert.generation.requests import Generation, GenerationSettings, build_requests
+from rtc_assert.metrics import compute_metrics
+from rtc_assert.probes.probe import Probe, ProbeSet
+from rtc_assert.runs import Run, score_generations
 from rtc_assert.traces.classify import TraceStatus, classify
-from rtc_assert.traces.detection import SAMPLE_QUESTION, DetectedTemplate, detect_template
+from rtc_assert.traces.detection import (
+    SAMPLE_QUESTION,
+    DetectedTemplate,
+    TraceSetup,
+    detect_template,
+)
 
 V, E, T, M = TraceStatus.VALID, TraceStatus.EMPTY, TraceStatus.TRUNCATED, TraceStatus.MISSING
 FIXTURES = Path(__file__).parent / "fixtures" / "chat-templates"
@@ -104,3 +112,28 @@ def test_a_template_without_reasoning_stays_unrecognised(tokenizer):
     assert not detected.recognised
     assert detected.switch.kind == "none"
     assert "fell back to the default <think> markup" in detected.evidence
+
+
+def unread_run(tokenizer, name: str, text: str) -> Run:
+    """A run whose every generation is ``text``, classified with what detection found."""
+    detected = detect(tokenizer, name)
+    probes = ProbeSet(name="s", version="1", probes=(PROBE,))
+    prompt = gate_prompt(tokenizer, detected)
+    generation = Generation(
+        probe_id="p", sample=0, prompt=prompt, text=text, finish_reason="stop",
+        prompt_tokens=1, completion_tokens=1, prefilled=False,
+    )  # fmt: skip
+    outcomes = tuple(score_generations(probes, [generation], fmt=detected.markup))
+    return Run(
+        model="m", backend="stub", probe_set=probes, settings=GenerationSettings(),
+        generations=(generation,), outcomes=outcomes, metrics=compute_metrics(outcomes, 0.95),
+        trace=TraceSetup(detected, detected.markup),
+    )  # fmt: skip
+
+
+def test_all_missing_under_an_unrecognised_markup_says_to_set_trace_format(tokenizer):
+    unread = unrecognised_markup(unread_run(tokenizer, "no-reasoning", "<|x|>2+2=4<|y|>4"))
+    assert unread is not None and "set trace_format" in unread
+    assert "not read as a collapse" in unread
+    # A recognised markup with every trace missing is a collapse, reported as one.
+    assert unrecognised_markup(unread_run(tokenizer, "gemma4-style", "4")) is None
