@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from transformers import AutoTokenizer
 
 from rtc_assert import demo
@@ -137,3 +139,43 @@ def test_all_missing_under_an_unrecognised_markup_says_to_set_trace_format(token
     assert "not read as a collapse" in unread
     # A recognised markup with every trace missing is a collapse, reported as one.
     assert unrecognised_markup(unread_run(tokenizer, "gemma4-style", "4")) is None
+
+
+def synthetic_template(open_tag: str, close_tag: str, switch: str) -> str:
+    """A template whose reasoning field renders between the pair; ``switch`` turns it on."""
+    return (
+        "{%- for m in messages -%}<|turn|>{{ m['role'] }}\n"
+        "{%- if m['role'] == 'assistant' and m.get('reasoning_content') -%}"
+        f"{{{{ {open_tag!r} + m['reasoning_content'] + {close_tag!r} }}}}"
+        "{%- endif -%}{{ m['content'] }}<|end|>\n{%- endfor -%}"
+        "{%- if add_generation_prompt -%}<|turn|>assistant\n"
+        f"{{%- if not ({switch} is defined and {switch}) -%}}"
+        f"{{{{ {open_tag!r} + {close_tag!r} }}}}{{%- endif -%}}{{%- endif -%}}"
+    )
+
+
+MARKER = st.text(alphabet="<>|[]/_:abcxyz", min_size=2, max_size=8).filter(
+    lambda text: any(c in "<>|[]" for c in text) and any(c.isalpha() for c in text)
+)
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(MARKER, min_size=1, max_size=2).map("".join),
+    st.lists(MARKER, min_size=1, max_size=2).map("".join),
+    st.from_regex(r"[a-z]{3,8}_[a-z]{2,6}", fullmatch=True),
+)
+def test_a_synthetic_template_is_detected_with_its_pair_and_switch(
+    tokenizer, open_tag, close_tag, switch
+):
+    assume(open_tag.lower() != close_tag.lower())
+    assume(open_tag not in close_tag and close_tag not in open_tag)
+    tokenizer.chat_template = synthetic_template(open_tag, close_tag, switch)
+    detected = detect_template(tokenizer)
+    assert detected.describe()["tags"] == [[open_tag, close_tag]], detected.evidence
+    assert detected.switch.template_kwargs(True) == {switch: True}
+    prompt = gate_prompt(tokenizer, detected)
+    trace = classify(f"{open_tag}2 and 2 make 4.{close_tag}4", prompt=prompt, fmt=detected.markup)
+    assert (trace.status, trace.answer) == (V, "4")
