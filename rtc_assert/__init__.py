@@ -10,6 +10,7 @@ from rtc_assert.decide.gates import GateResult
 from rtc_assert.decide.spec import DecisionConfig, GateSpec
 from rtc_assert.decide.stats import wilson_interval
 from rtc_assert.errors import (
+    CallbackError,
     CheckpointSeriesError,
     ConfigError,
     DemoNameError,
@@ -49,6 +50,7 @@ __version__ = "0.1.0"
 __all__ = [
     "METRICS",
     "STANDARD_FORMATS",
+    "CallbackError",
     "CheckpointSeriesError",
     "ConfigError",
     "DecisionConfig",

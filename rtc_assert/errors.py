@@ -14,7 +14,8 @@ and what to do.
     ├── TemplateDetectionError   a chat template cannot do what was asked
     ├── MetricsError             metrics from an empty or inconsistent run
     ├── RecordError              a run record (rtc-run.json)
-    └── FinetuneError            a fine-tuning record for loss masking
+    ├── FinetuneError            a fine-tuning record for loss masking
+    └── CallbackError            a training-loop gate that cannot gate this training run
 """
 
 from __future__ import annotations
@@ -92,6 +93,10 @@ class TemplateDetectionError(RtcAssertError):
 
 class FinetuneError(RtcAssertError):
     """A record cannot be turned into a training example with the requested strategy."""
+
+
+class CallbackError(RtcAssertError):
+    """The callback cannot gate this training run; the message names the option to change."""
 
 
 # Secrets never reach a message, a record or a report. -----------------------------------

@@ -230,3 +230,14 @@ def test_credentials_and_echoed_keys_are_redacted(stub_server, monkeypatch, capl
     shown = str(raised.value) + caplog.text + server_backend.version
     assert "hunter2" not in shown and "sk-secretsecret123" not in shown
     assert "http://***@127.0.0.1" in shown and "Bearer ***" in shown
+
+
+def test_every_request_asks_to_keep_special_tokens():
+    """Markers that are special tokens (Gemma 4's channel) survive any extra_body."""
+    server_backend = backend("http://127.0.0.1:9/v1", extra_body={"top_k": 5})
+    (request,) = requests_for(server_backend, 1)
+    payload = server_backend._payload(request, SETTINGS)
+    server_backend.close()
+    assert payload["skip_special_tokens"] is False and payload["top_k"] == 5
+    with pytest.raises(GenerationError, match="skip_special_tokens: true would drop"):
+        backend("http://127.0.0.1:9/v1", extra_body={"skip_special_tokens": True})

@@ -39,11 +39,34 @@ def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
+def unrecognised_markup(run: Run) -> str | None:
+    """What to set when every trace is missing under a markup detection fell back to.
+
+    Such a run says nothing about collapse: the model's reasoning is probably written in a
+    markup the classifier was not told about.
+    """
+    trace = run.trace
+    if trace is None or trace.detected.recognised or trace.overridden:
+        return None
+    if run.metrics.missing_rate.value < 1.0:
+        return None
+    return (
+        f"every trace of {run.model} is 'missing', and its chat template's reasoning markup "
+        f"was not recognised ({trace.detected.evidence}): this is not read as a collapse; "
+        "set trace_format in thresholds.yaml (markup, or open_tag and close_tag as the model "
+        "writes them) so that its traces can be read"
+    )
+
+
 def explain_failure(result: GateResult, candidate: Run, base: Run | None) -> str:
     """The lines pytest prints for a failed gate."""
     gate = result.gate
     lines = [f"{gate.id}: {result.reason}"]
-    if METRICS[gate.metric].failing_statuses is not None:
+    shows_statuses = METRICS[gate.metric].failing_statuses is not None
+    unread = unrecognised_markup(candidate)
+    if unread is not None and shows_statuses:
+        lines.append(unread)
+    elif shows_statuses:
         accuracy = candidate.metrics.answer_accuracy
         line = f"answer accuracy (pass@1) of the candidate: {accuracy.value:.3f}"
         if base is not None:

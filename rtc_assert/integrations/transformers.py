@@ -35,7 +35,7 @@ from transformers.modeling_utils import unwrap_model
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from rtc_assert.config import RtcConfig, load_config
-from rtc_assert.errors import RtcAssertError
+from rtc_assert.errors import CallbackError
 from rtc_assert.generation.backends.transformers_backend import TransformersBackend
 from rtc_assert.generation.cache import GenerationCache
 from rtc_assert.reports.sweep import SERIES, verdict_lines, write_sweep
@@ -50,10 +50,6 @@ METRICS: tuple[str, ...] = tuple(metric for metric, _, _ in SERIES)
 REPORT_DIR = "rtc-gate"
 """Where the record goes by default, inside the trainer's ``output_dir``."""
 T = TypeVar("T")
-
-
-class CallbackError(RtcAssertError):
-    """The callback cannot gate this training run; the message names the option to change."""
 
 
 def trained_module(model: Any) -> Any:

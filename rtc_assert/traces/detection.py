@@ -8,10 +8,12 @@ keyword arguments, and the renderings are read:
    that changes the rendering, else a ``/no_think`` system flag that changes the generation
    prompt, else none;
 2. the markup, from the first rendering that shows it: an assistant turn whose reasoning
-   the template writes between tags (or into harmony's analysis channel, or before a final
-   marker); the generation prompt ending with an opener (prefilled) or a bare closer; the
-   empty block that the thinking-off prompt writes; tags that the rendered instructions
-   name (``[THINK]``, ``<think>`` with ``<response>``, ``[BEGIN FINAL RESPONSE]``);
+   comes in through a field (``reasoning_content``, ``reasoning``, ``thinking``) or inline in
+   the content (split on a literal the template's source splits on), read as the literals
+   written around a sentinel: any opener and closer, harmony's analysis channel, or a final
+   marker after untagged reasoning; the generation prompt ending with an opener (prefilled)
+   or a bare closer; the empty block that the thinking-off prompt writes; tags that the
+   rendered instructions name (``[THINK]``, ``<think>`` with ``<response>``);
 3. with the markup, whether the thinking-on prompt is prefilled and whether the default
    prompt already closes the block (thinking off unless switched on).
 
@@ -22,18 +24,27 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from rtc_assert.errors import TemplateDetectionError
 from rtc_assert.traces.classify import STANDARD_TAGS, Markup, TraceFormat
 from rtc_assert.traces.markups import HARMONY_ANALYSIS, FinalMarker, HarmonyChannels, ThinkResponse
+from rtc_assert.traces.template_source import (
+    content_delimiters,
+    string_literals,
+    switch_candidates,
+)
 
 logger = logging.getLogger(__name__)
 
 SAMPLE_QUESTION = "What is 2+2?"
 _REASONING = "RTC_SAMPLE_REASONING"
 _ANSWER = "RTC_SAMPLE_ANSWER"
+_SEPARATOR = "RTC_SAMPLE_SEPARATOR"
+REASONING_FIELDS = ("reasoning_content", "reasoning", "thinking")
+"""The assistant-message fields a template may read the reasoning from."""
 _SWITCH_KWARGS: tuple[tuple[str, Any, Any], ...] = (
     ("enable_thinking", True, False),
     ("thinking", True, False),
@@ -86,6 +97,13 @@ class ThinkingSwitch:
         raise TemplateDetectionError(
             f"enable_thinking: false: this chat template turns thinking off {how}"
         )
+
+    def how_on(self) -> str:
+        """How the gate switches thinking on with this switch, for run records."""
+        kwargs = self.template_kwargs(True)
+        if kwargs:
+            return ", ".join(f"{name}={value!r}" for name, value in kwargs.items())
+        return "the template's default (nothing passed)"
 
     def describe(self) -> str:
         if self.kind == "kwarg":
@@ -141,6 +159,7 @@ class TraceSetup:
             "prefilled": self.detected.prefilled if self.prefilled is None else self.prefilled,
             "prefilled_from": "prompt" if self.prefilled is None else "trace_format",
             "thinking_switch": self.detected.switch.describe(),
+            "thinking_on": self.detected.switch.how_on(),
             "template_kwargs": self.detected.switch.template_kwargs(enable_thinking),
             "min_reasoning_chars": self.min_reasoning_chars,
             "overridden": list(self.overridden),
@@ -171,15 +190,9 @@ class _Renderer:
         without = self.render(_messages(system), False, **kwargs) or ""
         return with_prompt[len(without) :] if with_prompt.startswith(without) else with_prompt
 
-    def assistant_turn(self, **kwargs: Any) -> str | None:
-        reply = {
-            "role": "assistant",
-            "content": _ANSWER,
-            "reasoning_content": _REASONING,
-            "reasoning": _REASONING,
-            "thinking": _REASONING,
-        }
-        return self.render([*_messages(None), reply], False, **kwargs)
+    def assistant_turn(self, reply: dict[str, Any], **kwargs: Any) -> str | None:
+        """The sample question, then an assistant turn, without a generation prompt."""
+        return self.render([*_messages(None), {"role": "assistant", **reply}], False, **kwargs)
 
 
 def _messages(system: str | None) -> list[dict[str, Any]]:
@@ -216,32 +229,107 @@ def _opening_tag(closer: str) -> str | None:
     return None if match is None else match.group(1) + match.group(2)
 
 
-def _from_reasoning_turn(turn: str | None, prompt_on: str) -> tuple[Markup, str] | None:
-    """Step 1: an assistant turn whose reasoning the template writes out."""
+@dataclass(frozen=True)
+class _Shown:
+    """An assistant turn that writes the sample reasoning: how it came in, what surrounds it."""
+
+    source: str
+    """``the reasoning_content field``, or ``content split on '</think>'``."""
+    before: str
+    """What the turn writes after the conversation and before the reasoning."""
+    between: str
+    """What it writes between the reasoning and the answer."""
+    turn_before: str
+    """The whole rendering before the reasoning, conversation included."""
+
+
+def _shown_reasoning(
+    renderer: _Renderer, delimiters: tuple[str, ...], **kwargs: Any
+) -> Iterator[_Shown]:
+    """Turns whose reasoning comes in through each field, then inline in the content.
+
+    An inline literal counts only when the template treats it apart from any other text:
+    the turn differs from one with a neutral separator in its place.
+    """
+    base = renderer.render(_messages(None), False, **kwargs) or ""
+    for name in REASONING_FIELDS:
+        shown = _shown(renderer, base, {"content": _ANSWER, name: _REASONING}, **kwargs)
+        if shown is not None:
+            yield _Shown(f"the {name} field", *shown)
+    for literal in delimiters:
+        shown = _shown(renderer, base, {"content": _REASONING + literal + _ANSWER}, **kwargs)
+        neutral = _shown(renderer, base, {"content": _REASONING + _SEPARATOR + _ANSWER}, **kwargs)
+        if shown is None or neutral is None:
+            continue
+        if shown[:2] != (neutral[0], neutral[1].replace(_SEPARATOR, literal)):
+            yield _Shown(f"content split on {literal!r}", *shown)
+
+
+def _shown(
+    renderer: _Renderer, base: str, reply: dict[str, Any], **kwargs: Any
+) -> tuple[str, str, str] | None:
+    """What a rendered reply writes before and after the sample reasoning, and the whole
+    rendering before it; None unless both the reasoning and the answer show."""
+    turn = renderer.assistant_turn(reply, **kwargs)
     if turn is None or _REASONING not in turn:
         return None
-    before, after = turn.split(_REASONING, 1)
-    between = after.split(_ANSWER, 1)[0].lstrip()
-    if before.rstrip().endswith(HARMONY_ANALYSIS):
-        return HarmonyChannels(), "an assistant turn's reasoning renders in the analysis channel"
-    opener, closer = _LAST_TAG.search(before.rstrip()), _FIRST_TAG.search(between)
-    if closer is None:
+    start = turn.index(_REASONING)
+    end = turn.find(_ANSWER, start)
+    if end < 0:
         return None
-    if opener is not None and closing_tag(opener.group(0)) == closer.group(0):
-        pair = TraceFormat(opener.group(0), closer.group(0))
+    before = turn[len(_common_prefix(turn[:start], base)) : start]
+    return before, turn[start + len(_REASONING) : end], turn[:start]
+
+
+def _from_reasoning_turn(
+    shown: _Shown, suffixes: list[str], prompt_on: str, literals: tuple[str, ...]
+) -> tuple[Markup, str] | None:
+    """Step 1: the literals a template writes around an assistant turn's reasoning.
+
+    The opener is what the turn writes after the assistant header (the shortest common
+    part with a generation prompt); the closer, what it writes before the answer. Where every
+    generation prompt writes the opener too (prefilled, or an empty block), the opener is the
+    longest template literal that ends the turn's header and that a prompt ends with or
+    writes before the closer. Reasoning with no opener before a closer is a final marker.
+    """
+    if shown.before.rstrip().endswith(HARMONY_ANALYSIS):
+        return HarmonyChannels(), f"{shown.source} renders in the analysis channel"
+    closer = shown.between.strip()
+    if not closer:
+        return None
+    before = shown.before.lstrip()
+    header = min(
+        (_common_prefix(before, s.lstrip()) for s in suffixes if s.strip()), key=len, default=""
+    )
+    opener = before[len(header) :].strip()
+    if not opener:
+        opener = _opener_in_header(before.strip(), closer, suffixes, literals)
+    if not opener:
+        common = len(_common_prefix(shown.turn_before, prompt_on))
+        prefill = prompt_on[common:].strip() if common == len(shown.turn_before) else ""
+        default = FinalMarker()
+        end = default.end_marker if closer == default.marker else None
         return (
-            pair,
-            f"an assistant turn's reasoning renders between {pair.open_tag} and {pair.close_tag}",
+            FinalMarker(marker=closer, end_marker=end, prefill=prefill or None),
+            f"{shown.source} renders untagged before {closer}",
         )
-    if closer.group(0) == _FINAL_MARKER:
-        # What the generation prompt adds after the header that opens the reasoning.
-        common = len(_common_prefix(before, prompt_on))
-        prefill = prompt_on[common:].strip() if common == len(before) else ""
-        return (
-            FinalMarker(prefill=prefill or None),
-            f"an assistant turn's reasoning renders untagged before {_FINAL_MARKER}",
-        )
-    return None
+    if opener.lower() == closer.lower():
+        return None
+    return TraceFormat(opener, closer), f"{shown.source} renders between {opener} and {closer}"
+
+
+def _opener_in_header(
+    header: str, closer: str, suffixes: list[str], literals: tuple[str, ...]
+) -> str:
+    """The opener inside a header that the generation prompts share with the turn."""
+    candidates = sorted({text.strip() for text in literals}, key=len, reverse=True)
+    for opener in candidates:
+        if not opener or opener == header or not header.endswith(opener):
+            continue
+        empty_block = re.compile(re.escape(opener) + r"\s*" + re.escape(closer))
+        if any(s.rstrip().endswith(opener) or empty_block.search(s) for s in suffixes):
+            return opener
+    return ""
 
 
 def _common_prefix(a: str, b: str) -> str:
@@ -309,19 +397,14 @@ def detect_template(tokenizer: Any) -> DetectedTemplate:
     default = renderer.prompt()
     if default is None:
         return _fallback("the chat template cannot render a plain user message")
+    source = tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else ""
     switch = _detect_switch(renderer)
-    on = switch.template_kwargs(True)
-    off_system = _SYSTEM_FLAGS[0] if switch.kind == "system_flag" else None
-    off = switch.template_kwargs(False) if switch.kind == "kwarg" else {}
-    prompt_on = renderer.prompt(**on) or default
-    turn = renderer.assistant_turn(**on)
-    texts = [text for text in (prompt_on, default, turn) if text]
-    found = (
-        _from_reasoning_turn(turn, prompt_on)
-        or _from_generation_prompt(renderer.generation_suffix(**on))
-        or _from_empty_block(renderer.generation_suffix(off_system, **off))
-        or _from_instructions(texts)
-    )
+    found, texts, prompt_on = _find_markup(renderer, source, switch, default)
+    if switch.kind == "none":
+        markup = STANDARD_TAGS if found is None else found[0]
+        switch = _switch_from_source(renderer, source, markup, default) or switch
+        if switch.kind == "kwarg":
+            found, texts, prompt_on = _find_markup(renderer, source, switch, default)
     if found is None:
         return _fallback(
             "no reasoning markup shows in the rendered template (no tagged reasoning, "
@@ -337,6 +420,67 @@ def detect_template(tokenizer: Any) -> DetectedTemplate:
         recognised=True,
         evidence=evidence,
     )
+
+
+def _find_markup(
+    renderer: _Renderer, source: str, switch: ThinkingSwitch, default: str
+) -> tuple[tuple[Markup, str] | None, list[str], str]:
+    """The markup and its evidence (or None), the texts read, and the thinking-on prompt."""
+    on = switch.template_kwargs(True)
+    off_system = _SYSTEM_FLAGS[0] if switch.kind == "system_flag" else None
+    off = switch.template_kwargs(False) if switch.kind == "kwarg" else {}
+    prompt_on = renderer.prompt(**on) or default
+    every_field = dict.fromkeys(REASONING_FIELDS, _REASONING)
+    turn = renderer.assistant_turn({"content": _ANSWER, **every_field}, **on)
+    texts = [text for text in (prompt_on, default, turn) if text]
+    suffix_on = renderer.generation_suffix(**on)
+    suffixes = [suffix_on, renderer.generation_suffix(), renderer.generation_suffix(**off)]
+    found = None
+    for shown in _shown_reasoning(renderer, content_delimiters(source), **on):
+        texts.append(shown.before + shown.between)
+        found = _from_reasoning_turn(shown, suffixes, prompt_on, string_literals(source))
+        if found is not None:
+            break
+    found = (
+        found
+        or _from_generation_prompt(suffix_on)
+        or _from_empty_block(renderer.generation_suffix(off_system, **off))
+        or _from_instructions(texts)
+    )
+    return found, texts, prompt_on
+
+
+def _switch_from_source(
+    renderer: _Renderer, source: str, markup: Markup, default: str
+) -> ThinkingSwitch | None:
+    """A keyword the template tests that turns the reasoning on, read with ``markup``.
+
+    Each candidate (`switch_candidates`) is rendered with each of its values; it is kept
+    when some value leaves the generation prompt thinking (not closing an empty block) and
+    another value, or passing nothing, closes it. The on value is one that prefills the
+    reasoning, else the last listed (levels are listed from least to most).
+    """
+    default_off = markup.prompt_state(default).thinking_disabled
+    known = {name for name, _, _ in _SWITCH_KWARGS}
+    for candidate in switch_candidates(source):
+        if candidate.name in known:
+            continue
+        on: list[tuple[Any, bool]] = []
+        off: list[Any] = []
+        for value in candidate.values:
+            prompt = renderer.prompt(**{candidate.name: value})
+            if prompt is None:
+                continue
+            state = markup.prompt_state(prompt)
+            if state.thinking_disabled:
+                off.append(value)
+            else:
+                on.append((value, state.prefilled))
+        if on and (off or default_off):
+            prefilled = [value for value, filled in on if filled]
+            value_on = prefilled[0] if prefilled else on[-1][0]
+            return ThinkingSwitch("kwarg", candidate.name, value_on, off[0] if off else None)
+    return None
 
 
 def _fallback(reason: str, switch: ThinkingSwitch | None = None) -> DetectedTemplate:

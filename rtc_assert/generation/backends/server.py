@@ -59,7 +59,8 @@ class OpenAIServerBackend:
         timeout_s: seconds to wait for one completion.
         max_retries: retries of one request after a transient failure.
         backoff_s: first retry delay; it doubles with each retry.
-        extra_body: fields added to every request; default `VLLM_EXTRA_BODY`.
+        extra_body: fields added to every request, over `VLLM_EXTRA_BODY` (special tokens
+            are always kept).
     """
 
     name = "openai"
@@ -88,7 +89,12 @@ class OpenAIServerBackend:
         self.concurrency = concurrency
         self.max_retries = max_retries
         self.backoff_s = backoff_s
-        self.extra_body = dict(VLLM_EXTRA_BODY if extra_body is None else extra_body)
+        if (extra_body or {}).get("skip_special_tokens"):
+            raise GenerationError(
+                "server backend: extra_body skip_special_tokens: true would drop reasoning "
+                "markers that are special tokens (Gemma 4's <|channel>...<channel|>); remove it"
+            )
+        self.extra_body = {**VLLM_EXTRA_BODY, **(extra_body or {})}
         headers = {}
         if api_key_env is not None:
             key = os.environ.get(api_key_env)
