@@ -34,7 +34,7 @@ class _Strict(BaseModel):
 class BackendConfig(_Strict):
     """Which engine generates, with its engine-specific options."""
 
-    name: Literal["transformers", "vllm", "openai"] = "transformers"
+    name: Literal["transformers", "vllm", "openai", "openai-chat"] = "transformers"
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -48,6 +48,9 @@ class TraceFormatConfig(_Strict):
     prefilled: bool | None = None
     """Whether generation prompts end inside the reasoning; default: read from each prompt."""
     min_reasoning_chars: int = Field(default=1, ge=1)
+    budget_counts_as_valid: bool = False
+    """A trace a server closed because its thinking budget ran out (detail ``budget``) is
+    classified as closed (valid or empty); by default it counts as truncated."""
 
     @model_validator(mode="after")
     def _usable_markup(self) -> TraceFormatConfig:
@@ -82,6 +85,7 @@ class TraceFormatConfig(_Strict):
             markup=markup or detected.markup,
             prefilled=self.prefilled,
             min_reasoning_chars=self.min_reasoning_chars,
+            budget_counts_as_valid=self.budget_counts_as_valid,
             overridden=tuple(overridden),
         )
 

@@ -17,6 +17,7 @@ from rtc_assert.decide.stats import wilson_interval
 from rtc_assert.errors import MetricsError
 from rtc_assert.scoring import ScoredTrace
 from rtc_assert.traces.classify import TraceStatus
+from rtc_assert.traces.server_split import HIDDEN
 
 MetricName = Literal[
     "valid_rate",
@@ -29,6 +30,10 @@ MetricName = Literal[
 ]
 RATE_METRICS: tuple[MetricName, ...] = get_args(MetricName)
 """The names of the rate metrics, as thresholds.yaml writes them."""
+STATUS_METRICS: frozenset[str] = frozenset(
+    {"valid_rate", "empty_rate", "truncated_rate", "missing_rate", "reasoning_conditioned_accuracy"}
+)
+"""The metrics that need every trace's status (not computable under hidden reasoning)."""
 
 
 class Rate(BaseModel):
@@ -75,6 +80,20 @@ class RunMetrics(BaseModel):
     """As ``mean_reasoning_chars`` in tokens, where the backend counted them."""
     mean_answer_tokens: float | None
     """As ``mean_answer_chars`` in tokens, where the backend counted them."""
+    hidden_reasoning: int = 0
+    """Generations whose server counted reasoning tokens but returned no reasoning text:
+    while any is, the trace-status rates cannot be computed (see `status_unknown`)."""
+
+    def status_unknown(self) -> str | None:
+        """Why the trace-status rates cannot be computed, or None when they can."""
+        if not self.hidden_reasoning:
+            return None
+        return (
+            f"{self.hidden_reasoning} of {self.generations} generations have hidden reasoning "
+            "(the server counted reasoning tokens but returned no reasoning text), so the "
+            "valid-reasoning rate cannot be computed; use a server or API that returns the "
+            "reasoning"
+        )
 
     def metric(self, name: str) -> Rate | None:
         """A rate metric by name (one of ``RATE_METRICS``)."""
@@ -195,4 +214,5 @@ def compute_metrics(outcomes: Iterable[ScoredTrace], confidence: float = 0.95) -
         mean_answer_tokens=_mean_or_none(
             [o.answer_tokens for o in flat if o.answer_tokens is not None]
         ),
+        hidden_reasoning=sum(HIDDEN in o.trace.detail.split(",") for o in flat),
     )

@@ -84,7 +84,7 @@ def test_valid_config_expands_gates_per_probe_set(tmp_path):
         ),
         (
             ("name: transformers", "name: tgi"),
-            r"thresholds.yaml:5: backend.name: Input should be 'transformers', 'vllm' or 'openai'",
+            r"thresholds.yaml:5: backend.name: Input should be 'transformers', 'vllm', 'openai' or 'openai-chat'",
         ),
         (
             ("version: 1", "version: 2"),

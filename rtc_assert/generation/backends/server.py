@@ -2,23 +2,20 @@
 
 The client renders each prompt with the model's chat template and sends it to the
 *completions* endpoint, so the raw text, tags included, comes back: a server-side reasoning
-parser's split is never trusted. Requests run with bounded concurrency; connection errors,
-timeouts, 429 and 5xx answers are retried with exponential backoff; other 4xx answers fail at
-once with the server's message. The API key is read from an environment variable and never
-appears in errors or logs.
+parser's split is never trusted. Retries, backoff and adaptive concurrency are
+`rtc_assert.generation.http_client`'s; the API key never appears in errors or logs.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
-import httpx
-
+from rtc_assert.generation.http_client import (
+    ClientOptions,
+    ServerClient,
+    ServerGenerationError,
+)
 from rtc_assert.generation.models import ModelRef
 from rtc_assert.generation.requests import (
     Generation,
@@ -29,7 +26,7 @@ from rtc_assert.generation.requests import (
 )
 from rtc_assert.generation.tokenizers import load_tokenizer
 
-logger = logging.getLogger(__name__)
+__all__ = ["VLLM_EXTRA_BODY", "OpenAIServerBackend", "ServerGenerationError"]
 
 VLLM_EXTRA_BODY: dict[str, Any] = {
     "skip_special_tokens": False,
@@ -37,18 +34,6 @@ VLLM_EXTRA_BODY: dict[str, Any] = {
     "add_special_tokens": False,
 }
 """vLLM (and SGLang) sampling fields that keep the tags and leave the rendered prompt as is."""
-
-
-class ServerGenerationError(GenerationError):
-    """The server failed; ``completed`` holds the generations that finished before it did."""
-
-    def __init__(self, message: str, completed: list[Generation]) -> None:
-        super().__init__(f"{message} ({len(completed)} generations completed before the failure)")
-        self.completed = completed
-
-
-class _Transient(Exception):
-    """A failure worth retrying."""
 
 
 class OpenAIServerBackend:
@@ -60,11 +45,8 @@ class OpenAIServerBackend:
         served_model: the model name the server knows; default the model spec's source, or
             for a PEFT adapter its folder name (``vllm serve BASE --enable-lora
             --lora-modules NAME=ADAPTER_FOLDER``).
-        api_key_env: name of the environment variable that holds the API key, if any.
-        concurrency: requests in flight at once.
-        timeout_s: seconds to wait for one completion.
-        max_retries: retries of one request after a transient failure.
-        backoff_s: first retry delay; it doubles with each retry.
+        api_key_env, concurrency, max_in_flight, timeout_s, max_retries, backoff_s: how
+            requests are sent and retried (`rtc_assert.generation.http_client.ClientOptions`).
         extra_body: fields added to every request; default `VLLM_EXTRA_BODY`.
     """
 
@@ -78,6 +60,7 @@ class OpenAIServerBackend:
         served_model: str | None = None,
         api_key_env: str | None = None,
         concurrency: int = 8,
+        max_in_flight: int = 64,
         timeout_s: float = 300.0,
         max_retries: int = 4,
         backoff_s: float = 1.0,
@@ -85,60 +68,34 @@ class OpenAIServerBackend:
         trust_remote_code: bool = False,
         tokenizer: Any = None,
     ) -> None:
-        if concurrency < 1 or max_retries < 0 or timeout_s <= 0:
-            raise GenerationError(
-                "server backend: concurrency must be >= 1, max_retries >= 0 and timeout_s > 0"
+        try:
+            client_options = ClientOptions(
+                api_key_env=api_key_env,
+                concurrency=concurrency,
+                max_in_flight=max_in_flight,
+                timeout_s=timeout_s,
+                max_retries=max_retries,
+                backoff_s=backoff_s,
             )
+        except ValueError as error:
+            raise GenerationError(f"server backend: invalid option: {error}") from None
         self.model_ref = model
         self.tokenizer = tokenizer or load_tokenizer(model, trust_remote_code=trust_remote_code)
         self.url = base_url.rstrip("/") + "/completions"
         self.served_model = served_model or model.adapter_name or model.source
-        self.concurrency = concurrency
-        self.max_retries = max_retries
-        self.backoff_s = backoff_s
         self.extra_body = dict(VLLM_EXTRA_BODY if extra_body is None else extra_body)
-        headers = {}
-        if api_key_env is not None:
-            key = os.environ.get(api_key_env)
-            if not key:
-                raise GenerationError(
-                    f"server backend: environment variable {api_key_env} (api_key_env) is not set"
-                )
-            headers["Authorization"] = f"Bearer {key}"
-        self.client = httpx.Client(headers=headers, timeout=timeout_s)
-        self.version = f"openai-compatible server at {base_url}"
+        self.http = ServerClient("server", client_options)
+        self.version = f"openai-compatible server at {self.http.redact(base_url)}"
 
     def close(self) -> None:
         """Close the HTTP connections."""
-        self.client.close()
+        self.http.close()
 
     def generate(
         self, requests: Sequence[GenerationRequest], settings: GenerationSettings
     ) -> list[Generation]:
         """Generate concurrently; on failure, raise with the completed generations kept."""
-        results: dict[int, Generation] = {}
-        failure: BaseException | None = None
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            futures = {
-                pool.submit(self._complete, request, settings): index
-                for index, request in enumerate(requests)
-            }
-            for future in as_completed(futures):
-                if future.cancelled():
-                    continue
-                error = future.exception()
-                if error is None:
-                    results[futures[future]] = future.result()
-                elif failure is None:
-                    failure = error
-                    for pending in futures:
-                        pending.cancel()
-        if failure is not None:
-            completed = [results[i] for i in sorted(results)]
-            if isinstance(failure, GenerationError):
-                raise ServerGenerationError(str(failure), completed) from failure
-            raise failure
-        return [results[i] for i in range(len(requests))]
+        return self.http.map(requests, lambda request: self._complete(request, settings))
 
     def _payload(self, request: GenerationRequest, settings: GenerationSettings) -> dict[str, Any]:
         return {
@@ -153,40 +110,13 @@ class OpenAIServerBackend:
         }
 
     def _complete(self, request: GenerationRequest, settings: GenerationSettings) -> Generation:
-        payload = self._payload(request, settings)
-        attempt = 0
-        while True:
-            try:
-                return self._record(request, self._post(payload))
-            except _Transient as error:
-                if attempt == self.max_retries:
-                    raise GenerationError(
-                        f"server {self.url} failed on probe {request.probe.id!r} after "
-                        f"{attempt + 1} attempts: {error}"
-                    ) from error
-                delay = self.backoff_s * 2**attempt
-                logger.warning("server: %s; retrying in %.1f s", error, delay)
-                time.sleep(delay)
-                attempt += 1
-
-    def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
-        try:
-            response = self.client.post(self.url, json=payload)
-        except httpx.TimeoutException as error:
-            raise _Transient(
-                f"no answer within {self.client.timeout.read} s ({error!r})"
-            ) from error
-        except httpx.TransportError as error:
-            raise _Transient(f"cannot reach the server ({error!r})") from error
-        if response.status_code == 429 or response.status_code >= 500:
-            raise _Transient(f"HTTP {response.status_code}: {response.text[:300]}")
-        if response.status_code >= 400:
-            raise GenerationError(
-                f"server {self.url} rejected the request with HTTP {response.status_code}: "
-                f"{response.text[:500]} (check served_model {self.served_model!r} and the "
-                "generation settings)"
-            )
-        return response.json()
+        body = self.http.post(
+            self.url,
+            self._payload(request, settings),
+            f"probe {request.probe.id!r}",
+            f"check served_model {self.served_model!r} and the generation settings",
+        )
+        return self._record(request, body)
 
     def _record(self, request: GenerationRequest, body: dict[str, Any]) -> Generation:
         try:
