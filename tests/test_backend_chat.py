@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -19,7 +20,7 @@ from rtc_assert.decide.gates import evaluate_gate
 from rtc_assert.decide.spec import DecisionConfig, GateSpec
 from rtc_assert.generation.backends import load_backend
 from rtc_assert.generation.backends.chat import OpenAIChatBackend
-from rtc_assert.generation.http_client import redact
+from rtc_assert.generation.http_client import _Limit, redact
 from rtc_assert.generation.models import resolve_model
 from rtc_assert.generation.requests import GenerationError, GenerationSettings, build_requests
 from rtc_assert.metrics import compute_metrics
@@ -56,7 +57,11 @@ def server() -> Iterator[Callable[[Reply], str]]:
             def log_message(self, *args: object) -> None:
                 pass
 
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Quiet(ThreadingHTTPServer):
+            def handle_error(self, request: object, client_address: object) -> None:
+                pass  # a client that timed out and hung up
+
+        httpd = Quiet(("127.0.0.1", 0), Handler)
         threading.Thread(
             target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         ).start()
@@ -101,10 +106,10 @@ def classified(url: str, **options: Any) -> tuple[str, str, str, str]:
     ("layout", "message"),
     [
         ("vLLM", {"reasoning": "one plus one", "content": "2"}),
-        (
-            "vLLM before the rename, SGLang, DeepSeek, Fireworks",
-            {"reasoning_content": "one plus one", "content": "2"},
-        ),
+        ("vLLM before the rename", {"reasoning_content": "one plus one", "content": "2"}),
+        ("SGLang", {"reasoning_content": "one plus one", "content": "2"}),
+        ("DeepSeek", {"reasoning_content": "one plus one", "content": "2"}),
+        ("Fireworks", {"reasoning_content": "one plus one", "content": "2"}),
         ("Together", {"reasoning": "one plus one", "content": "2"}),
         (
             "OpenRouter",
@@ -275,3 +280,26 @@ def test_url_credentials_are_redacted():
         redact("see https://user:pw@host/v1 and key k1", ["k1"])
         == "see https://***@host/v1 and key ***"
     )
+
+
+def test_a_server_that_never_answers_is_a_clear_error(server):
+    def hang(path: str, body: dict) -> tuple[int, Any, dict[str, str]]:
+        time.sleep(2)
+        return chat({"content": "2"})(path, body)
+
+    url = server(hang)
+    with pytest.raises(
+        GenerationError,
+        match=r"chat server .*/v1/chat/completions failed on "
+        r"probe 'p1' after 2 attempts: no answer within 0.2 s",
+    ):
+        classified(url, timeout_s=0.2, max_retries=1, backoff_s=0)
+
+
+def test_in_flight_limit_grows_while_the_server_keeps_up_and_backs_off_on_overload():
+    limit = _Limit(start=4, most=6)
+    for _ in range(4 + 5):
+        limit.succeeded()
+    assert limit.limit == 6
+    limit.overloaded()
+    assert limit.limit == 4
