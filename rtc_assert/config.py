@@ -56,12 +56,10 @@ def _number(value: Any) -> Any:
     return value
 
 
-Threshold = Annotated[
-    float | None,
-    BeforeValidator(_number),
-    Field(ge=0.0, le=1.0),
-]
-Count = Annotated[int | None, BeforeValidator(_number), Field(ge=1)]
+# The bounds sit on the number, not on the optional: None (as a dumped config writes it)
+# has no bounds to check.
+Threshold = Annotated[Annotated[float, Field(ge=0.0, le=1.0)] | None, BeforeValidator(_number)]
+Count = Annotated[Annotated[int, Field(ge=1)] | None, BeforeValidator(_number)]
 
 
 class BackendConfig(_Strict):
@@ -94,6 +92,9 @@ class TraceFormatConfig(_Strict):
     prefilled: bool | None = None
     """Whether generation prompts end inside the reasoning; default: read from each prompt."""
     min_reasoning_chars: int = Field(default=1, ge=1)
+    budget_counts_as_valid: bool = False
+    """A trace a server closed because its thinking budget ran out (detail ``budget``) is
+    classified as closed (valid or empty); by default it counts as truncated."""
 
     @model_validator(mode="after")
     def _usable_markup(self) -> TraceFormatConfig:
@@ -128,6 +129,7 @@ class TraceFormatConfig(_Strict):
             markup=markup or detected.markup,
             prefilled=self.prefilled,
             min_reasoning_chars=self.min_reasoning_chars,
+            budget_counts_as_valid=self.budget_counts_as_valid,
             overridden=tuple(overridden),
         )
 

@@ -21,6 +21,7 @@ and what to do.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -115,8 +116,12 @@ _SECRETS = (
 )
 
 
-def redact(text: str) -> str:
-    """``text`` with API keys and ``user:pass@`` URL credentials replaced by ``***``."""
+def redact(text: str, secrets: Sequence[str] = ()) -> str:
+    """``text`` with API keys, ``user:pass@`` URL credentials and each of ``secrets`` (the
+    values of a backend's API key, say) replaced by ``***``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
     for pattern, replacement in _SECRETS:
         text = pattern.sub(replacement, text)
     return text

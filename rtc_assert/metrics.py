@@ -18,6 +18,7 @@ from rtc_assert.decide.stats import wilson_interval
 from rtc_assert.errors import MetricsError
 from rtc_assert.scoring import ScoredTrace
 from rtc_assert.traces.classify import TraceStatus
+from rtc_assert.traces.server_split import HIDDEN
 
 MetricName = Literal[
     "valid_rate",
@@ -30,10 +31,13 @@ MetricName = Literal[
 ]
 RATE_METRICS: tuple[MetricName, ...] = get_args(MetricName)
 """The names of the rate metrics, as thresholds.yaml writes them."""
-
 Event = Literal["valid", "empty", "truncated", "missing", "correct", "answered", "correct_valid"]
 EVENTS: tuple[Event, ...] = get_args(Event)
 """What each generation may count towards; a probe's tally holds each as a fraction."""
+STATUS_EVENTS: frozenset[Event] = frozenset(
+    {"valid", "empty", "truncated", "missing", "correct_valid"}
+)
+"""The events that need a trace's status (unknown under hidden reasoning)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,11 @@ class Metric:
     """For status rates: the statuses of a trace that shows the metric failing."""
     tabulated: bool = True
     """Whether metric tables and sweeps show it."""
+
+    @property
+    def needs_statuses(self) -> bool:
+        """Whether it counts trace statuses, so hidden reasoning leaves it undefined."""
+        return self.numerator in STATUS_EVENTS or self.denominator in STATUS_EVENTS
 
 
 _NOT_VALID = frozenset({TraceStatus.EMPTY, TraceStatus.TRUNCATED, TraceStatus.MISSING})
@@ -125,6 +134,20 @@ class RunMetrics(BaseModel):
     """As ``mean_reasoning_chars`` in tokens, where the backend counted them."""
     mean_answer_tokens: float | None
     """As ``mean_answer_chars`` in tokens, where the backend counted them."""
+    hidden_reasoning: int = 0
+    """Generations whose server counted reasoning tokens but returned no reasoning text:
+    while any is, the trace-status rates cannot be computed (see `status_unknown`)."""
+
+    def status_unknown(self) -> str | None:
+        """Why the trace-status rates cannot be computed, or None when they can."""
+        if not self.hidden_reasoning:
+            return None
+        return (
+            f"{self.hidden_reasoning} of {self.generations} generations have hidden reasoning "
+            "(the server counted reasoning tokens but returned no reasoning text), so the "
+            "valid-reasoning rate cannot be computed; use a server or API that returns the "
+            "reasoning"
+        )
 
     def metric(self, name: str) -> Rate | None:
         """A rate metric by name (one of ``RATE_METRICS``)."""
@@ -230,4 +253,5 @@ def compute_metrics(outcomes: Iterable[ScoredTrace], confidence: float = 0.95) -
         mean_answer_tokens=_mean_or_none(
             [o.answer_tokens for o in flat if o.answer_tokens is not None]
         ),
+        hidden_reasoning=sum(HIDDEN in o.trace.detail.split(",") for o in flat),
     )

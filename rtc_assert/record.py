@@ -12,6 +12,7 @@ import json
 import platform
 import sys
 from pathlib import Path
+from statistics import fmean
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -22,6 +23,7 @@ from rtc_assert.decide.gates import GateResult
 from rtc_assert.errors import RecordError, redact
 from rtc_assert.metrics import RunMetrics
 from rtc_assert.runs import Run
+from rtc_assert.traces.server_split import shape_rules
 
 RECORD_FILE = "rtc-run.json"
 RECORD_VERSION = 1
@@ -45,6 +47,20 @@ class GenerationRecord(BaseModel):
     answer: str
     prompt_tokens: int
     completion_tokens: int
+    reasoning_tokens: int | None = None
+    """Reasoning tokens: the server's count where it reported one, else the tokenizer's."""
+    reasoning_field: str | None = None
+    """The server's field the reasoning came from (chat backends)."""
+
+
+class ReasoningTokens(BaseModel):
+    """What thinking cost, over the generations of one status that have a count."""
+
+    model_config = ConfigDict(frozen=True)
+
+    generations: int
+    total: int
+    mean: float
 
 
 class RunRecord(BaseModel):
@@ -65,6 +81,10 @@ class RunRecord(BaseModel):
     trace_format: dict[str, Any] | None = None
     """The reasoning markup detected from the chat template and the one used (with any
     ``trace_format`` overrides and the template keywords that switched thinking on)."""
+    reasoning_tokens: dict[str, ReasoningTokens] = {}
+    """Reasoning tokens by trace status, and over ``all`` generations, where counted."""
+    response_shapes: list[dict[str, str]] | None = None
+    """The response-shape rules the server-split generations were classified by."""
 
 
 class SessionRecord(BaseModel):
@@ -120,6 +140,8 @@ def run_record(run: Run) -> RunRecord:
                 answer=outcome.trace.answer,
                 prompt_tokens=generation.prompt_tokens,
                 completion_tokens=generation.completion_tokens,
+                reasoning_tokens=outcome.reasoning_tokens,
+                reasoning_field=None if generation.split is None else generation.split.field,
             )
         )
     return RunRecord(
@@ -134,7 +156,22 @@ def run_record(run: Run) -> RunRecord:
         trace_format=None
         if run.trace is None
         else run.trace.describe(run.settings.enable_thinking),
+        reasoning_tokens=reasoning_token_totals(generations),
+        response_shapes=shape_rules() if any(g.split for g in run.generations) else None,
     )
+
+
+def reasoning_token_totals(generations: list[GenerationRecord]) -> dict[str, ReasoningTokens]:
+    """Reasoning tokens by status and over ``all``, from the generations that have a count."""
+    groups: dict[str, list[int]] = {}
+    for generation in generations:
+        if generation.reasoning_tokens is not None:
+            groups.setdefault(generation.status, []).append(generation.reasoning_tokens)
+            groups.setdefault("all", []).append(generation.reasoning_tokens)
+    return {
+        status: ReasoningTokens(generations=len(counts), total=sum(counts), mean=fmean(counts))
+        for status, counts in sorted(groups.items())
+    }
 
 
 def session_record(

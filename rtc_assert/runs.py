@@ -6,12 +6,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rtc_assert.generation.requests import Backend, Generation, GenerationSettings, build_requests
+from rtc_assert.generation.requests import (
+    MESSAGE_BACKENDS,
+    Backend,
+    Generation,
+    GenerationSettings,
+    build_requests,
+)
 from rtc_assert.metrics import RunMetrics, compute_metrics
 from rtc_assert.probes.probe import ProbeSet
 from rtc_assert.scoring import ScoredTrace, score_trace
-from rtc_assert.traces.classify import Markup, classify
+from rtc_assert.traces.classify import Markup, Trace, classify
 from rtc_assert.traces.detection import TraceSetup, detect_template
+from rtc_assert.traces.server_split import classify_split
 
 
 @dataclass(frozen=True)
@@ -38,15 +45,30 @@ def score_generations(
     fmt: Markup | None = None,
     prefilled: bool | None = None,
     min_reasoning_chars: int = 1,
+    budget_counts_as_valid: bool = False,
     tokenizer: Any = None,
 ) -> list[ScoredTrace]:
     """Classify and score each generation; count tokens when a tokenizer is given.
 
-    ``prefilled`` None reads the prefill from each generation's prompt.
+    Raw text is classified by `classify`, a server's reasoning/content split by
+    `classify_split`. ``prefilled`` None reads the prefill from each generation's prompt.
+    Reasoning tokens are the server's count where it reported one, else the tokenizer's.
     """
     probes = probe_set.by_id()
-    traces = [
-        classify(
+
+    def trace_of(generation: Generation) -> Trace:
+        if generation.split is not None:
+            return classify_split(
+                generation.split.reasoning,
+                generation.split.content,
+                finish_reason=generation.finish_reason,
+                reasoning_tokens=generation.reasoning_tokens,
+                budget_exhausted=generation.split.budget_exhausted,
+                fmt=fmt,
+                min_reasoning_chars=min_reasoning_chars,
+                budget_counts_as_valid=budget_counts_as_valid,
+            )
+        return classify(
             generation.text,
             finish_reason=generation.finish_reason,
             prefilled=prefilled,
@@ -54,9 +76,13 @@ def score_generations(
             fmt=fmt,
             min_reasoning_chars=min_reasoning_chars,
         )
-        for generation in generations
+
+    traces = [trace_of(generation) for generation in generations]
+    counted = _token_counts(tokenizer, [trace.reasoning for trace in traces])
+    reasoning_tokens = [
+        generation.reasoning_tokens if generation.reasoning_tokens is not None else count
+        for generation, count in zip(generations, counted, strict=True)
     ]
-    reasoning_tokens = _token_counts(tokenizer, [trace.reasoning for trace in traces])
     answer_tokens = _token_counts(tokenizer, [trace.answer for trace in traces])
     return [
         score_trace(
@@ -98,8 +124,13 @@ def run_model(
     if trace is None:
         detected = detect_template(backend.tokenizer)
         trace = TraceSetup(detected, detected.markup)
+    renders = backend.name not in MESSAGE_BACKENDS
     requests = build_requests(
-        backend.tokenizer, probe_set.probes, settings, model=model, switch=trace.detected.switch
+        backend.tokenizer if renders else None,
+        probe_set.probes,
+        settings,
+        model=model,
+        switch=trace.detected.switch,
     )
     generations = tuple(backend.generate(requests, settings))
     outcomes = tuple(
@@ -109,6 +140,7 @@ def run_model(
             fmt=trace.markup,
             prefilled=trace.prefilled,
             min_reasoning_chars=trace.min_reasoning_chars,
+            budget_counts_as_valid=trace.budget_counts_as_valid,
             tokenizer=backend.tokenizer,
         )
     )

@@ -17,12 +17,15 @@ from rtc_assert.config import ConfigError, RtcConfig
 from rtc_assert.decide.early_stopping import decide_sequentially, shuffled
 from rtc_assert.decide.gates import GateInputs, GateResult, decide_gates, evaluate_gate
 from rtc_assert.decide.spec import GateSpec
-from rtc_assert.generation.backends import backend_identity, load_backend
+from rtc_assert.generation.backends import (
+    backend_identity,
+    load_backend,
+    load_backend_tokenizer,
+)
 from rtc_assert.generation.cache import CachedBackend, GenerationCache
 from rtc_assert.generation.fingerprint import check_adapter_base, model_fingerprint
 from rtc_assert.generation.models import resolve_model
 from rtc_assert.generation.requests import Backend
-from rtc_assert.generation.tokenizers import load_tokenizer
 from rtc_assert.probes.probe import Probe, ProbeSet
 from rtc_assert.probes.sources import load_source
 from rtc_assert.runs import Run, merge_runs, run_model
@@ -73,9 +76,7 @@ class RtcSession:
             if self.cache is None:
                 self._backends[spec] = load_backend(name, model_ref, options)
             else:
-                tokenizer = load_tokenizer(
-                    model_ref, trust_remote_code=options.get("trust_remote_code", False)
-                )
+                tokenizer = load_backend_tokenizer(name, model_ref, options)
                 self._backends[spec] = CachedBackend(
                     name=name,
                     identity=backend_identity(name, options),

@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from rtc_assert import demo
+from rtc_assert.errors import ServerGenerationError
 from rtc_assert.generation.backends import load_backend
-from rtc_assert.generation.backends.server import ServerGenerationError
 from rtc_assert.generation.models import resolve_model
 from rtc_assert.generation.requests import GenerationError, GenerationSettings, build_requests
 
@@ -191,7 +191,7 @@ def test_a_reply_that_is_not_json_names_the_server(stub_server, monkeypatch):
     url = stub_server(lambda body: completion())
     server_backend = backend(url, concurrency=1)
     monkeypatch.setattr(
-        server_backend.client, "post", lambda *a, **k: httpx.Response(200, text="<html>proxy")
+        server_backend.http.client, "post", lambda *a, **k: httpx.Response(200, text="<html>proxy")
     )
     with pytest.raises(
         GenerationError,

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import pytest
 
 from rtc_assert import demo
+from rtc_assert.errors import ServerGenerationError
 from rtc_assert.generation.backends import load_backend
 from rtc_assert.generation.backends.local_server import start_vllm_server
-from rtc_assert.generation.backends.server import ServerGenerationError
 from rtc_assert.generation.models import resolve_model
 from rtc_assert.generation.requests import Generation, GenerationSettings, build_requests
 from rtc_assert.runs import score_generations

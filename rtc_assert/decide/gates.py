@@ -390,6 +390,18 @@ def evaluate_gate(
     Intervals are computed at ``decision.confidence``, whatever level the runs' own
     metrics were computed at.
     """
+    if METRICS[gate.metric].needs_statuses:
+        for run, model in ((candidate, "candidate"), (base, "base")):
+            why = None if run is None else run.metrics.status_unknown()
+            if why is not None and (model == "candidate" or gate.kind == "max_drop"):
+                return _result(
+                    gate,
+                    decision,
+                    None,
+                    passed=False,
+                    reason=f"failed: {metric_words(gate.metric)} cannot be computed for the "
+                    f"{model}: {why}",
+                )
     if gate.kind == "max_drop":
         return _relative(gate, candidate, base, decision)
     return _absolute(gate, _rate(candidate, gate.metric, decision.confidence), decision)

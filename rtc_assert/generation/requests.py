@@ -6,6 +6,7 @@ every backend (transformers, vLLM, a server) generates from, and classifies, the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -48,6 +49,22 @@ class GenerationRequest:
     sample: int
 
 
+class ServerSplit(BaseModel):
+    """A chat response's fields as the server split them (see `rtc_assert.traces.server_split`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reasoning: str | None
+    """The reasoning field (``reasoning``, ``reasoning_content``, ``reasoning_details[].text``
+    or Ollama's ``thinking``); None when absent or null."""
+    content: str | None
+    """``message.content``; None when null."""
+    field: str | None = None
+    """Which field held the reasoning."""
+    budget_exhausted: bool = False
+    """The reasoning reached the thinking budget the request set."""
+
+
 class Generation(BaseModel):
     """What a backend returned for one request: the raw completion and how it ended."""
 
@@ -64,6 +81,10 @@ class Generation(BaseModel):
     completion_tokens: int
     prefilled: bool
     """The prompt ended with the opening reasoning tag."""
+    reasoning_tokens: int | None = None
+    """``usage.completion_tokens_details.reasoning_tokens`` where the server reports it."""
+    split: ServerSplit | None = None
+    """The server's reasoning/content split (chat backends); None for raw text."""
 
 
 class Backend(Protocol):
@@ -87,6 +108,15 @@ class Backend(Protocol):
     def close(self) -> None:
         """Release engine processes, connections or memory; the backend is unusable after."""
         ...
+
+
+MESSAGE_BACKENDS = frozenset({"openai-chat"})
+"""Backends that send the probe's messages (the server renders them), not a rendered prompt."""
+
+
+def messages_prompt(probe: Probe) -> str:
+    """The probe's messages as JSON: the "prompt" of a backend in `MESSAGE_BACKENDS`."""
+    return json.dumps(probe.chat_messages(), ensure_ascii=False)
 
 
 def _require_chat_template(tokenizer: Any, model: str) -> None:
@@ -128,17 +158,24 @@ def build_requests(
     model: str,
     switch: ThinkingSwitch | None = None,
 ) -> list[GenerationRequest]:
-    """``settings.samples`` requests per probe, prompts rendered once per probe."""
+    """``settings.samples`` requests per probe, prompts rendered once per probe.
+
+    ``tokenizer`` None: the prompt is the probe's messages (`messages_prompt`).
+    """
     if settings.samples > 1 and settings.temperature == 0:
         raise GenerationError(
             f"samples={settings.samples} with temperature=0 repeats one greedy output; "
             "set temperature > 0 or samples: 1"
         )
-    _require_chat_template(tokenizer, model)
-    switch = switch or detect_template(tokenizer).switch
+    if tokenizer is not None:
+        _require_chat_template(tokenizer, model)
+        switch = switch or detect_template(tokenizer).switch
     requests: list[GenerationRequest] = []
     for probe in probes:
-        prompt = render_prompt(tokenizer, probe, settings, model=model, switch=switch)
+        if tokenizer is None:
+            prompt = messages_prompt(probe)
+        else:
+            prompt = render_prompt(tokenizer, probe, settings, model=model, switch=switch)
         requests.extend(GenerationRequest(probe, prompt, s) for s in range(settings.samples))
     return requests
 

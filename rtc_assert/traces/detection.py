@@ -149,6 +149,8 @@ class TraceSetup:
     prefilled: bool | None = None
     """Configured prefill; None reads it from each rendered prompt."""
     min_reasoning_chars: int = 1
+    budget_counts_as_valid: bool = False
+    """A trace the server closed when the thinking budget ran out counts as closed."""
     overridden: tuple[str, ...] = ()
     """The ``trace_format`` fields that replaced what was detected."""
 
@@ -162,6 +164,7 @@ class TraceSetup:
             "thinking_on": self.detected.switch.how_on(),
             "template_kwargs": self.detected.switch.template_kwargs(enable_thinking),
             "min_reasoning_chars": self.min_reasoning_chars,
+            "budget_counts_as_valid": self.budget_counts_as_valid,
             "overridden": list(self.overridden),
         }
         return {"detected": self.detected.describe(), "used": used}

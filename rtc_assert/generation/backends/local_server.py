@@ -57,10 +57,12 @@ def start_vllm_server(
     served_name: str,
     log_path: Path,
     lora_modules: Mapping[str, Path] | None = None,
+    reasoning_parser: str | None = None,
 ) -> LocalServer:
     """``vllm serve CHECKPOINT`` (float32, eager) on a free port; returns once it answers.
 
-    ``lora_modules`` serves PEFT adapters of the checkpoint too, by served name.
+    ``lora_modules`` serves PEFT adapters of the checkpoint too, by served name;
+    ``reasoning_parser`` (``deepseek_r1``, ``qwen3``, ...) splits chat responses' reasoning out.
     """
     port = _free_port()
     command = [
@@ -69,6 +71,8 @@ def start_vllm_server(
         "--host", "127.0.0.1", "--port", str(port),
         "--dtype", "float32", "--enforce-eager",
     ]  # fmt: skip
+    if reasoning_parser:
+        command += ["--reasoning-parser", reasoning_parser]
     if lora_modules:
         command += ["--enable-lora", "--lora-modules"]
         command += [f"{name}={path}" for name, path in lora_modules.items()]

@@ -1,0 +1,284 @@
+"""Generation through a chat endpoint whose server splits the reasoning out (``openai-chat``).
+
+For models reachable only through chat completions: a vLLM or SGLang cluster started with
+``--reasoning-parser``, hosted APIs (DeepSeek, OpenRouter, Together, Fireworks), or Ollama's
+``/api/chat``. The server renders the messages, so no local tokenizer is needed; where one is
+at hand (the model folder, the ``tokenizer`` option, or a hub id already in the local cache)
+it counts tokens. The response's reasoning field and content are kept apart
+(`rtc_assert.generation.requests.ServerSplit`) and classified by
+`rtc_assert.traces.server_split.SHAPE_RULES`.
+
+Reasoning fields read, first present wins: ``message.reasoning`` (vLLM, OpenRouter,
+Together), ``message.reasoning_content`` (vLLM before 2026, SGLang, DeepSeek, Fireworks),
+``message.reasoning_details[].text`` (OpenRouter), Ollama's ``message.thinking``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from rtc_assert.generation.http_client import ClientOptions, ServerClient
+from rtc_assert.generation.models import ModelRef, resolve_model
+from rtc_assert.generation.requests import (
+    FinishReason,
+    Generation,
+    GenerationError,
+    GenerationRequest,
+    GenerationSettings,
+    ServerSplit,
+)
+from rtc_assert.generation.tokenizers import load_tokenizer
+
+ThinkingSwitchName = Literal["chat_template_kwargs", "deepseek", "openrouter", "ollama", "none"]
+REASONING_FIELDS = ("reasoning", "reasoning_content", "reasoning_details", "thinking")
+_FINISH: dict[str, FinishReason] = {
+    "stop": "stop",
+    "eos": "stop",
+    "end_turn": "stop",
+    "length": "length",
+    "max_tokens": "length",
+}
+"""Finish reasons as servers name them, mapped onto ``stop``/``length``."""
+
+
+class Options(ClientOptions):
+    """The ``openai-chat`` backend's options (and the HTTP client's, see `ClientOptions`)."""
+
+    base_url: str
+    """The API root: ``http://HOST:8000/v1`` (OpenAI layout) or ``http://HOST:11434`` (Ollama)."""
+    served_model: str | None = None
+    """The model name the server knows; default the model spec (a PEFT adapter's folder name)."""
+    api: Literal["openai", "ollama"] = "openai"
+    """``openai``: ``BASE_URL/chat/completions``; ``ollama``: ``BASE_URL/api/chat``."""
+    thinking_switch: ThinkingSwitchName | None = None
+    """How ``generation.enable_thinking`` reaches the server: vLLM/SGLang
+    ``chat_template_kwargs``, DeepSeek ``thinking``, OpenRouter ``reasoning``, Ollama
+    ``think``, or ``none``; default ``ollama`` for that api, else ``chat_template_kwargs``."""
+    thinking_budget: int | None = None
+    """Most reasoning tokens: vLLM ``thinking_token_budget`` or OpenRouter
+    ``reasoning.max_tokens``; a trace that reaches it gets detail ``budget``."""
+    tokenizer: str | None = None
+    """A folder or hub id whose tokenizer counts tokens when the server does not."""
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+    """Fields added to every request."""
+    trust_remote_code: bool = False
+
+    @model_validator(mode="after")
+    def _budget_has_a_switch(self) -> Options:
+        if self.thinking_budget is not None:
+            if self.thinking_budget < 1:
+                raise ValueError("thinking_budget must be at least 1")
+            if self.switch() not in ("chat_template_kwargs", "openrouter"):
+                raise ValueError(
+                    f"thinking_budget needs thinking_switch chat_template_kwargs (vLLM) or "
+                    f"openrouter, not {self.switch()}"
+                )
+        return self
+
+    def switch(self) -> ThinkingSwitchName:
+        """The thinking switch in use."""
+        if self.thinking_switch is not None:
+            return self.thinking_switch
+        return "ollama" if self.api == "ollama" else "chat_template_kwargs"
+
+
+def optional_tokenizer(model: ModelRef, options: Options) -> Any:
+    """The tokenizer of ``options.tokenizer`` or of the model, where one is at hand; else None."""
+    if options.tokenizer is not None:
+        return load_tokenizer(
+            resolve_model(options.tokenizer), trust_remote_code=options.trust_remote_code
+        )
+    if not model.is_local:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(
+            model.source, "tokenizer_config.json", revision=model.revision
+        )
+        if not isinstance(cached, str):
+            return None
+    return load_tokenizer(model, trust_remote_code=options.trust_remote_code)
+
+
+def switch_fields(
+    switch: ThinkingSwitchName, enable_thinking: bool | None, budget: int | None
+) -> dict[str, Any]:
+    """The request fields that turn thinking on or off (and set its budget) on a server."""
+    fields: dict[str, Any] = {}
+    if switch == "chat_template_kwargs":
+        if enable_thinking is not None:
+            fields["chat_template_kwargs"] = {"enable_thinking": enable_thinking}
+        if budget is not None:
+            fields["thinking_token_budget"] = budget
+    elif switch == "deepseek" and enable_thinking is not None:
+        fields["thinking"] = {"type": "enabled" if enable_thinking else "disabled"}
+    elif switch == "openrouter":
+        reasoning: dict[str, Any] = {}
+        if enable_thinking is not None:
+            reasoning["enabled"] = enable_thinking
+        if budget is not None:
+            reasoning["max_tokens"] = budget
+        if reasoning:
+            fields["reasoning"] = reasoning
+    elif switch == "ollama" and enable_thinking is not None:
+        fields["think"] = enable_thinking
+    return fields
+
+
+class OpenAIChatBackend:
+    """Chat completions from a running server, its reasoning field kept apart."""
+
+    name = "openai-chat"
+
+    def __init__(self, model: ModelRef, *, options: Options, tokenizer: Any = None) -> None:
+        self.options = options
+        self.tokenizer = tokenizer or optional_tokenizer(model, options)
+        root = options.base_url.rstrip("/")
+        self.url = root + ("/api/chat" if options.api == "ollama" else "/chat/completions")
+        self.served_model = options.served_model or model.adapter_name or model.spec
+        self.http = ServerClient("chat server", options)
+        self.version = f"{options.api} chat server at {self.http.redact(root)}"
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self.http.close()
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], settings: GenerationSettings
+    ) -> list[Generation]:
+        """Generate concurrently; on failure, raise with the completed generations kept."""
+        return self.http.map(requests, lambda request: self._chat(request, settings))
+
+    def payload(self, request: GenerationRequest, settings: GenerationSettings) -> dict[str, Any]:
+        """The request body for one probe sample."""
+        thinking = switch_fields(
+            self.options.switch(), settings.enable_thinking, self.options.thinking_budget
+        )
+        sampling = {
+            "temperature": settings.temperature,
+            "top_p": settings.top_p,
+            "seed": settings.seed + request.sample,
+        }
+        body: dict[str, Any] = {
+            "model": self.served_model,
+            "messages": request.probe.chat_messages(),
+        }
+        if self.options.api == "ollama":
+            body |= {
+                "stream": False,
+                "options": {"num_predict": settings.max_new_tokens, **sampling},
+            }
+        else:
+            body |= {"max_tokens": settings.max_new_tokens, "n": 1, **sampling}
+        return body | thinking | self.options.extra_body
+
+    def _chat(self, request: GenerationRequest, settings: GenerationSettings) -> Generation:
+        body = self.http.post(
+            self.url,
+            self.payload(request, settings),
+            f"probe {request.probe.id!r}",
+            f"check served_model {self.served_model!r} (the name the server serves the "
+            "model as), thinking_switch and the generation settings",
+        )
+        return self.parse(request, body)
+
+    def _layout_error(self, problem: str, body: Any) -> GenerationError:
+        return GenerationError(
+            self.http.redact(
+                f"chat server {self.url} answered in an unknown layout: {problem} "
+                f"(got {body!r:.300}); check api ({self.options.api!r}) and base_url"
+            )
+        )
+
+    def parse(self, request: GenerationRequest, body: dict[str, Any]) -> Generation:
+        """One generation from a response body (OpenAI or Ollama layout)."""
+        if self.options.api == "ollama":
+            message, finish = body.get("message"), body.get("done_reason")
+            usage: dict[str, Any] = {
+                "prompt_tokens": body.get("prompt_eval_count"),
+                "completion_tokens": body.get("eval_count"),
+            }
+        else:
+            choices = body.get("choices")
+            if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+                raise self._layout_error("no choices[0]", body)
+            message, finish = choices[0].get("message"), choices[0].get("finish_reason")
+            usage = body["usage"] if isinstance(body.get("usage"), dict) else {}
+        if not isinstance(message, dict):
+            raise self._layout_error("no message object", body)
+        if "content" not in message and not any(f in message for f in REASONING_FIELDS):
+            raise self._layout_error(
+                "the message has neither content nor a reasoning field "
+                f"({', '.join(REASONING_FIELDS)})",
+                body,
+            )
+        finish_reason = _FINISH.get(str(finish))
+        if finish_reason is None:
+            raise GenerationError(
+                f"chat server {self.url} ended probe {request.probe.id!r} with finish_reason "
+                f"{finish!r}; expected stop or length (a content filter or an aborted request "
+                "leaves nothing to classify)"
+            )
+        content = _text(message.get("content"))
+        field, reasoning = _reasoning(message)
+        details = usage.get("completion_tokens_details") or {}
+        reasoning_tokens = details.get("reasoning_tokens") if isinstance(details, dict) else None
+        if reasoning_tokens is None and reasoning and self.tokenizer is not None:
+            reasoning_tokens = _count(self.tokenizer, reasoning)
+        budget = self.options.thinking_budget
+        return Generation(
+            probe_id=request.probe.id,
+            sample=request.sample,
+            prompt=request.prompt,
+            text=content or "",
+            finish_reason=finish_reason,
+            prompt_tokens=usage.get("prompt_tokens") or 0,
+            completion_tokens=usage.get("completion_tokens")
+            or _count(self.tokenizer, (reasoning or "") + (content or "")),
+            prefilled=False,
+            reasoning_tokens=reasoning_tokens,
+            split=ServerSplit(
+                reasoning=reasoning,
+                content=content,
+                field=field,
+                budget_exhausted=bool(
+                    budget is not None
+                    and reasoning_tokens is not None
+                    and reasoning_tokens >= budget
+                ),
+            ),
+        )
+
+
+def _text(value: Any) -> str | None:
+    """A content value as text: a string, a list of text parts, or None."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(part.get("text", "") for part in value if isinstance(part, dict))
+    return str(value)
+
+
+def _reasoning(message: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(field name, text) of the first reasoning field with a value."""
+    for field in ("reasoning", "reasoning_content", "thinking"):
+        value = message.get(field)
+        if isinstance(value, str):
+            return field, value
+    details = message.get("reasoning_details")
+    if isinstance(details, list):
+        texts = [
+            d["text"] for d in details if isinstance(d, dict) and isinstance(d.get("text"), str)
+        ]
+        if texts:
+            return "reasoning_details", "".join(texts)
+    return None, None
+
+
+def _count(tokenizer: Any, text: str) -> int:
+    """Tokens in ``text``; 0 without a tokenizer (the count is then unknown)."""
+    if tokenizer is None or not text:
+        return 0
+    return len(tokenizer(text, add_special_tokens=False).input_ids)

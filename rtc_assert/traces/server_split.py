@@ -1,0 +1,148 @@
+"""Classify a chat response whose server split the reasoning out of the text.
+
+A server started with a reasoning parser (vLLM ``--reasoning-parser``, SGLang), a hosted API
+(DeepSeek, OpenRouter, Together, Fireworks) or Ollama returns the reasoning in a field of its
+own and the answer in ``content``. The tags are gone, so DESIGN.md's three rules cannot be
+applied to the text; `SHAPE_RULES` maps each response shape onto the same four statuses, in
+order, and says where a shape cannot tell two statuses apart. The valid-reasoning rate stays
+exact in every shape but hidden reasoning, where it cannot be computed at all.
+
+Written against vLLM 0.32 (``deepseek_r1``/``qwen3`` parsers: no closing tag sends the whole
+text to ``reasoning`` with ``content`` null; a block closed at the very end gives null
+``content`` too), SGLang, and the hosted APIs as ECOSYSTEM.md lists them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from rtc_assert.traces.classify import (
+    STANDARD_TAGS,
+    Markup,
+    Trace,
+    TraceStatus,
+    closed_trace,
+    missing_trace,
+    truncated_trace,
+)
+
+HIDDEN = "hidden"
+"""The detail of a response whose server counted reasoning tokens but returned no text."""
+
+
+@dataclass(frozen=True)
+class ShapeRule:
+    """One response shape and the status it maps to."""
+
+    shape: str
+    status: str
+    detail: str
+    why: str
+
+
+SHAPE_RULES: tuple[ShapeRule, ...] = (
+    ShapeRule(
+        "reasoning tags inside content",
+        "by the tags",
+        "tags_in_content",
+        "the server's parser was off or failed: content is classified as raw text with the "
+        "detected markup (a reasoning field beside it adds reasoning_field_ignored)",
+    ),
+    ShapeRule(
+        "thinking budget ran out (reasoning tokens reached the budget)",
+        "valid/empty, or truncated",
+        "budget",
+        "the server closed the block itself; trace_format.budget_counts_as_valid decides",
+    ),
+    ShapeRule(
+        "reasoning and content both present",
+        "valid or empty",
+        "closed",
+        "the block closed; valid when the reasoning has min_reasoning_chars non-blank characters",
+    ),
+    ShapeRule(
+        "reasoning present, content null, finish_reason length",
+        "truncated",
+        "length",
+        "the token cap cut the reasoning",
+    ),
+    ShapeRule(
+        "reasoning present, content null, natural stop",
+        "truncated",
+        "unterminated_or_misrouted",
+        "the block never closed, or the server moved the answer into reasoning (or the "
+        "block closed with nothing after it): the shape cannot tell these apart",
+    ),
+    ShapeRule(
+        "no reasoning text, reasoning tokens counted in usage",
+        "missing",
+        HIDDEN,
+        "hidden reasoning (OpenAI o-series): nothing to classify, so the valid-reasoning "
+        "rate cannot be computed and a gate on a trace status fails saying so",
+    ),
+    ShapeRule(
+        "no reasoning (null or empty string), content present",
+        "missing",
+        "ambiguous",
+        "servers fold an empty block and no block into this one shape: empty and missing "
+        "cannot be separated (neither is valid, so the valid-reasoning rate is exact)",
+    ),
+    ShapeRule("no reasoning and no content", "missing", "no_output", "the server sent nothing"),
+)
+"""The response-shape rules, first match wins; also written into the run record."""
+
+
+def shape_rules() -> list[dict[str, str]]:
+    """`SHAPE_RULES` as plain data, for run records."""
+    return [asdict(rule) for rule in SHAPE_RULES]
+
+
+def classify_split(
+    reasoning: str | None,
+    content: str | None,
+    *,
+    finish_reason: str | None,
+    reasoning_tokens: int | None = None,
+    budget_exhausted: bool = False,
+    fmt: Markup | None = None,
+    min_reasoning_chars: int = 1,
+    budget_counts_as_valid: bool = False,
+) -> Trace:
+    """Classify one server-split response by `SHAPE_RULES`.
+
+    Args:
+        reasoning: the server's reasoning field (None when absent or null).
+        content: the answer field (None when null).
+        finish_reason: ``"stop"`` or ``"length"`` when known.
+        reasoning_tokens: ``usage.completion_tokens_details.reasoning_tokens``, if reported.
+        budget_exhausted: the reasoning reached the thinking budget the request set.
+        fmt: the markup to find tags left in ``content`` with; default the standard tags.
+        budget_counts_as_valid: a budget-closed trace is classified as closed (else truncated).
+    """
+    if min_reasoning_chars < 1:
+        raise ValueError(f"min_reasoning_chars must be at least 1, got {min_reasoning_chars}")
+    markup = fmt or STANDARD_TAGS
+    if content:
+        raw = markup.split(
+            content,
+            finish_reason=finish_reason,
+            prefilled=False,
+            min_reasoning_chars=min_reasoning_chars,
+        )
+        if raw.status is not TraceStatus.MISSING:
+            extra = ["tags_in_content"] + (["reasoning_field_ignored"] if reasoning else [])
+            return Trace(raw.status, raw.reasoning, raw.answer, ",".join([raw.detail, *extra]))
+    if not reasoning:
+        if reasoning_tokens:
+            return missing_trace(content or "", HIDDEN)
+        return missing_trace(content or "", "ambiguous" if content else "no_output")
+    if budget_exhausted:
+        if budget_counts_as_valid:
+            return closed_trace(reasoning, content or "", ["budget"], min_reasoning_chars)
+        return Trace(TraceStatus.TRUNCATED, reasoning.strip(), (content or "").strip(), "budget")
+    if content is not None:
+        return closed_trace(reasoning, content, ["closed"], min_reasoning_chars)
+    trace = truncated_trace(reasoning, finish_reason)
+    if trace.detail == "unterminated":
+        return Trace(trace.status, trace.reasoning, trace.answer, "unterminated_or_misrouted")
+    return trace

@@ -1,0 +1,306 @@
+"""The ``openai-chat`` backend against a local HTTP server answering each documented layout.
+
+Each case is one response shape from ECOSYSTEM.md, classified by
+`rtc_assert.traces.server_split.SHAPE_RULES`. The real ``vllm serve --reasoning-parser``
+comparison is in tests/test_backend_chat_vllm.py.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from rtc_assert.decide.gates import evaluate_gate
+from rtc_assert.decide.spec import DecisionConfig, GateSpec
+from rtc_assert.errors import redact
+from rtc_assert.generation.backends import load_backend
+from rtc_assert.generation.backends.chat import OpenAIChatBackend
+from rtc_assert.generation.http_client import _Limit
+from rtc_assert.generation.models import resolve_model
+from rtc_assert.generation.requests import GenerationError, GenerationSettings, build_requests
+from rtc_assert.metrics import compute_metrics
+from rtc_assert.probes.probe import Probe, ProbeSet
+from rtc_assert.record import run_record
+from rtc_assert.runs import Run, score_generations
+
+SETTINGS = GenerationSettings(max_new_tokens=16)
+PROBES = ProbeSet(
+    name="t", version="1", probes=[Probe(id="p1", prompt="1+1?", answer="2", scorer="exact")]
+)
+Reply = Callable[[str, dict[str, Any]], tuple[int, Any, dict[str, str]]]
+
+
+@pytest.fixture
+def server() -> Iterator[Callable[[Reply], str]]:
+    """A local server whose answers (status, body, headers) come from ``reply(path, body)``."""
+    started: list[ThreadingHTTPServer] = []
+
+    def start(reply: Reply) -> str:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                body["_authorization"] = self.headers.get("Authorization")
+                status, answer, headers = reply(self.path, body)
+                data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        class Quiet(ThreadingHTTPServer):
+            def handle_error(self, request: object, client_address: object) -> None:
+                pass  # a client that timed out and hung up
+
+        httpd = Quiet(("127.0.0.1", 0), Handler)
+        threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+        started.append(httpd)
+        return f"http://127.0.0.1:{httpd.server_address[1]}"
+
+    yield start
+    for httpd in started:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def chat(message: dict[str, Any], finish: str = "stop", usage: dict | None = None) -> Reply:
+    body = {
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish}
+        ],
+        "usage": usage or {"prompt_tokens": 4, "completion_tokens": 6},
+    }
+    return lambda path, request: (200, body, {})
+
+
+def backend(url: str, **options: Any) -> OpenAIChatBackend:
+    options.setdefault("base_url", url + "/v1")
+    chat_backend = load_backend("openai-chat", resolve_model("my-model"), options)
+    assert isinstance(chat_backend, OpenAIChatBackend)
+    return chat_backend
+
+
+def classified(url: str, **options: Any) -> tuple[str, str, str, str]:
+    """(status, detail, reasoning, answer) of one probe through the chat backend."""
+    chat_backend = backend(url, **options)
+    requests = build_requests(None, PROBES.probes, SETTINGS, model="my-model")
+    generations = chat_backend.generate(requests, SETTINGS)
+    chat_backend.close()
+    (outcome,) = score_generations(PROBES, generations, budget_counts_as_valid=False)
+    trace = outcome.trace
+    return trace.status.value, trace.detail, trace.reasoning, trace.answer
+
+
+@pytest.mark.parametrize(
+    ("layout", "message"),
+    [
+        ("vLLM", {"reasoning": "one plus one", "content": "2"}),
+        ("vLLM before the rename", {"reasoning_content": "one plus one", "content": "2"}),
+        ("SGLang", {"reasoning_content": "one plus one", "content": "2"}),
+        ("DeepSeek", {"reasoning_content": "one plus one", "content": "2"}),
+        ("Fireworks", {"reasoning_content": "one plus one", "content": "2"}),
+        ("Together", {"reasoning": "one plus one", "content": "2"}),
+        (
+            "OpenRouter",
+            {
+                "content": "2",
+                "reasoning_details": [
+                    {"type": "reasoning.text", "text": "one plus "},
+                    {"type": "reasoning.text", "text": "one"},
+                ],
+            },
+        ),
+    ],
+)
+def test_closed_reasoning_in_each_providers_field(server, layout, message):
+    assert classified(server(chat(message))) == ("valid", "closed", "one plus one", "2"), layout
+
+
+def test_ollama_api_chat_thinking(server):
+    seen: list[tuple[str, dict]] = []
+
+    def reply(path: str, body: dict) -> tuple[int, Any, dict[str, str]]:
+        seen.append((path, body))
+        message = {"role": "assistant", "thinking": "one plus one", "content": "2"}
+        return 200, {"message": message, "done": True, "done_reason": "stop", "eval_count": 5}, {}
+
+    url = server(reply)
+    assert classified(url, base_url=url, api="ollama") == ("valid", "closed", "one plus one", "2")
+    path, body = seen[0]
+    assert path == "/api/chat" and body["think"] is True and body["stream"] is False
+    assert body["options"]["num_predict"] == SETTINGS.max_new_tokens
+
+
+def test_null_content_with_length_is_truncated(server):
+    url = server(chat({"reasoning": "one plus", "content": None}, finish="length"))
+    assert classified(url)[:2] == ("truncated", "length")
+
+
+def test_null_content_with_a_natural_stop_says_it_cannot_tell(server):
+    url = server(chat({"reasoning": "one plus one is 2", "content": None}))
+    assert classified(url)[:2] == ("truncated", "unterminated_or_misrouted")
+
+
+def test_no_reasoning_field_is_ambiguous_not_guessed(server):
+    url = server(chat({"content": "2"}))
+    assert classified(url) == ("missing", "ambiguous", "", "2")
+
+
+def test_blank_reasoning_field_is_an_empty_block(server):
+    url = server(chat({"reasoning": "\n", "content": "2"}))
+    assert classified(url)[:2] == ("empty", "blank,closed")
+
+
+def test_tags_left_in_content_are_parsed_as_raw_text(server):
+    url = server(chat({"content": "<think>one plus one</think>2"}))
+    assert classified(url) == ("valid", "closed,tags_in_content", "one plus one", "2")
+
+
+def test_hidden_reasoning_makes_the_valid_rate_not_computable(server):
+    usage = {
+        "prompt_tokens": 4,
+        "completion_tokens": 90,
+        "completion_tokens_details": {"reasoning_tokens": 80},
+    }
+    url = server(chat({"content": "2"}, usage=usage))
+    chat_backend = backend(url)
+    requests = build_requests(None, PROBES.probes, SETTINGS, model="my-model")
+    generations = tuple(chat_backend.generate(requests, SETTINGS))
+    outcomes = tuple(score_generations(PROBES, generations))
+    assert outcomes[0].trace.detail == "hidden" and outcomes[0].reasoning_tokens == 80
+    run = Run(
+        "my-model",
+        "openai-chat",
+        PROBES,
+        SETTINGS,
+        generations,
+        outcomes,
+        compute_metrics(outcomes),
+    )
+    gate = GateSpec(probe_set="t", metric="valid_rate", kind="min", threshold=0.0)
+    result = evaluate_gate(gate, run, None, DecisionConfig())
+    assert not result.passed and "hidden reasoning" in result.reason
+    record = run_record(run)
+    assert record.reasoning_tokens["all"].total == 80
+    assert record.response_shapes and record.generations[0].reasoning_tokens == 80
+
+
+def test_thinking_budget_detail_and_switches(server):
+    seen: list[dict] = []
+    usage = {
+        "prompt_tokens": 4,
+        "completion_tokens": 40,
+        "completion_tokens_details": {"reasoning_tokens": 32},
+    }
+
+    def reply(path: str, body: dict) -> tuple[int, Any, dict[str, str]]:
+        seen.append(body)
+        return chat({"reasoning": "long thought", "content": "2"}, usage=usage)(path, body)
+
+    url = server(reply)
+    assert classified(url, thinking_budget=32)[:2] == ("truncated", "budget")
+    assert seen[-1]["chat_template_kwargs"] == {"enable_thinking": True}
+    assert seen[-1]["thinking_token_budget"] == 32
+    classified(url, thinking_switch="openrouter", thinking_budget=32)
+    assert seen[-1]["reasoning"] == {"enabled": True, "max_tokens": 32}
+    classified(url, thinking_switch="deepseek")
+    assert seen[-1]["thinking"] == {"type": "enabled"}
+    with pytest.raises(GenerationError, match="thinking_budget needs"):
+        backend(url, thinking_switch="deepseek", thinking_budget=8)
+
+
+def test_429_with_retry_after_is_honoured(server):
+    calls: list[float] = []
+
+    def reply(path: str, body: dict) -> tuple[int, Any, dict[str, str]]:
+        calls.append(0.0)
+        if len(calls) == 1:
+            return 429, {"error": "slow down"}, {"Retry-After": "0"}
+        return chat({"reasoning": "r", "content": "2"})(path, body)
+
+    url = server(reply)
+    assert classified(url, backoff_s=30)[0] == "valid"  # a 30 s backoff would time the test out
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("answer", "match"),
+    [
+        (b"<html>gateway</html>", "not JSON"),
+        ({"object": "chat.completion", "choices": []}, "no choices"),
+        (
+            {"choices": [{"message": {"role": "assistant", "text": "2"}, "finish_reason": "stop"}]},
+            "neither content nor",
+        ),
+    ],
+)
+def test_bad_bodies_name_server_and_url_never_the_key(server, monkeypatch, answer, match):
+    monkeypatch.setenv("CHAT_KEY", "sk-secret-123")
+    url = server(lambda path, body: (200, answer, {}))
+    with pytest.raises(GenerationError, match=match) as raised:
+        classified(url, api_key_env="CHAT_KEY")
+    message = str(raised.value)
+    assert f"{url}/v1/chat/completions" in message and "sk-secret-123" not in message
+
+
+def test_unknown_model_name_says_to_set_served_model(server, monkeypatch):
+    monkeypatch.setenv("CHAT_KEY", "sk-secret-123")
+
+    def reply(path: str, body: dict) -> tuple[int, Any, dict[str, str]]:
+        assert body["_authorization"] == "Bearer sk-secret-123"
+        return (
+            404,
+            {"error": {"message": f"model {body['model']} not found; key sk-secret-123"}},
+            {},
+        )
+
+    with pytest.raises(GenerationError, match="served_model 'my-model'") as raised:
+        classified(server(reply), api_key_env="CHAT_KEY")
+    assert "sk-secret-123" not in str(raised.value)
+
+
+def test_unknown_option_is_a_clear_error():
+    with pytest.raises(GenerationError, match="openai-chat.*conccurency"):
+        load_backend("openai-chat", resolve_model("m"), {"base_url": "http://x", "conccurency": 2})
+
+
+def test_url_credentials_are_redacted():
+    assert (
+        redact("see https://user:pw@host/v1 and key k1", ["k1"])
+        == "see https://***@host/v1 and key ***"
+    )
+
+
+def test_a_server_that_never_answers_is_a_clear_error(server):
+    def hang(path: str, body: dict) -> tuple[int, Any, dict[str, str]]:
+        time.sleep(2)
+        return chat({"content": "2"})(path, body)
+
+    url = server(hang)
+    with pytest.raises(
+        GenerationError,
+        match=r"chat server .*/v1/chat/completions failed on "
+        r"probe 'p1' after 2 attempts: no answer within 0.2 s",
+    ):
+        classified(url, timeout_s=0.2, max_retries=1, backoff_s=0)
+
+
+def test_in_flight_limit_grows_while_the_server_keeps_up_and_backs_off_on_overload():
+    limit = _Limit(start=4, most=6)
+    for _ in range(4 + 5):
+        limit.succeeded()
+    assert limit.limit == 6
+    limit.overloaded()
+    assert limit.limit == 4
