@@ -223,3 +223,24 @@ def test_a_session_decides_a_gate_of_its_own_outside_the_files_gates():
     extra = session.gate(gate("truncated_rate", "max", 0.5, probe_set="finetune"))
     assert own.passed and extra.passed and extra.probes_used is None
     assert session.decide_all() == [own]
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_gates_sharing_set_metric_and_kind_are_each_decided_on_their_own(early_stopping):
+    """A collapsed candidate meets a floor of 0 and misses a floor of 1 on the same metric:
+    one verdict each, with early stopping and without (issue #20, defect 1)."""
+    from rtc_assert.config import RtcConfig
+    from rtc_assert.session import RtcSession
+
+    config = RtcConfig.model_validate(
+        {
+            "candidate": "demo:collapsed",
+            "generation": {"max_new_tokens": 64},
+            "decision": {"early_stopping": {"enabled": early_stopping, "chunk_size": 8}},
+            "probe_sets": {"finetune": {"source": "demo:finetune", "limit": 16}},
+            "gates": [{"metric": "valid_rate", "min": 0.0}, {"metric": "valid_rate", "min": 1.0}],
+        }
+    )
+    low, high = RtcSession(config=config).decide_all()
+    assert low.gate.id == "finetune::valid_rate[min=0]" and low.passed
+    assert high.gate.id == "finetune::valid_rate[min=1]" and not high.passed

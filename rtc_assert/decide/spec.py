@@ -60,8 +60,12 @@ class GateSpec(_Strict):
     threshold: float
     candidate: str | None = None
     """The candidate it gates, where the configuration names several."""
+    threshold_in_id: bool = False
+    """Set where another gate shares the probe set, metric and kind: the id then names the
+    threshold too (``reasoning::valid_rate[min=0.99]``), so each gate is decided on its own."""
 
     @property
     def id(self) -> str:
-        gate = f"{self.probe_set}::{self.metric}[{self.kind}]"
+        kind = f"{self.kind}={self.threshold:.15g}" if self.threshold_in_id else self.kind
+        gate = f"{self.probe_set}::{self.metric}[{kind}]"
         return gate if self.candidate is None else f"{self.candidate}::{gate}"
