@@ -35,8 +35,12 @@ class DecisionConfig(_Strict):
     bootstrap_samples: int = Field(default=2000, ge=200)
     seed: int = 0
     """Seeds the bootstrap and the shuffled probe order of early stopping."""
-    holm: bool = False
-    """Holm's step-down correction across all the configuration's gates."""
+    holm: bool | None = None
+    """Holm's step-down correction across all the configuration's gates (and, with early
+    stopping, all looks). Default: on under ``confident``, so that noise alone fails the
+    build at most ``1 - confidence`` of the time however many gates it has; off under
+    ``strict``, whose build passes only when every gate shows compliance, so a false pass of
+    the build is a false pass of one gate, which the per-gate level already bounds."""
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
 
     @model_validator(mode="after")
@@ -44,6 +48,11 @@ class DecisionConfig(_Strict):
         if self.holm and self.policy == "point":
             raise ValueError("holm corrects intervals: use policy confident or strict with it")
         return self
+
+    @property
+    def corrects_across_gates(self) -> bool:
+        """Whether Holm's correction is applied (``holm``, or the policy's default)."""
+        return self.policy == "confident" if self.holm is None else self.holm
 
     @property
     def sequential(self) -> bool:
