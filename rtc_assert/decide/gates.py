@@ -44,6 +44,12 @@ METRIC_WORDS = {
     "answer_rate": "answer rate",
 }
 Evidence = Literal["violation", "compliance"]
+RPASS_MIN_VALID = 20
+"""Rpass@1 is not decidable on fewer valid traces (probe-weighted) than this: its interval
+(Wilson on the valid traces, or the probe bootstrap of a drop) does not hold its level there
+(simulation, issue #20: one valid trace failed 24% of identical models under
+confident; ten passed 6% of candidates worse by the margin under strict). Such a gate fails,
+saying so, as an undefined metric does."""
 
 
 class Drop(BaseModel):
@@ -103,6 +109,20 @@ def _undefined_reason(metric: str, model: str) -> str:
             "so there is no Rpass@1"
         )
     return f"failed: {metric_words(metric)} is undefined for the {model}"
+
+
+def _too_few_valid(metric: str, rates: dict[str, Rate | None]) -> str | None:
+    """Why Rpass@1 cannot be decided on these rates, or None when it can."""
+    if metric != "reasoning_conditioned_accuracy":
+        return None
+    for model, rate in rates.items():
+        if rate is not None and rate.trials < RPASS_MIN_VALID:
+            return (
+                f"failed: {metric_words(metric)} is not decidable below {RPASS_MIN_VALID} valid "
+                f"traces, and the {model} has {rate.trials:g}: add probes, or gate the valid "
+                "rate instead"
+            )
+    return None
 
 
 def _limit_words(gate: GateSpec) -> tuple[str, str]:
@@ -203,6 +223,9 @@ def _absolute(gate: GateSpec, candidate: Rate | None, decision: DecisionConfig) 
             passed=False,
             reason=_undefined_reason(gate.metric, "candidate"),
         )
+    too_few = _too_few_valid(gate.metric, {"candidate": candidate})
+    if too_few is not None:
+        return _result(gate, decision, candidate, passed=False, reason=too_few)
     if gate.kind == "min":
         point_violates = candidate.value < gate.threshold
         shows_violation, shows_compliance = (
@@ -346,6 +369,9 @@ def _relative(
                 passed=False,
                 reason=_undefined_reason(gate.metric, model),
             )
+    too_few = _too_few_valid(gate.metric, {"candidate": candidate_rate, "base": base_rate})
+    if too_few is not None:
+        return _result(gate, decision, candidate_rate, base=base_rate, passed=False, reason=too_few)
     drop = _drop(gate, candidate, base, decision)
     if drop is None:
         return _result(
