@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -212,6 +214,19 @@ class RtcConfig(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _no_gate_twice(self) -> RtcConfig:
+        seen: dict[tuple[str, str, str, float], int] = {}
+        for index, gate in enumerate(self.gates):
+            for name in gate.probe_sets or tuple(self.probe_sets):
+                key = (name, gate.metric, gate.kind, gate.threshold)
+                if seen.setdefault(key, index) != index:
+                    raise ValueError(
+                        f"gates.{index}: the same gate as gates.{seen[key]} on probe set "
+                        f"{name!r} ({gate.metric} {gate.kind} {gate.threshold:g}); remove one"
+                    )
+        return self
+
+    @model_validator(mode="after")
     def _one_way_to_name_candidates(self) -> RtcConfig:
         if len(set(self.candidates)) != len(self.candidates):
             raise ValueError("candidates: each candidate may be named once")
@@ -231,23 +246,28 @@ class RtcConfig(_Strict):
         """Every (probe set, metric, kind) gate, in probe-set order then file order.
 
         Where the configuration names several candidates, each gate also names the one it
-        gates (this configuration's ``candidate``, see `per_candidate`).
+        gates (this configuration's ``candidate``, see `per_candidate`). Gates that share a
+        probe set, metric and kind name their thresholds in their ids, so every id is unique.
         """
         label = self.candidate if len(self.candidates) > 1 else None
-        specs = []
-        for name in self.probe_sets:
-            for gate in self.gates:
-                if gate.probe_sets is None or name in gate.probe_sets:
-                    specs.append(
-                        GateSpec(
-                            probe_set=name,
-                            metric=gate.metric,
-                            kind=gate.kind,
-                            threshold=gate.threshold,
-                            candidate=label,
-                        )
-                    )
-        return specs
+        chosen = [
+            (name, gate)
+            for name in self.probe_sets
+            for gate in self.gates
+            if gate.probe_sets is None or name in gate.probe_sets
+        ]
+        shared = Counter((name, gate.metric, gate.kind) for name, gate in chosen)
+        return [
+            GateSpec(
+                probe_set=name,
+                metric=gate.metric,
+                kind=gate.kind,
+                threshold=gate.threshold,
+                candidate=label,
+                threshold_in_id=shared[name, gate.metric, gate.kind] > 1,
+            )
+            for name, gate in chosen
+        ]
 
     def needs_base(self) -> bool:
         """Whether any gate compares against the base model."""
@@ -311,6 +331,11 @@ def _describe(path: Path | str, error: ValidationError, lines: dict[tuple[Any, .
     items = error.errors()
     for item in items:
         location = tuple(item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        named = re.match(r"(gates\.\d+): ", message)
+        if not location and named:  # a check across gates names the gate it refuses
+            location = tuple(int(p) if p.isdigit() else p for p in named[1].split("."))
+            message = message[named.end() :]
         cause = item.get("ctx", {}).get("error")
         if isinstance(cause, _Located):
             location = (*location, *cause.location)
@@ -322,7 +347,7 @@ def _describe(path: Path | str, error: ValidationError, lines: dict[tuple[Any, .
         field = ".".join(str(part) for part in location) or "(top level)"
         line = _line_of(lines, location)
         where = f"{path}:{line}" if line else str(path)
-        problems.append(f"{where}: {field}: {item['msg'].removeprefix('Value error, ')}")
+        problems.append(f"{where}: {field}: {message}")
     return "\n".join(problems)
 
 

@@ -205,7 +205,7 @@ class RtcSession:
         first call decides them all.
         """
         decision = self.config.decision
-        together = decision.sequential or decision.holm
+        together = decision.sequential or decision.corrects_across_gates
         if together and not any(s.id in self._results for s in self.config.gate_specs()):
             self._decide_together()
         if spec.id not in self._results:  # decided alone, or not one of the file's gates

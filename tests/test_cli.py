@@ -165,6 +165,21 @@ def test_compare_passes_identical_models():
 
 
 @pytest.mark.slow
+def test_compare_decides_gates_sharing_set_metric_and_kind_each_on_their_own(tmp_path, capsys):
+    config = tmp_path / "thresholds.yaml"
+    config.write_text(
+        "generation: {max_new_tokens: 64}\n"
+        "probe_sets:\n  finetune: {source: 'demo:finetune', limit: 16}\n"
+        "gates:\n  - {metric: valid_rate, min: 0.0}\n  - {metric: valid_rate, min: 1.0}\n",
+        encoding="utf-8",
+    )
+    argv = ["compare", "--config", str(config), "--candidate", "demo:collapsed", "--no-cache"]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert "finetune::valid_rate[min=0]" in out and "finetune::valid_rate[min=1]" in out
+    assert "1 of 2 gates passed, 1 failed" in out
+
+
 def test_eval_prints_one_models_metrics(tmp_path):
     probes = tmp_path / "sums.jsonl"
     probes.write_text('{"prompt": "123+456", "answer": "579"}\n', encoding="utf-8")

@@ -160,3 +160,39 @@ def test_several_candidates_get_their_own_gates(tmp_path):
 def test_candidates_errors(tmp_path, candidates, message):
     with pytest.raises(ConfigError, match=message):
         load_config(write(tmp_path, VALID.replace("candidate: demo:masked", candidates)))
+
+
+DUPLICATES = VALID.replace(
+    "  - metric: truncated_rate\n",
+    "  - metric: valid_rate\n    min: 0.99\n    probe_sets: [reasoning]\n"
+    "  - metric: valid_rate\n    max_drop: 0\n  - metric: truncated_rate\n",
+)
+
+
+def test_gates_sharing_set_metric_and_kind_get_their_thresholds_in_unique_ids(tmp_path):
+    ids = [spec.id for spec in load_config(write(tmp_path, DUPLICATES)).gate_specs()]
+    assert ids == [
+        "reasoning::valid_rate[min=0.85]",
+        "reasoning::valid_rate[max_drop=0.1]",
+        "reasoning::valid_rate[min=0.99]",
+        "reasoning::valid_rate[max_drop=0]",
+        "reasoning::truncated_rate[max]",
+        "finetune::valid_rate[min]",
+        "finetune::valid_rate[max_drop=0.1]",
+        "finetune::valid_rate[max_drop=0]",
+    ]
+    assert len(set(ids)) == len(ids)
+
+
+def test_the_same_gate_twice_is_refused_with_its_line(tmp_path):
+    twice = VALID.replace(
+        "  - metric: truncated_rate\n",
+        "  - metric: valid_rate\n    min: 0.85\n"
+        "    probe_sets: [finetune]\n  - metric: truncated_rate\n",
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"thresholds.yaml:20: gates.2: the same gate as "
+        r"gates.0 on probe set 'finetune'",
+    ):
+        load_config(write(tmp_path, twice))

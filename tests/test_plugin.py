@@ -106,6 +106,19 @@ def test_each_gate_is_its_own_test_item(project):
     assert "finetune::reasoning_conditioned_accuracy" not in result.stdout.str()
 
 
+def test_gates_sharing_set_metric_and_kind_are_items_of_their_own(project):
+    text = REPO_THRESHOLDS.read_text(encoding="utf-8")
+    gates = "gates:\n  - metric: valid_rate\n    min: 0.5\n  - metric: valid_rate\n    min: 0.99\n"
+    project.makefile(".yaml", thresholds=text[: text.index("gates:")] + gates)
+    result = project.runpytest_subprocess("thresholds.yaml", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(
+        [
+            "thresholds.yaml::reasoning::valid_rate[[]min=0.5[]]",
+            "thresholds.yaml::reasoning::valid_rate[[]min=0.99[]]",
+        ]
+    )
+
+
 def test_identical_models_pass_every_gate(passing_build):
     result = passing_build["result"]
     result.assert_outcomes(passed=9)

@@ -175,7 +175,7 @@ def test_holm_never_fails_more_gates_and_controls_the_familywise_rate():
         gate("valid_rate", "min", 0.85),
         gate("answer_accuracy", "min", 0.85),
     ]
-    plain, holm = DecisionConfig(), DecisionConfig(holm=True)
+    plain, holm = DecisionConfig(holm=False), DecisionConfig(holm=True)
     trials, red = 150, 0
     for _ in range(trials):
         base, candidate = identical_runs(rng, 100, 1)
@@ -185,7 +185,7 @@ def test_holm_never_fails_more_gates_and_controls_the_familywise_rate():
         assert sum(not r.passed for r in corrected) <= sum(not r.passed for r in uncorrected)
         red += not all(r.passed for r in corrected[:2])  # the two gates whose nulls hold
     assert red / trials <= 0.05 + 0.02
-    assert "Holm: 4 gate(s) still open" in corrected[0].reason
+    assert "Holm: 4 gate(s) share alpha 0.05" in corrected[0].reason
 
 
 def test_holm_steps_down_after_a_decided_gate():
@@ -223,3 +223,24 @@ def test_a_session_decides_a_gate_of_its_own_outside_the_files_gates():
     extra = session.gate(gate("truncated_rate", "max", 0.5, probe_set="finetune"))
     assert own.passed and extra.passed and extra.probes_used is None
     assert session.decide_all() == [own]
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_gates_sharing_set_metric_and_kind_are_each_decided_on_their_own(early_stopping):
+    """A collapsed candidate meets a floor of 0 and misses a floor of 1 on the same metric:
+    one verdict each, with early stopping and without (issue #20, defect 1)."""
+    from rtc_assert.config import RtcConfig
+    from rtc_assert.session import RtcSession
+
+    config = RtcConfig.model_validate(
+        {
+            "candidate": "demo:collapsed",
+            "generation": {"max_new_tokens": 64},
+            "decision": {"early_stopping": {"enabled": early_stopping, "chunk_size": 8}},
+            "probe_sets": {"finetune": {"source": "demo:finetune", "limit": 16}},
+            "gates": [{"metric": "valid_rate", "min": 0.0}, {"metric": "valid_rate", "min": 1.0}],
+        }
+    )
+    low, high = RtcSession(config=config).decide_all()
+    assert low.gate.id == "finetune::valid_rate[min=0]" and low.passed
+    assert high.gate.id == "finetune::valid_rate[min=1]" and not high.passed

@@ -3,7 +3,10 @@
 Each look adds one chunk of probes to every probe set that still has some, and decides every
 gate not yet settled at that look's confidence (`rtc_assert.decide.stats.look_confidences`: a
 Haybittle-Peto-style split of alpha with a union bound, so however many looks are taken the
-chance of a false verdict stays within ``1 - confidence``). A gate is settled once its
+chance of a false verdict stays within ``1 - confidence``). Where Holm's correction is on
+(the default under ``confident``), each look's alpha is shared among all the gates, not only
+the open ones: the union bound over looks and Holm over gates together keep the chance that
+noise fails any gate at any look within ``1 - confidence``. A gate is settled once its
 interval shows a violation or compliance. The run stops when every gate is settled, or as
 soon as one is settled as failed: the build is red whatever the rest would show, and the
 unsettled gates are reported with what their probes show so far, marked as such.
@@ -15,7 +18,7 @@ import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 
-from rtc_assert.decide.gates import GateInputs, GateResult, decide_gates
+from rtc_assert.decide.gates import GateInputs, GateResult, decide_gates, guarded_evidence
 from rtc_assert.decide.spec import DecisionConfig, GateSpec
 from rtc_assert.decide.stats import look_confidences
 from rtc_assert.probes.probe import ProbeSet
@@ -56,15 +59,21 @@ def decide_sequentially(
     latest: dict[str, GateResult] = {}
     used: dict[str, int] = {}
     stopped_by: str | None = None
+    guarded = guarded_evidence(decision)
     for look, level in enumerate(levels, start=1):
         open_specs = [spec for spec in specs if spec.id not in final]
+        # Only gates settled with the guarded evidence leave Holm's family: one shown
+        # compliant under ``confident`` keeps its share, so it loosens no other gate's test.
+        family = len(specs) - sum(result.evidence == guarded for result in final.values())
         items: list[GateInputs] = []
         for spec in open_specs:
             schedule = schedules[spec.probe_set]
             used[spec.id] = schedule[min(look, len(schedule)) - 1]
             items.append((spec, *runs_at(spec, used[spec.id])))
         at_level = decision.model_copy(update={"confidence": level})
-        for spec, result in zip(open_specs, decide_gates(items, at_level), strict=True):
+        for spec, result in zip(
+            open_specs, decide_gates(items, at_level, family=family), strict=True
+        ):
             latest[spec.id] = result
             if _settled(result):
                 final[spec.id] = _annotate(

@@ -34,6 +34,12 @@ EXACT_BELOW_DISCORDANT = 25
 """A ``max_drop: 0`` gate with fewer discordant probes than this uses the exact McNemar test."""
 
 Evidence = Literal["violation", "compliance"]
+RPASS_MIN_VALID = 20
+"""Rpass@1 is not decidable on fewer valid traces (probe-weighted) than this: its interval
+(Wilson on the valid traces, or the probe bootstrap of a drop) does not hold its level there
+(simulation, issue #20: one valid trace failed 24% of identical models under
+confident; ten passed 6% of candidates worse by the margin under strict). Such a gate fails,
+saying so, as an undefined metric does."""
 
 
 class Drop(BaseModel):
@@ -93,6 +99,20 @@ def _undefined_reason(metric: str, model: str) -> str:
             "so there is no Rpass@1"
         )
     return f"failed: {metric_words(metric)} is undefined for the {model}"
+
+
+def _too_few_valid(metric: str, rates: dict[str, Rate | None]) -> str | None:
+    """Why Rpass@1 cannot be decided on these rates, or None when it can."""
+    if metric != "reasoning_conditioned_accuracy":
+        return None
+    for model, rate in rates.items():
+        if rate is not None and rate.trials < RPASS_MIN_VALID:
+            return (
+                f"failed: {metric_words(metric)} is not decidable below {RPASS_MIN_VALID} valid "
+                f"traces, and the {model} has {rate.trials:g}: add probes, or gate the valid "
+                "rate instead"
+            )
+    return None
 
 
 def _limit_words(gate: GateSpec) -> tuple[str, str]:
@@ -193,6 +213,9 @@ def _absolute(gate: GateSpec, candidate: Rate | None, decision: DecisionConfig) 
             passed=False,
             reason=_undefined_reason(gate.metric, "candidate"),
         )
+    too_few = _too_few_valid(gate.metric, {"candidate": candidate})
+    if too_few is not None:
+        return _result(gate, decision, candidate, passed=False, reason=too_few)
     if gate.kind == "min":
         point_violates = candidate.value < gate.threshold
         shows_violation, shows_compliance = (
@@ -337,6 +360,9 @@ def _relative(
                 passed=False,
                 reason=_undefined_reason(gate.metric, model),
             )
+    too_few = _too_few_valid(gate.metric, {"candidate": candidate_rate, "base": base_rate})
+    if too_few is not None:
+        return _result(gate, decision, candidate_rate, base=base_rate, passed=False, reason=too_few)
     drop = _drop(gate, candidate, base, decision)
     if drop is None:
         return _result(
@@ -411,34 +437,50 @@ GateInputs = tuple[GateSpec, Run, "Run | None"]
 """A gate with the candidate's run and the base's (None where the gate needs no base)."""
 
 
-def decide_gates(items: list[GateInputs], decision: DecisionConfig) -> list[GateResult]:
-    """Decide several gates, with Holm's step-down correction when ``decision.holm``.
+def guarded_evidence(decision: DecisionConfig) -> Evidence:
+    """The evidence whose error the policy guards against: a false failure under
+    ``confident`` (the interval shows a violation), a false pass under ``strict``."""
+    return "violation" if decision.policy == "confident" else "compliance"
+
+
+def decide_gates(
+    items: list[GateInputs], decision: DecisionConfig, *, family: int | None = None
+) -> list[GateResult]:
+    """Decide several gates, with Holm's step-down correction where the decision asks for it
+    (`DecisionConfig.corrects_across_gates`).
 
     Holm controls the chance that any gate errs in the direction the policy guards
-    (a false failure under ``confident``, a false pass under ``strict``): with ``m`` gates
-    still open, each is tested at ``alpha / m``; those the interval decides are set aside
-    and the rest are tested again at ``alpha / (m - 1)``, until none is decided.
+    (`guarded_evidence`) at ``alpha = 1 - decision.confidence``, whatever the gates'
+    dependence: with ``k`` gates still in the family, each open gate is tested at
+    ``alpha / k``; those the interval decides are set aside and the rest are tested again at
+    ``alpha / (k - 1)``, until none is decided. ``family`` (default: the items) counts the
+    gates that share alpha, including those settled before without the guarded evidence:
+    a gate shown compliant under ``confident`` still holds its share.
     """
-    if not decision.holm:
+    if not decision.corrects_across_gates:
         return [evaluate_gate(*item, decision) for item in items]
-    guarded: Evidence = "violation" if decision.policy == "confident" else "compliance"
+    family = len(items) if family is None else family
+    if family < len(items):
+        raise ValueError(f"a family of {family} gates cannot hold {len(items)} open ones")
+    guarded = guarded_evidence(decision)
     alpha = 1.0 - decision.confidence
     results: dict[int, GateResult] = {}
     remaining = list(range(len(items)))
     while remaining:
-        level = decision.model_copy(update={"confidence": 1.0 - alpha / len(remaining)})
+        level = decision.model_copy(update={"confidence": 1.0 - alpha / family})
         trial = {
-            index: _with_holm_note(evaluate_gate(*items[index], level), len(remaining), alpha)
+            index: _with_holm_note(evaluate_gate(*items[index], level), family, alpha)
             for index in remaining
         }
         decided = [index for index in remaining if trial[index].evidence == guarded]
         results.update(trial)
         if not decided:
             break
+        family -= len(decided)
         remaining = [index for index in remaining if index not in decided]
     return [results[index] for index in range(len(items))]
 
 
 def _with_holm_note(result: GateResult, open_gates: int, alpha: float) -> GateResult:
-    note = f" (Holm: {open_gates} gate(s) still open share alpha {alpha:g})"
+    note = f" (Holm: {open_gates} gate(s) share alpha {alpha:.3g})"
     return result.model_copy(update={"reason": result.reason + note})

@@ -37,8 +37,12 @@ class DecisionConfig(_Strict):
     bootstrap_samples: int = Field(default=2000, ge=200)
     seed: int = 0
     """Seeds the bootstrap and the shuffled probe order of early stopping."""
-    holm: bool = False
-    """Holm's step-down correction across all the configuration's gates."""
+    holm: bool | None = None
+    """Holm's step-down correction across all the configuration's gates (and, with early
+    stopping, all looks). Default: on under ``confident``, so that noise alone fails the
+    build at most ``1 - confidence`` of the time however many gates it has; off under
+    ``strict``, whose build passes only when every gate shows compliance, so a false pass of
+    the build is a false pass of one gate, which the per-gate level already bounds."""
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
 
     @model_validator(mode="after")
@@ -46,6 +50,11 @@ class DecisionConfig(_Strict):
         if self.holm and self.policy == "point":
             raise ValueError("holm corrects intervals: use policy confident or strict with it")
         return self
+
+    @property
+    def corrects_across_gates(self) -> bool:
+        """Whether Holm's correction is applied (``holm``, or the policy's default)."""
+        return self.policy == "confident" if self.holm is None else self.holm
 
     @property
     def sequential(self) -> bool:
@@ -62,8 +71,12 @@ class GateSpec(_Strict):
     threshold: float
     candidate: str | None = None
     """The candidate it gates, where the configuration names several."""
+    threshold_in_id: bool = False
+    """Set where another gate shares the probe set, metric and kind: the id then names the
+    threshold too (``reasoning::valid_rate[min=0.99]``), so each gate is decided on its own."""
 
     @property
     def id(self) -> str:
-        gate = f"{self.probe_set}::{self.metric}[{self.kind}]"
+        kind = f"{self.kind}={self.threshold:.15g}" if self.threshold_in_id else self.kind
+        gate = f"{self.probe_set}::{self.metric}[{kind}]"
         return gate if self.candidate is None else f"{self.candidate}::{gate}"
