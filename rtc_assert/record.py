@@ -36,7 +36,7 @@ class GenerationRecord(BaseModel):
     status: str
     detail: str
     correct: bool
-    finish_reason: str
+    finish_reason: str | None
     text: str
     reasoning: str
     answer: str
@@ -62,6 +62,8 @@ class RunRecord(BaseModel):
     trace_format: dict[str, Any] | None = None
     """The reasoning markup detected from the chat template and the one used (with any
     ``trace_format`` overrides and the template keywords that switched thinking on)."""
+    notes: list[str] = []
+    """What the report must warn about (e.g. finish reasons a generations file lacks)."""
 
 
 class SessionRecord(BaseModel):
@@ -129,6 +131,7 @@ def run_record(run: Run) -> RunRecord:
         trace_format=None
         if run.trace is None
         else run.trace.describe(run.settings.enable_thinking),
+        notes=list(run.notes),
     )
 
 
