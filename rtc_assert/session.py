@@ -228,7 +228,8 @@ class RtcSession:
         return self.run(probe_set, "candidate"), self.run(probe_set, "base")
 
     def _needs_base(self, spec: GateSpec) -> bool:
-        return spec.kind == "max_drop" and bool(self.config.base)
+        has_base = bool(self.config.base) or "base" in self.config.generations
+        return spec.kind == "max_drop" and has_base
 
     def gate(self, spec: GateSpec) -> GateResult:
         """Decide one configured gate (generating what it needs).
