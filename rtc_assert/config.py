@@ -159,6 +159,20 @@ class ProbeSetConfig(_Strict):
     """Use only the first N probes (quick runs; after ``sample``)."""
 
 
+class GenerationsFileConfig(_Strict):
+    """A file of generations another tool wrote, read instead of generating."""
+
+    file: str
+    """The path, relative to thresholds.yaml."""
+    format: Literal["plain", "lm-eval", "inspect", "openai-batch"] | None = None
+    """Detected from the file by default."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _path_alone(cls, value: Any) -> Any:
+        return {"file": value} if isinstance(value, str) else value
+
+
 class GateConfig(_Strict):
     """One threshold on one metric, for the named probe sets (default: all of them)."""
 
@@ -200,6 +214,27 @@ class RtcConfig(_Strict):
     decision: DecisionConfig = Field(default_factory=DecisionConfig)
     probe_sets: dict[str, ProbeSetConfig] = Field(min_length=1)
     gates: tuple[GateConfig, ...] = Field(min_length=1)
+    generations: dict[Literal["candidate", "base"], dict[str, GenerationsFileConfig]] = Field(
+        default_factory=dict
+    )
+    """Role -> probe set -> a file of existing generations, read instead of generating; the
+    role's model (``candidate:``/``base:``), if named, gives the markup and the tokenizer."""
+
+    @model_validator(mode="after")
+    def _generations_name_known_probe_sets(self) -> RtcConfig:
+        for role, files in self.generations.items():
+            unknown = sorted(set(files) - set(self.probe_sets))
+            if unknown:
+                raise ValueError(
+                    f"generations.{role}: unknown probe set(s) {', '.join(unknown)}; "
+                    f"defined: {', '.join(self.probe_sets)}"
+                )
+        if "candidate" in self.generations and len(self.candidates) > 1:
+            raise ValueError(
+                "generations.candidate: with several candidates, give each its own "
+                "thresholds.yaml (one file cannot hold the generations of all of them)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _gates_name_known_probe_sets(self) -> RtcConfig:

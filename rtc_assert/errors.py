@@ -10,6 +10,7 @@ and what to do.
     ├── ScorerError              a scorer name or reference answer
     ├── GenerationError          a model cannot load or generate
     │   └── ServerGenerationError    a server failed (keeps the completed generations)
+    ├── GenerationsFileError     a file of generations another tool wrote (file, line, field)
     ├── CheckpointSeriesError    a checkpoint series for a sweep
     ├── TemplateDetectionError   a chat template cannot do what was asked
     ├── MetricsError             metrics from an empty or inconsistent run
@@ -82,6 +83,14 @@ class ServerGenerationError(GenerationError):
     def __init__(self, message: str, completed: list[Generation]) -> None:
         super().__init__(f"{message} ({len(completed)} generations completed before the failure)")
         self.completed = completed
+
+
+class GenerationsFileError(RtcAssertError):
+    """A generations file cannot be used; the message names the file, the line and the field."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        self.where = where
+        super().__init__(f"{where}: {reason}")
 
 
 class CheckpointSeriesError(RtcAssertError):

@@ -41,7 +41,7 @@ class GenerationRecord(BaseModel):
     status: str
     detail: str
     correct: bool
-    finish_reason: str
+    finish_reason: str | None
     text: str
     reasoning: str
     answer: str
@@ -85,6 +85,8 @@ class RunRecord(BaseModel):
     """Reasoning tokens by trace status, and over ``all`` generations, where counted."""
     response_shapes: list[dict[str, str]] | None = None
     """The response-shape rules the server-split generations were classified by."""
+    notes: list[str] = []
+    """What the report must warn about (e.g. finish reasons a generations file lacks)."""
 
 
 class SessionRecord(BaseModel):
@@ -158,6 +160,7 @@ def run_record(run: Run) -> RunRecord:
         else run.trace.describe(run.settings.enable_thinking),
         reasoning_tokens=reasoning_token_totals(generations),
         response_shapes=shape_rules() if any(g.split for g in run.generations) else None,
+        notes=list(run.notes),
     )
 
 

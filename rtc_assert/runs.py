@@ -36,6 +36,8 @@ class Run:
     """The full probe set's size when early stopping generated only the first probes."""
     trace: TraceSetup | None = None
     """The markup the generations were classified with, and what was detected."""
+    notes: tuple[str, ...] = ()
+    """Warnings for the report, e.g. that a generations file gave no finish reasons."""
 
 
 def score_generations(
@@ -179,4 +181,5 @@ def merge_runs(parts: Sequence[Run], probe_set: ProbeSet, confidence: float) -> 
         outcomes=outcomes,
         metrics=compute_metrics(outcomes, confidence),
         trace=parts[0].trace,
+        notes=parts[0].notes,
     )

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from rtc_assert.config import ConfigError, RtcConfig
+from rtc_assert.config import ConfigError, GenerationsFileConfig, RtcConfig
 from rtc_assert.decide.early_stopping import decide_sequentially, shuffled
 from rtc_assert.decide.gates import GateInputs, GateResult, decide_gates, evaluate_gate
 from rtc_assert.decide.spec import GateSpec
@@ -26,6 +26,8 @@ from rtc_assert.generation.cache import CachedBackend, GenerationCache
 from rtc_assert.generation.fingerprint import check_adapter_base, model_fingerprint
 from rtc_assert.generation.models import resolve_model
 from rtc_assert.generation.requests import Backend
+from rtc_assert.generation.tokenizers import load_tokenizer
+from rtc_assert.ingest import file_template, generations_run
 from rtc_assert.probes.probe import Probe, ProbeSet
 from rtc_assert.probes.sources import load_source
 from rtc_assert.runs import Run, merge_runs, run_model
@@ -55,6 +57,8 @@ class RtcSession:
         """A role (``candidate``/``base``) as its configured spec; any other spec unchanged."""
         if model in ("candidate", "base"):
             spec = getattr(self.config, model)
+            if not spec and model in self.config.generations:
+                return f"generations:{model}"
             if not spec:
                 option = f"--rtc-{model}"
                 raise ConfigError(
@@ -139,6 +143,8 @@ class RtcSession:
     def _generate(self, spec: str, probes: ProbeSet, wanted: Sequence[Probe]) -> Run:
         """The run of ``spec`` on ``probes`` so far, extended to cover ``wanted``."""
         key = self._run_key(spec, probes)
+        if key not in self._runs and (source := self._generations_file(spec, probes)):
+            self._runs[key] = self._file_run(spec, probes, source)
         have = self._runs.get(key)
         covered = () if have is None else have.probe_set.probes
         covered_ids = {probe.id for probe in covered}
@@ -166,6 +172,40 @@ class RtcSession:
             part = merge_runs(parts, order, self.config.decision.confidence)
         self._runs[key] = replace(part, probes_available=None if complete else len(probes))
         return self._runs[key]
+
+    def _generations_file(self, spec: str, probes: ProbeSet) -> GenerationsFileConfig | None:
+        """The configured file of ``spec``'s generations on ``probes``, if any."""
+        name = next((n for n, p in self._probe_sets.items() if p is probes), None)
+        for role, files in self.config.generations.items():
+            if name in files and self.model_spec(role) == spec:
+                return files[name]
+        return None
+
+    def _file_run(self, spec: str, probes: ProbeSet, source: GenerationsFileConfig) -> Run:
+        """The run read from a generations file; the model, when named, gives the markup."""
+        started = time.perf_counter()
+        path = self.config_dir / source.file
+        tokenizer = None
+        if not spec.startswith("generations:"):
+            options = self.config.backend.options
+            trust = options.get("trust_remote_code", False)
+            tokenizer = load_tokenizer(resolve_model(spec), trust_remote_code=trust)
+            detected = detect_template(tokenizer)
+        else:
+            detected = file_template(self.config.trace_format.configured_markup(), str(path))
+        run = generations_run(
+            path,
+            probes,
+            model=spec,
+            fmt=source.format,
+            tokenizer=tokenizer,
+            trace=self.config.trace_format.setup(detected),
+            settings=self.config.generation,
+            confidence=self.config.decision.confidence,
+        )
+        self.fingerprints[spec] = {"generations": str(path)}
+        self.timings[f"read {spec} on {probes.name}"] = time.perf_counter() - started
+        return run
 
     def _trace_setup(self, spec: str, backend: Backend) -> TraceSetup:
         """The markup to classify ``spec``'s output with: detected once, then overridden."""
@@ -196,7 +236,8 @@ class RtcSession:
         return self.run(probe_set, "candidate"), self.run(probe_set, "base")
 
     def _needs_base(self, spec: GateSpec) -> bool:
-        return spec.kind == "max_drop" and bool(self.config.base)
+        has_base = bool(self.config.base) or "base" in self.config.generations
+        return spec.kind == "max_drop" and has_base
 
     def gate(self, spec: GateSpec) -> GateResult:
         """Decide one configured gate (generating what it needs).

@@ -83,6 +83,24 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     add_cache_arguments(parser)
 
 
+def add_generations_arguments(parser: argparse.ArgumentParser, options: list[str]) -> None:
+    """Files of existing generations to read instead of generating, and their markup."""
+    for option in options:
+        parser.add_argument(
+            f"--{option}",
+            type=Path,
+            metavar="FILE",
+            help="read these generations (lm-eval samples, Inspect .eval, OpenAI batch output "
+            "or plain JSONL) on the one probe set instead of generating",
+        )
+    parser.add_argument(
+        "--generations-format", choices=["plain", "lm-eval", "inspect", "openai-batch"]
+    )
+    parser.add_argument("--markup", choices=["tags", "harmony", "think_response", "final_marker"])
+    parser.add_argument("--open-tag", help="reasoning opening tag of raw completions")
+    parser.add_argument("--close-tag", help="reasoning closing tag, with --open-tag")
+
+
 def default_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/rtc-assert``, else ``~/.cache/rtc-assert``."""
     root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -125,8 +143,36 @@ def _config(args: argparse.Namespace, *, models: dict[str, str | None], gates: l
     if args.max_new_tokens is not None:
         base.setdefault("generation", {})["max_new_tokens"] = args.max_new_tokens
     base.update({role: spec for role, spec in models.items() if spec})
+    _generations_options(args, base)
     config = validate_config(base, "the command-line options")
     return Overrides(backend=args.backend, limit=args.limit).apply(config)
+
+
+def _generations_options(args: argparse.Namespace, base: dict[str, Any]) -> None:
+    """--generations, --candidate-generations, --base-generations and the markup options."""
+    files = {
+        role: getattr(args, option)
+        for role, option in (
+            ("candidate", "generations"),
+            ("candidate", "candidate_generations"),
+            ("base", "base_generations"),
+        )
+        if getattr(args, option, None) is not None
+    }
+    if files:
+        if len(base["probe_sets"]) != 1:
+            raise ConfigError(
+                "a generations file is of one probe set: give exactly one --probes "
+                f"(configured: {', '.join(base['probe_sets']) or 'none'})"
+            )
+        (name,) = base["probe_sets"]
+        base.setdefault("generations", {})
+        for role, path in files.items():
+            entry = {"file": str(path.resolve()), "format": args.generations_format}
+            base["generations"][role] = {name: entry}
+    for option in ("markup", "open_tag", "close_tag"):
+        if getattr(args, option, None):
+            base.setdefault("trace_format", {})[option] = getattr(args, option)
 
 
 def _finish(session: RtcSession, config_dump: dict, args: argparse.Namespace) -> SessionRecord:
@@ -147,7 +193,9 @@ def _config_dir(args: argparse.Namespace) -> Path:
 
 
 def eval_command(args: argparse.Namespace) -> int:
-    """Metrics of one model on the probe sets; no gates."""
+    """Metrics of one model on the probe sets (or of a file of its generations); no gates."""
+    if args.model is None and args.generations is None:
+        raise ConfigError("give --model, or --generations FILE (with --model for its template)")
     config = _config(args, models={"candidate": args.model}, gates=DEFAULT_GATES)
     session = RtcSession(config=config, config_dir=_config_dir(args), cache=_cache(args))
     for name in config.probe_sets:

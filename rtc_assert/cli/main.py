@@ -199,8 +199,11 @@ def _parser() -> argparse.ArgumentParser:
     show_parser.set_defaults(run=_probes_show_command)
 
     eval_parser = commands.add_parser("eval", help="metrics of one model on probe sets")
-    eval_parser.add_argument("--model", required=True, help="folder, hub id or demo:NAME")
+    eval_parser.add_argument(
+        "--model", help="folder, hub id or demo:NAME (with --generations: its chat template)"
+    )
     cli_gate.add_model_arguments(eval_parser)
+    cli_gate.add_generations_arguments(eval_parser, ["generations"])
     eval_parser.set_defaults(run=cli_gate.eval_command)
 
     compare_parser = commands.add_parser(
@@ -209,6 +212,9 @@ def _parser() -> argparse.ArgumentParser:
     compare_parser.add_argument("--base", help="base model (default: from --config)")
     compare_parser.add_argument("--candidate", help="candidate model (default: from --config)")
     cli_gate.add_model_arguments(compare_parser)
+    cli_gate.add_generations_arguments(
+        compare_parser, ["candidate-generations", "base-generations"]
+    )
     compare_parser.set_defaults(run=cli_gate.compare_command)
 
     sweep_parser = commands.add_parser(

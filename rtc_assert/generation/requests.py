@@ -76,7 +76,8 @@ class Generation(BaseModel):
     """The rendered prompt that was sent."""
     text: str
     """The completion with special tokens kept; EOS and padding removed."""
-    finish_reason: FinishReason
+    finish_reason: FinishReason | None
+    """None when the source did not say (a file written by another tool)."""
     prompt_tokens: int
     completion_tokens: int
     prefilled: bool

@@ -99,12 +99,15 @@ def gate_rows(record: SessionRecord) -> list[tuple[str, str, str]]:
 
 
 def template_notes(record: SessionRecord) -> list[str]:
-    """One line per model whose chat template showed no reasoning markup (default used)."""
+    """One line per model whose chat template showed no reasoning markup (default used), and
+    each warning a run carries (e.g. a generations file without finish reasons)."""
     notes = {}
     for run in record.runs:
         detected = (run.trace_format or {}).get("detected", {})
         if detected.get("recognised") is False:
             notes[run.model] = f"{run.model}: {detected.get('evidence')}"
+        for note in run.notes:
+            notes.setdefault(f"{run.model} {note}", f"{run.model} on {run.probe_set}: {note}")
     return list(notes.values())
 
 

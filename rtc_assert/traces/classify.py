@@ -22,7 +22,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -143,7 +143,7 @@ class TagSet:
         Thinking disabled: it ends with a closing tag that closes an empty block, or no
         block at all (Qwen3 ``enable_thinking=False``; DeepSeek-V3.1's bare ``</think>``).
         """
-        tags = _compile(self.pairs)
+        tags = self._tags
         tail = prompt.rstrip()
         if tags.prompt_prefilled.search(tail):
             return PromptState(prefilled=True, thinking_disabled=False)
@@ -161,7 +161,8 @@ class TagSet:
         self, text: str, *, finish_reason: str | None, prefilled: bool, min_reasoning_chars: int
     ) -> Trace:
         """DESIGN.md's three rules on the first closing tag."""
-        tags = _compile(self.pairs)
+        # The hot path of every run and file: searches by position, no copies of the text.
+        tags = self._tags
         closing = tags.close_any.search(text)
         if closing is None:
             opening = tags.open_any.search(text)
@@ -173,20 +174,30 @@ class TagSet:
             reasons = ["text_before_open"] if before_open.strip() else []
             return truncated_trace(before_open + text[opening.end() :], finish_reason, reasons)
 
-        before, after = text[: closing.start()], text[closing.end() :]
+        start, end = closing.span()
         reasons = []
-        opening = tags.open_by_close[closing.group(0).lower()].search(before)
+        opening = tags.open_by_close[closing.group(0).lower()].search(text, 0, start)
+        multiple = tags.open_any.search(text, end) or tags.close_any.search(text, end)
         if opening is None:
-            reasoning = before
+            reasoning = text[:start]
             if not prefilled:
                 reasons.append("implicit_open")
-        else:
-            reasoning = before[: opening.start()] + before[opening.end() :]
-            if before[: opening.start()].strip():
-                reasons.append("text_before_open")
-        if tags.open_any.search(after) or tags.close_any.search(after):
+        elif text[: opening.start()].strip():
+            reasoning = text[: opening.start()] + text[opening.end() : start]
+            reasons.append("text_before_open")
+        else:  # only blank text before the opener: stripped away either way
+            reasoning = text[opening.end() : start]
+            if not multiple:  # the common case, inline: a closed block and nothing else
+                reasoning = reasoning.strip()
+                if len(reasoning) >= min_reasoning_chars:
+                    return Trace(TraceStatus.VALID, reasoning, text[end:].strip(), "closed")
+        if multiple:
             reasons.append("multiple_blocks")
-        return closed_trace(reasoning, after, reasons, min_reasoning_chars)
+        return closed_trace(reasoning, text[end:], reasons, min_reasoning_chars)
+
+    @cached_property
+    def _tags(self) -> _Tags:
+        return _compile(self.pairs)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -211,13 +222,17 @@ class TraceFormat:
                 f"TraceFormat open_tag and close_tag must differ, both are {self.open_tag!r}"
             )
 
+    @cached_property
+    def _tag_set(self) -> TagSet:
+        return TagSet((self,))
+
     def prompt_state(self, prompt: str) -> PromptState:
-        return TagSet((self,)).prompt_state(prompt)
+        return self._tag_set.prompt_state(prompt)
 
     def split(
         self, text: str, *, finish_reason: str | None, prefilled: bool, min_reasoning_chars: int
     ) -> Trace:
-        return TagSet((self,)).split(
+        return self._tag_set.split(
             text,
             finish_reason=finish_reason,
             prefilled=prefilled,

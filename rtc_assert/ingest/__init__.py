@@ -1,0 +1,259 @@
+"""Gate on generations that already exist: files that other tools wrote, read as runs.
+
+Readers, one per format, stream `FileRecord`s; `pair` matches them with the probes;
+`scored_generations` classifies and scores them in chunks (constant memory); `generations_run`
+builds the `Run` that gates and reports use as if rtc-assert had generated it.
+
+The markup is never guessed: records that hold reasoning apart (a server's split, Inspect's
+reasoning parts) are classified by the split itself; raw completions need ``trace_format``
+(``markup`` is the markup as configured) or a tokenizer whose chat template shows it.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from rtc_assert.generation.requests import Generation, GenerationSettings, render_prompt
+from rtc_assert.ingest.inspect_log import read_inspect
+from rtc_assert.ingest.lm_eval import read_lm_eval
+from rtc_assert.ingest.openai_batch import read_openai_batch
+from rtc_assert.ingest.plain import read_plain
+from rtc_assert.ingest.records import (
+    SPLIT_MARKUP,
+    FileRecord,
+    GenerationsFileError,
+    pair,
+    parse_json_line,
+    text_lines,
+)
+from rtc_assert.metrics import compute_metrics
+from rtc_assert.probes.probe import Probe, ProbeSet
+from rtc_assert.runs import Run, score_generations
+from rtc_assert.scoring import ScoredTrace
+from rtc_assert.traces.classify import Markup
+from rtc_assert.traces.detection import (
+    DetectedTemplate,
+    ThinkingSwitch,
+    TraceSetup,
+    detect_template,
+)
+
+GenerationsFormat = Literal["plain", "lm-eval", "inspect", "openai-batch"]
+READERS: dict[str, Callable[[Path], Iterator[FileRecord]]] = {
+    "plain": read_plain,
+    "lm-eval": read_lm_eval,
+    "inspect": read_inspect,
+    "openai-batch": read_openai_batch,
+}
+CHUNK = 1024
+"""Generations classified and scored together (one batched tokenizer call)."""
+
+__all__ = [
+    "READERS",
+    "FileRecord",
+    "GenerationsFileError",
+    "GenerationsFormat",
+    "detect_format",
+    "file_template",
+    "generations_run",
+    "read_generations",
+    "scored_generations",
+]
+
+
+def detect_format(path: Path) -> GenerationsFormat:
+    """The format of a generations file, from its container or its first line's fields."""
+    if zipfile.is_zipfile(path):
+        return "inspect"
+    for number, line in text_lines(path):
+        first = parse_json_line(line, f"{path}:{number}")
+        if "custom_id" in first and "response" in first:
+            return "openai-batch"
+        if "doc_id" in first and "resps" in first:
+            return "lm-eval"
+        if "probe_id" in first:
+            return "plain"
+        raise GenerationsFileError(
+            f"{path}:{number}",
+            "not a generations file rtc-assert reads: expected lm-eval samples (doc_id, resps), "
+            "OpenAI batch output (custom_id, response) or the plain format (probe_id, "
+            f"completion); fields here: {sorted(first)[:8]!a}",
+        )
+    raise GenerationsFileError(str(path), "holds no generations (0 records)")
+
+
+def read_generations(path: Path, fmt: GenerationsFormat | None = None) -> Iterator[FileRecord]:
+    """Every record of a generations file, streamed; the format detected unless given."""
+    if not path.is_file():
+        raise GenerationsFileError(str(path), "no such file; give the file the tool wrote")
+    return READERS[fmt or detect_format(path)](path)
+
+
+def _markup_for(record: FileRecord, markup: Markup | None, source: str) -> Markup:
+    if record.split:
+        return SPLIT_MARKUP
+    if markup is None:
+        raise GenerationsFileError(
+            record.where,
+            "a raw completion, and nothing says how its reasoning is marked: set trace_format "
+            "(markup, or open_tag and close_tag), or name the model whose chat template shows "
+            f"it (--model, or candidate:/base: in thresholds.yaml) for {source}",
+        )
+    return markup
+
+
+def scored_generations(
+    records: Iterable[FileRecord],
+    probe_set: ProbeSet,
+    *,
+    source: str,
+    markup: Markup | None,
+    prefilled: bool | None = None,
+    min_reasoning_chars: int = 1,
+    tokenizer: Any = None,
+    prompt_of: Callable[[Probe], str] | None = None,
+) -> Iterator[tuple[Generation, ScoredTrace]]:
+    """Pair, classify and score records in chunks of `CHUNK`, without holding the file.
+
+    ``prompt_of`` gives a probe's prompt when the file stores none (the model's chat
+    template), so a prefilled or thinking-off prompt is still read from its tail.
+    """
+    chunk: list[tuple[FileRecord, Generation]] = []
+
+    def flush() -> Iterator[tuple[Generation, ScoredTrace]]:
+        # Split records are classified by the split, raw ones by the given markup.
+        outcomes: dict[int, ScoredTrace] = {}
+        for split in (True, False):
+            positions = [i for i, (record, _) in enumerate(chunk) if record.split is split]
+            if not positions:
+                continue
+            scored = score_generations(
+                probe_set,
+                [chunk[i][1] for i in positions],
+                fmt=_markup_for(chunk[positions[0]][0], markup, source),
+                prefilled=None if split else prefilled,
+                min_reasoning_chars=min_reasoning_chars,
+                tokenizer=tokenizer,
+            )
+            outcomes.update(zip(positions, scored, strict=True))
+        yield from ((generation, outcomes[i]) for i, (_, generation) in enumerate(chunk))
+        chunk.clear()
+
+    for item in pair(records, probe_set, source, prompt_of):
+        chunk.append(item)
+        if len(chunk) == CHUNK:
+            yield from flush()
+    yield from flush()
+
+
+def file_template(markup: Markup | None, source: str) -> DetectedTemplate:
+    """What stands for a chat template when no model is named: the file's own split."""
+    evidence = (
+        f"no model named for {source}: raw completions classified with trace_format's markup"
+        if markup is not None
+        else f"no model named for {source}: only its reasoning/answer split marks reasoning"
+    )
+    return DetectedTemplate(
+        markup=markup or SPLIT_MARKUP,
+        prefilled=False,
+        closes_block=False,
+        switch=ThinkingSwitch("none"),
+        recognised=True,
+        evidence=evidence,
+    )
+
+
+def generations_run(
+    path: str | Path,
+    probe_set: ProbeSet,
+    *,
+    model: str,
+    fmt: GenerationsFormat | None = None,
+    markup: Markup | None = None,
+    tokenizer: Any = None,
+    trace: TraceSetup | None = None,
+    settings: GenerationSettings | None = None,
+    confidence: float = 0.95,
+) -> Run:
+    """The `Run` of ``model`` on ``probe_set`` read from a generations file.
+
+    Args:
+        path: the file another tool wrote (lm-eval samples, Inspect ``.eval``, OpenAI batch
+            output, or the plain JSONL of ``generations.schema.json``).
+        model: the name the run is reported under.
+        fmt: the file's format; detected by default.
+        markup: how raw completions mark reasoning (``trace_format``); with ``tokenizer``
+            and no markup, the one its chat template shows.
+        tokenizer: the model's tokenizer: the markup, prompts the file lacks, token counts.
+        trace: the full markup setup (thresholds.yaml's ``trace_format`` applied); replaces
+            ``markup``.
+        settings: how the file was generated, for the record (``enable_thinking`` renders
+            prompts the file lacks).
+
+    Raises:
+        GenerationsFileError: naming the file and line of the first problem.
+    """
+    path = Path(path)
+    settings = settings or GenerationSettings()
+    source = str(path)
+    if trace is None:
+        detected = detect_template(tokenizer) if tokenizer is not None else None
+        trace = TraceSetup(
+            detected or file_template(markup, source),
+            markup or (detected.markup if detected else SPLIT_MARKUP),
+            overridden=("markup",) if markup is not None and detected else (),
+        )
+    # Raw completions need a markup someone named: trace_format's, or the chat template's.
+    named = tokenizer is not None or markup is not None
+    named = named or bool({"markup", "open_tag", "close_tag"} & set(trace.overridden))
+    raw_markup = trace.markup if named else None
+    prompt_of = None
+    if tokenizer is not None:
+        switch = trace.detected.switch
+
+        def prompt_of(probe: Probe) -> str:
+            return render_prompt(tokenizer, probe, settings, model=model, switch=switch)
+
+    generations: list[Generation] = []
+    outcomes: list[ScoredTrace] = []
+    for generation, outcome in scored_generations(
+        read_generations(path, fmt),
+        probe_set,
+        source=source,
+        markup=raw_markup,
+        prefilled=trace.prefilled,
+        min_reasoning_chars=trace.min_reasoning_chars,
+        tokenizer=tokenizer,
+        prompt_of=prompt_of,
+    ):
+        generations.append(generation)
+        outcomes.append(outcome)
+    return Run(
+        model=model,
+        backend=f"file:{fmt or detect_format(path)}",
+        probe_set=probe_set,
+        settings=settings,
+        generations=tuple(generations),
+        outcomes=tuple(outcomes),
+        metrics=compute_metrics(outcomes, confidence),
+        trace=trace,
+        notes=_notes(path, generations, outcomes),
+    )
+
+
+def _notes(
+    path: Path, generations: list[Generation], outcomes: list[ScoredTrace]
+) -> tuple[str, ...]:
+    notes = []
+    unknown = sum(generation.finish_reason is None for generation in generations)
+    if unknown:
+        open_blocks = sum(o.trace.detail.startswith("unknown") for o in outcomes)
+        notes.append(
+            f"{path.name} gives no finish reason for {unknown} of {len(generations)} "
+            f"generations: a trace cut at the token limit cannot be told from a model that "
+            f"stopped inside its block ({open_blocks} truncated with detail 'unknown')"
+        )
+    return tuple(notes)

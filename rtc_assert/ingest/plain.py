@@ -1,0 +1,90 @@
+"""The plain generations JSONL: one completion per line, for vLLM offline outputs or any tool.
+
+Each line is a `PlainGeneration`; ``generations.schema.json`` beside this module is its JSON
+Schema (`schema`). Lines are validated one at a time as they are read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rtc_assert.ingest.records import (
+    FileRecord,
+    GenerationsFileError,
+    join_split,
+    parse_json_line,
+    text_lines,
+)
+
+SCHEMA_FILE = Path(__file__).with_name("generations.schema.json")
+
+
+class PlainGeneration(BaseModel):
+    """One completion of one probe, as any tool can write it."""
+
+    model_config = ConfigDict(extra="forbid", title="rtc-assert generation")
+
+    probe_id: str = Field(min_length=1, description="The id of the probe in its probe set.")
+    sample: int = Field(default=0, ge=0, description="Which sample of the probe (from 0).")
+    prompt: str = Field(
+        default="",
+        description="The generation prompt as sent (after the chat template); its tail tells "
+        "a prefilled opening tag or a template that switched thinking off.",
+    )
+    completion: str = Field(
+        description="The completion text with special tokens kept (reasoning tags included); "
+        "with 'reasoning', the answer part only."
+    )
+    reasoning: str | None = Field(
+        default=None,
+        description="Reasoning a server's reasoning parser split out; when given, the markup "
+        "is the server's split (see the docs' server-split rule).",
+    )
+    finish_reason: Literal["stop", "length"] | None = Field(
+        default=None,
+        description="How generation ended: 'stop' (end of sequence or a stop string), "
+        "'length' (the token limit); null or absent when unknown.",
+    )
+    prompt_tokens: int = Field(default=0, ge=0)
+    completion_tokens: int = Field(default=0, ge=0)
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Anything else; unread.")
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema of one line, as shipped in ``generations.schema.json``."""
+    return PlainGeneration.model_json_schema()
+
+
+def _problem(error: ValidationError) -> str:
+    first = error.errors()[0]
+    location = ".".join(str(part) for part in first["loc"]) or "the line"
+    more = f" (and {len(error.errors()) - 1} more problems)" if len(error.errors()) > 1 else ""
+    return f"field {location}: {first['msg']}{more}; see {SCHEMA_FILE.name}"
+
+
+def read_plain(path: Path) -> Iterator[FileRecord]:
+    """The records of a plain generations JSONL file, one line at a time."""
+    for number, line in text_lines(path):
+        where = f"{path}:{number}"
+        try:
+            item = PlainGeneration.model_validate_json(line)
+        except ValidationError as error:
+            if error.errors()[0]["type"] == "json_invalid":
+                parse_json_line(line, where)  # the decoder's own message and column
+            raise GenerationsFileError(where, _problem(error)) from None
+        split = item.reasoning is not None
+        yield FileRecord(
+            where=where,
+            text=join_split(item.reasoning, item.completion) if split else item.completion,
+            finish_reason=item.finish_reason,
+            probe_id=item.probe_id,
+            sample=item.sample,
+            prompt=item.prompt,
+            prompt_tokens=item.prompt_tokens,
+            completion_tokens=item.completion_tokens,
+            split=split,
+        )

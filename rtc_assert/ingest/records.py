@@ -1,0 +1,236 @@
+"""What every reader yields, how records are paired with probes, and the file errors.
+
+Every reader streams: it yields one `FileRecord` per completion while it reads, so a file of
+any length is paired and classified in memory that grows with the probe set, not the file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rtc_assert.errors import GenerationsFileError
+from rtc_assert.generation.requests import FinishReason, Generation
+from rtc_assert.probes.probe import Probe, ProbeSet
+from rtc_assert.traces.classify import STANDARD_FORMATS
+
+_SHOWN = 5
+"""Names listed in one error before the rest are counted."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    """One completion read from a file, before it is paired with its probe."""
+
+    where: str
+    """``FILE:LINE`` (or ``FILE!MEMBER`` inside an archive), for errors."""
+    text: str
+    """The completion with its reasoning markup (rebuilt from a server split if ``split``)."""
+    finish_reason: FinishReason | None
+    """None when the file does not say how generation ended."""
+    probe_id: str | None = None
+    doc_id: int | None = None
+    """lm-evaluation-harness: the document's index in its task (paired by position)."""
+    sample: int = 0
+    prompt: str = ""
+    reference: str | None = None
+    """The reference answer the file logged (lm-eval's ``target``), checked against the probe's."""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    split: bool = False
+    """The file held reasoning and answer apart (a server's reasoning parser, Inspect's
+    content parts); ``text`` joins them with ``<think>``/``</think>``."""
+
+
+SPLIT_MARKUP = STANDARD_FORMATS[0]
+"""The tags a server-split record is rebuilt with, and classified with."""
+
+
+def join_split(reasoning: str | None, answer: str | None) -> str:
+    """The server-split rule: reasoning and answer fields as one text with ``<think>`` tags.
+
+    Both present: a closed block (``valid``, or ``empty`` when the reasoning is blank).
+    Reasoning with no answer (null or absent): the server found no end of the block (vLLM and
+    SGLang put everything in ``reasoning``), so the block stays open: ``truncated``, with
+    ``length`` or ``unterminated`` from the finish reason. No reasoning field: the answer as
+    is (tags left inside it, a known server bug, are still classified).
+    """
+    if reasoning is None:
+        return answer or ""
+    opened = f"{SPLIT_MARKUP.open_tag}{reasoning}"
+    if answer is None:
+        return opened
+    return f"{opened}{SPLIT_MARKUP.close_tag}{answer}"
+
+
+def finish_reason(value: Any, known: dict[str, FinishReason | None], where: str) -> Any:
+    """A file's finish or stop reason as ``stop``, ``length`` or None (unknown)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in known:
+        raise GenerationsFileError(
+            where,
+            f"finish reason {value!a} is not one of {', '.join(sorted(known))}",
+        )
+    return known[value]
+
+
+def text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, line) for each non-blank line of a text file, read one at a time.
+
+    Raises:
+        GenerationsFileError: the file cannot be read or is not UTF-8.
+    """
+    try:
+        handle = path.open(encoding="utf-8")
+    except OSError as error:
+        raise GenerationsFileError(str(path), f"cannot read it ({error.strerror})") from None
+    with handle:
+        number = 0
+        try:
+            for number, line in enumerate(handle, start=1):
+                if line.strip():
+                    yield number, line
+        except UnicodeDecodeError as error:
+            raise GenerationsFileError(
+                f"{path}:{number + 1}", f"byte {error.start} is not UTF-8; save it as UTF-8"
+            ) from None
+
+
+def parse_json_line(line: str, where: str) -> dict[str, Any]:
+    """One JSONL line as an object.
+
+    Raises:
+        GenerationsFileError: the line is not JSON (a file cut off midway) or not an object.
+    """
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise GenerationsFileError(
+            where,
+            f"not a JSON line ({error.msg} at column {error.colno}); a file cut off while it "
+            "was written ends this way: write it again",
+        ) from None
+    if not isinstance(value, dict):
+        raise GenerationsFileError(
+            where, f"a line must be a JSON object, got {type(value).__name__}"
+        )
+    return value
+
+
+def json_lines(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(``FILE:LINE``, object) for each non-blank line of a JSONL file."""
+    for number, line in text_lines(path):
+        where = f"{path}:{number}"
+        yield where, parse_json_line(line, where)
+
+
+def field(record: dict[str, Any], path: str, kind: type | tuple[type, ...], where: str) -> Any:
+    """``record[a][b]...`` for ``path`` ``"a.b"``, checked to be of ``kind``."""
+    value: Any = record
+    for part in path.split("."):
+        if isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        elif isinstance(value, dict) and part in value:
+            value = value[part]
+        else:
+            raise GenerationsFileError(where, f"field {path} is missing")
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+        raise GenerationsFileError(
+            where, f"field {path} must be {_kind_name(kind)}, got {type(value).__name__}"
+        )
+    return value
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(k.__name__ for k in kinds)
+
+
+def _listed(names: list[str], total: int) -> str:
+    more = f" and {total - len(names)} more" if total > len(names) else ""
+    return ", ".join(names) + more
+
+
+def pair(
+    records: Iterable[FileRecord],
+    probe_set: ProbeSet,
+    source: str,
+    prompt_of: Callable[[Probe], str] | None = None,
+) -> Iterator[tuple[FileRecord, Generation]]:
+    """Each record beside the `Generation` of its probe, checked while it streams by.
+
+    A record is paired by ``probe_id``, else by ``doc_id`` (the probe at that position).
+    ``prompt_of`` renders the prompt of a record that stores none (the model's chat
+    template). Memory grows with probes x samples (one bit each), not with the file.
+
+    Raises:
+        GenerationsFileError: a record names no probe of the set, two records are for one
+            (probe, sample), a probe has no record, or the file holds none.
+    """
+    probes = probe_set.probes
+    index = {probe.id: position for position, probe in enumerate(probes)}
+    seen = [bytearray() for _ in probes]
+    count = 0
+    for record in records:
+        if record.probe_id is not None:
+            position = index.get(record.probe_id)
+            name = ascii(record.probe_id)
+        else:
+            position = record.doc_id if record.doc_id is not None and record.doc_id >= 0 else None
+            if position is not None and position >= len(probes):
+                position = None
+            name = f"doc_id {record.doc_id}"
+        if position is None:
+            raise GenerationsFileError(
+                record.where,
+                f"{name} is no probe of {probe_set.name} ({len(probes)} probes); is this the "
+                "log of another task, or of another version of the probe set?",
+            )
+        bits = seen[position]
+        byte, bit = divmod(record.sample, 8)
+        if byte >= len(bits):
+            bits.extend(bytes(byte + 1 - len(bits)))
+        if bits[byte] >> bit & 1:
+            raise GenerationsFileError(
+                record.where,
+                f"a second record for probe {probes[position].id!a} sample {record.sample}; "
+                "give each (probe, sample) once (two runs appended to one file end this way)",
+            )
+        bits[byte] |= 1 << bit
+        probe = probes[position]
+        if record.reference is not None and record.reference.strip() != probe.answer.strip():
+            raise GenerationsFileError(
+                record.where,
+                f"{name}'s reference {record.reference[:80]!a} is not probe "
+                f"{probe.id!a}'s answer {probe.answer[:80]!a}: this is the log of "
+                f"another task, or of another version of {probe_set.name}",
+            )
+        count += 1
+        prompt = record.prompt or (prompt_of(probe) if prompt_of is not None else "")
+        yield (
+            record,
+            Generation(
+                probe_id=probe.id,
+                sample=record.sample,
+                prompt=prompt,
+                text=record.text,
+                finish_reason=record.finish_reason,
+                prompt_tokens=record.prompt_tokens,
+                completion_tokens=record.completion_tokens,
+                prefilled=False,
+            ),
+        )
+    if count == 0:
+        raise GenerationsFileError(source, "holds no generations (0 records)")
+    without = [probe.id for probe, bits in zip(probes, seen, strict=True) if not any(bits)]
+    if without:
+        raise GenerationsFileError(
+            source,
+            f"{len(without)} of {len(probes)} probes of {probe_set.name} have no record: "
+            f"{_listed([ascii(name) for name in without[:_SHOWN]], len(without))}; generate them "
+            "or cut the probe set (limit:, or a probe file of the probes you ran)",
+        )
