@@ -158,7 +158,7 @@ def test_compare_stops_early_on_a_collapse_and_says_after_how_many_probes(tmp_pa
 def test_compare_passes_identical_models():
     result = run_cli(
         "compare", "--base", "demo:base", "--candidate", "demo:base",
-        "--probes", "demo:finetune", "--limit", "16",
+        "--probes", "demo:finetune", "--limit", "24",
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "4 of 4 gates passed" in result.stdout

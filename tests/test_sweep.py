@@ -178,7 +178,7 @@ def test_sweep_command_prints_and_writes_the_record_and_chart(tmp_path):
     report = tmp_path / "out"
     result = run_cli(
         "sweep", "--base", "demo:base", "--checkpoints", "demo:sweep",
-        "--config", str(demo.ZOO_DIR.parent / "thresholds.yaml"), "--limit", "16",
+        "--config", str(demo.ZOO_DIR.parent / "thresholds.yaml"), "--limit", "32",
         "--report", str(report),
     )  # fmt: skip
     assert result.returncode == 1, result.stdout + result.stderr
