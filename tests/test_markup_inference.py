@@ -16,7 +16,12 @@ from transformers import AutoTokenizer
 
 from rtc_assert import demo
 from rtc_assert.decide.explain import unrecognised_markup
-from rtc_assert.generation.requests import Generation, GenerationSettings, build_requests
+from rtc_assert.generation.requests import (
+    Generation,
+    GenerationRequest,
+    GenerationSettings,
+    build_requests,
+)
 from rtc_assert.metrics import compute_metrics
 from rtc_assert.probes.probe import Probe, ProbeSet
 from rtc_assert.runs import Run, score_generations
@@ -44,10 +49,16 @@ def detect(tokenizer, name: str) -> DetectedTemplate:
     return detect_template(tokenizer)
 
 
-def gate_prompt(tokenizer, detected: DetectedTemplate) -> str:
+def gate_request(tokenizer, detected: DetectedTemplate) -> GenerationRequest:
     (request,) = build_requests(
         tokenizer, [PROBE], GenerationSettings(), model="m", switch=detected.switch
     )
+    return request
+
+
+def gate_prompt(tokenizer, detected: DetectedTemplate) -> str:
+    request = gate_request(tokenizer, detected)
+    assert request.prefilled is detected.prefilled  # read with the detected markup
     return request.prompt
 
 
