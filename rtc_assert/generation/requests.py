@@ -35,8 +35,8 @@ class GenerationSettings(BaseModel):
     """Samples per probe; more than one needs ``temperature > 0``."""
     enable_thinking: bool | None = True
     """Thinking on (True) or off (False) through the chat template's own switch, as
-    `rtc_assert.traces.detection` detects it (``enable_thinking``, ``thinking``,
-    ``thinking_budget``); None passes nothing."""
+    `rtc_assert.traces.detection` detects it (a keyword such as ``enable_thinking``, or a flag
+    written into the system turn); None passes nothing."""
     batch_size: int = Field(default=32, ge=1)
 
 
@@ -141,12 +141,13 @@ def render_prompt(
     """The probe's messages through the tokenizer's chat template, with the generation prompt.
 
     Thinking is switched on or off (``settings.enable_thinking``) with ``switch``, the
-    template's own switch; by default it is detected from the template.
+    template's own switch (a keyword, or a flag written into the system turn); by default it
+    is detected from the template.
     """
     _require_chat_template(tokenizer, model)
     switch = switch or detect_template(tokenizer).switch
     return tokenizer.apply_chat_template(
-        probe.chat_messages(),
+        switch.messages(probe.chat_messages(), settings.enable_thinking),
         tokenize=False,
         add_generation_prompt=True,
         **switch.template_kwargs(settings.enable_thinking),
