@@ -6,15 +6,19 @@ keyword arguments, and the renderings are read:
 
 1. the thinking switch: a keyword (``enable_thinking``, ``thinking``, ``thinking_budget``)
    that changes the rendering, else a ``/no_think`` system flag that changes the generation
-   prompt, else none;
+   prompt, else none (a keyword or system-turn flag read from the source, step 3);
 2. the markup, from the first rendering that shows it: an assistant turn whose reasoning
    comes in through a field (``reasoning_content``, ``reasoning``, ``thinking``) or inline in
    the content (split on a literal the template's source splits on), read as the literals
-   written around a sentinel: any opener and closer, harmony's analysis channel, or a final
-   marker after untagged reasoning; the generation prompt ending with an opener (prefilled)
-   or a bare closer; the empty block that the thinking-off prompt writes; tags that the
-   rendered instructions name (``[THINK]``, ``<think>`` with ``<response>``);
-3. with the markup, whether the thinking-on prompt is prefilled and whether the default
+   written around a sentinel: any opener and closer (less an answer header), harmony's
+   analysis channel, or a final marker after untagged reasoning; the generation prompt
+   ending with an opener (prefilled) or a bare closer; the empty block of any shape that
+   the thinking-off prompt writes past the thinking-on one, or that an assistant turn
+   writes before its answer; tags that the rendered instructions lay out (``[THINK]``,
+   ``<think>`` with ``<response>``), or only name (then unsure);
+3. with no switch yet: a keyword the template tests, or a flag it looks for in the system
+   turn, that opens the reasoning, judged with the markup (or the block the switch writes);
+4. with the markup, whether the thinking-on prompt is prefilled and whether the default
    prompt already closes the block (thinking off unless switched on).
 
 A template that shows none of these falls back to the ``<think>`` default and says why.
