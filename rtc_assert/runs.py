@@ -133,6 +133,7 @@ def run_model(
         settings,
         model=model,
         switch=trace.detected.switch,
+        markup=trace.markup,
     )
     generations = tuple(backend.generate(requests, settings))
     outcomes = tuple(

@@ -16,7 +16,12 @@ from transformers import AutoTokenizer
 
 from rtc_assert import demo
 from rtc_assert.decide.explain import unrecognised_markup
-from rtc_assert.generation.requests import Generation, GenerationSettings, build_requests
+from rtc_assert.generation.requests import (
+    Generation,
+    GenerationRequest,
+    GenerationSettings,
+    build_requests,
+)
 from rtc_assert.metrics import compute_metrics
 from rtc_assert.probes.probe import Probe, ProbeSet
 from rtc_assert.runs import Run, score_generations
@@ -44,10 +49,16 @@ def detect(tokenizer, name: str) -> DetectedTemplate:
     return detect_template(tokenizer)
 
 
-def gate_prompt(tokenizer, detected: DetectedTemplate) -> str:
+def gate_request(tokenizer, detected: DetectedTemplate) -> GenerationRequest:
     (request,) = build_requests(
         tokenizer, [PROBE], GenerationSettings(), model="m", switch=detected.switch
     )
+    return request
+
+
+def gate_prompt(tokenizer, detected: DetectedTemplate) -> str:
+    request = gate_request(tokenizer, detected)
+    assert request.prefilled is detected.prefilled  # read with the detected markup
     return request.prompt
 
 
@@ -178,4 +189,88 @@ def test_a_synthetic_template_is_detected_with_its_pair_and_switch(
     assert detected.switch.template_kwargs(True) == {switch: True}
     prompt = gate_prompt(tokenizer, detected)
     trace = classify(f"{open_tag}2 and 2 make 4.{close_tag}4", prompt=prompt, fmt=detected.markup)
+    assert (trace.status, trace.answer) == (V, "4")
+
+
+def test_a_system_turn_flag_switches_thinking_on(tokenizer):
+    """Gemma 4's way: no keyword, a ``<|think|>`` flag the user writes into the system turn."""
+    detected = detect(tokenizer, "gemma4-system-flag")
+    assert detected.recognised, detected.evidence
+    assert detected.describe()["tags"] == [["<|channel>thought", "<channel|>"]]
+    assert (detected.prefilled, detected.closes_block) == (True, True)
+    assert detected.switch.how_on() == "system flag '<|think|>' written into the system turn"
+    prompt = gate_prompt(tokenizer, detected)
+    assert "<start_of_turn>system\n<|think|>" in prompt
+    assert prompt.endswith("<start_of_turn>model\n<|channel>thought\n")
+    cases = [
+        ("2 and 2 make 4.<channel|>4", "stop", V, "closed", "4"),
+        ("<channel|>4", "stop", E, "blank", "4"),
+        ("2 and 2 make", "length", T, "length", ""),
+    ]
+    for text, finish, status, detail, answer in cases:
+        trace = classify(text, finish_reason=finish, prompt=prompt, fmt=detected.markup)
+        assert (trace.status, trace.detail, trace.answer) == (status, detail, answer), text
+    # A probe's own system message keeps its text after the flag; off, nothing is added.
+    asks = Probe(
+        id="s", answer="4", scorer="numeric",
+        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}],
+    )  # fmt: skip
+    (on,) = build_requests(
+        tokenizer, [asks], GenerationSettings(), model="m", switch=detected.switch
+    )
+    assert "<start_of_turn>system\n<|think|>\nBe brief.<end_of_turn>" in on.prompt
+    off_settings = GenerationSettings(enable_thinking=False)
+    (off,) = build_requests(tokenizer, [asks], off_settings, model="m", switch=detected.switch)
+    assert "<|think|>" not in off.prompt and off.prompt.endswith("<channel|>")
+
+
+def test_an_empty_block_of_any_shape_reads_a_new_keyword(tokenizer):
+    """No turn shows reasoning: the block the thinking-off prompt writes is the markup, and
+    the keyword is judged against it, not against ``<think>``."""
+    tokenizer.chat_template = (
+        "{%- for m in messages -%}<|turn|>{{ m['role'] }}\n{{ m['content'] }}<|end|>\n"
+        "{%- endfor -%}{%- if add_generation_prompt -%}<|turn|>assistant\n"
+        "{%- if think_mode != 'deep' -%}{{ '<|begin_thought|>\n<|end_thought|>' }}"
+        "{%- endif -%}{%- endif -%}"
+    )
+    detected = detect_template(tokenizer)
+    assert detected.recognised, detected.evidence
+    assert detected.describe()["tags"] == [["<|begin_thought|>", "<|end_thought|>"]]
+    assert detected.switch.template_kwargs(True) == {"think_mode": "deep"}
+    prompt = gate_prompt(tokenizer, detected)
+    trace = classify("<|begin_thought|>2+2=4<|end_thought|>4", prompt=prompt, fmt=detected.markup)
+    assert (trace.status, trace.answer) == (V, "4")
+
+
+def test_tags_only_named_in_the_instructions_are_used_unsure(tokenizer, caplog):
+    tokenizer.chat_template = (
+        "<|turn|>system\nYou may think in <think> tags.\n\nClose them with </think>.<|end|>\n"
+        "{%- for m in messages -%}<|turn|>{{ m['role'] }}\n{{ m['content'] }}<|end|>\n"
+        "{%- endfor -%}{%- if add_generation_prompt -%}<|turn|>assistant\n{%- endif -%}"
+    )
+    detected = detect_template(tokenizer)
+    assert not detected.recognised
+    assert detected.evidence.startswith("unsure: the rendered prompt names <think> and </think>")
+    assert detected.describe()["tags"] == [["<think>", "</think>"]]
+    assert "set trace_format" in caplog.text
+
+
+def test_an_answer_header_after_the_closer_is_not_part_of_it(tokenizer):
+    tokenizer.chat_template = (
+        "{%- for m in messages -%}<|turn|>{{ m['role'] }}\n"
+        "{%- if m.get('reasoning_content') -%}"
+        "{{ '<think>' + m['reasoning_content'] + '</think><response>' + m['content'] + "
+        "'</response>' }}{%- else -%}{{ m['content'] }}{%- endif -%}<|end|>\n"
+        "{%- endfor -%}{%- if add_generation_prompt -%}<|turn|>assistant\n{%- endif -%}"
+    )
+    detected = detect_template(tokenizer)
+    assert detected.recognised, detected.evidence
+    assert detected.markup.describe() == {
+        "markup": "think_response",
+        "tags": [["<think>", "</think>"]],
+        "answer_tags": ["<response>", "</response>"],
+    }
+    prompt = gate_prompt(tokenizer, detected)
+    trace = classify("<think>2+2=4</think><response>4</response>", prompt=prompt,
+                     fmt=detected.markup)  # fmt: skip
     assert (trace.status, trace.answer) == (V, "4")

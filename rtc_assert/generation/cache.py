@@ -231,9 +231,12 @@ class CachedBackend:
             new = {keys[i]: g for i, g in zip(chunk, generated, strict=True)}
             self.cache.put_many(new)
             found.update(new)
-        # A prompt cached under another probe id (a renamed probe, another set) is this one's.
+        # A prompt cached under another probe id (a renamed probe, another set) is this one's;
+        # its prefill is read with this run's markup.
         return [
-            found[key].model_copy(update={"probe_id": request.probe.id})
+            found[key].model_copy(
+                update={"probe_id": request.probe.id, "prefilled": request.prefilled}
+            )
             for key, request in zip(keys, requests, strict=True)
         ]
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rtc_assert.errors import GenerationError
 from rtc_assert.probes.probe import Probe
-from rtc_assert.traces.classify import TraceFormat, prompt_state
+from rtc_assert.traces.classify import Markup
 from rtc_assert.traces.detection import ThinkingSwitch, detect_template
 
 FinishReason = Literal["stop", "length"]
@@ -35,8 +35,8 @@ class GenerationSettings(BaseModel):
     """Samples per probe; more than one needs ``temperature > 0``."""
     enable_thinking: bool | None = True
     """Thinking on (True) or off (False) through the chat template's own switch, as
-    `rtc_assert.traces.detection` detects it (``enable_thinking``, ``thinking``,
-    ``thinking_budget``); None passes nothing."""
+    `rtc_assert.traces.detection` detects it (a keyword such as ``enable_thinking``, or a flag
+    written into the system turn); None passes nothing."""
     batch_size: int = Field(default=32, ge=1)
 
 
@@ -47,6 +47,8 @@ class GenerationRequest:
     probe: Probe
     prompt: str
     sample: int
+    prefilled: bool = False
+    """The prompt ends inside the reasoning, as the run's markup reads it (`build_requests`)."""
 
 
 class ServerSplit(BaseModel):
@@ -81,7 +83,8 @@ class Generation(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     prefilled: bool
-    """The prompt ended with the opening reasoning tag."""
+    """The prompt ended inside the reasoning (its opener written), as the run's markup reads
+    it: the request's `GenerationRequest.prefilled`."""
     reasoning_tokens: int | None = None
     """``usage.completion_tokens_details.reasoning_tokens`` where the server reports it."""
     split: ServerSplit | None = None
@@ -139,12 +142,13 @@ def render_prompt(
     """The probe's messages through the tokenizer's chat template, with the generation prompt.
 
     Thinking is switched on or off (``settings.enable_thinking``) with ``switch``, the
-    template's own switch; by default it is detected from the template.
+    template's own switch (a keyword, or a flag written into the system turn); by default it
+    is detected from the template.
     """
     _require_chat_template(tokenizer, model)
     switch = switch or detect_template(tokenizer).switch
     return tokenizer.apply_chat_template(
-        probe.chat_messages(),
+        switch.messages(probe.chat_messages(), settings.enable_thinking),
         tokenize=False,
         add_generation_prompt=True,
         **switch.template_kwargs(settings.enable_thinking),
@@ -158,10 +162,13 @@ def build_requests(
     *,
     model: str,
     switch: ThinkingSwitch | None = None,
+    markup: Markup | None = None,
 ) -> list[GenerationRequest]:
     """``settings.samples`` requests per probe, prompts rendered once per probe.
 
-    ``tokenizer`` None: the prompt is the probe's messages (`messages_prompt`).
+    ``switch`` and ``markup`` (whether each prompt is prefilled) default to what is detected
+    from the template. ``tokenizer`` None: the prompt is the probe's messages
+    (`messages_prompt`), never prefilled.
     """
     if settings.samples > 1 and settings.temperature == 0:
         raise GenerationError(
@@ -170,17 +177,17 @@ def build_requests(
         )
     if tokenizer is not None:
         _require_chat_template(tokenizer, model)
-        switch = switch or detect_template(tokenizer).switch
+        if switch is None or markup is None:
+            detected = detect_template(tokenizer)
+            switch, markup = switch or detected.switch, markup or detected.markup
     requests: list[GenerationRequest] = []
     for probe in probes:
-        if tokenizer is None:
-            prompt = messages_prompt(probe)
+        if tokenizer is None or markup is None:
+            prompt, prefilled = messages_prompt(probe), False
         else:
             prompt = render_prompt(tokenizer, probe, settings, model=model, switch=switch)
-        requests.extend(GenerationRequest(probe, prompt, s) for s in range(settings.samples))
+            prefilled = markup.prompt_state(prompt).prefilled
+        requests.extend(
+            GenerationRequest(probe, prompt, s, prefilled) for s in range(settings.samples)
+        )
     return requests
-
-
-def is_prefilled(prompt: str, fmt: TraceFormat | None = None) -> bool:
-    """Whether a rendered prompt ends with the opening reasoning tag."""
-    return prompt_state(prompt, fmt).prefilled

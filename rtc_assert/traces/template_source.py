@@ -6,6 +6,8 @@ The template is parsed (never run) with jinja2; nothing here knows a model famil
 - `content_delimiters`: string literals the template splits message content on, or looks
   for in it (``content.split('</think>')``, ``'</think>' in content``): the candidates for
   reasoning written inline in an assistant message's content;
+- `searched_literals`: the literals looked for in a string (``'<|think|>' in
+  messages[0].content``): the candidates for a flag the user writes into the system turn;
 - `switch_candidates`: variables the caller may pass (jinja2's undeclared variables, less
   the standard chat-template inputs) with the values the template compares them with, as
   candidate thinking switches.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from jinja2 import TemplateSyntaxError, meta, nodes
@@ -68,7 +71,13 @@ class SwitchCandidate:
     values: tuple[Any, ...]
 
 
+@lru_cache(maxsize=32)
 def _parse(source: str) -> nodes.Template | None:
+    """The template's syntax tree, parsed once per source: only read, never changed."""
+    return _fresh_parse(source)
+
+
+def _fresh_parse(source: str) -> nodes.Template | None:
     env = ImmutableSandboxedEnvironment(extensions=["jinja2.ext.loopcontrols", _GenerationTag])
     try:
         return env.parse(source)
@@ -97,11 +106,21 @@ def content_delimiters(source: str) -> tuple[str, ...]:
             found.extend(
                 arg.value for arg in call.args if isinstance(arg, nodes.Const) and _is_text(arg)
             )
+    found.extend(_searched(ast))
+    return tuple(dict.fromkeys(text for text in found if text.strip()))
+
+
+def searched_literals(source: str) -> tuple[str, ...]:
+    """String literals the template looks for in a string (``'X' in s``), in order."""
+    ast = _parse(source)
+    return () if ast is None else tuple(dict.fromkeys(t for t in _searched(ast) if t.strip()))
+
+
+def _searched(ast: nodes.Template) -> Iterator[str]:
     for compare in ast.find_all(nodes.Compare):
         searched = any(op.op in ("in", "notin") for op in compare.ops)
         if searched and isinstance(compare.expr, nodes.Const) and _is_text(compare.expr):
-            found.append(compare.expr.value)
-    return tuple(dict.fromkeys(text for text in found if text.strip()))
+            yield compare.expr.value
 
 
 def _is_text(node: nodes.Const) -> bool:
@@ -119,7 +138,7 @@ def switch_candidates(source: str) -> tuple[SwitchCandidate, ...]:
     if ast is None:
         return ()
     # find_undeclared_variables folds constant lists into one Const: it gets its own parse.
-    names = sorted(meta.find_undeclared_variables(_parse(source) or ast) - STANDARD_INPUTS)
+    names = sorted(meta.find_undeclared_variables(_fresh_parse(source) or ast) - STANDARD_INPUTS)
     compared: dict[str, list[Any]] = {name: [] for name in names}
     aliases = {
         assign.target.name: source_name

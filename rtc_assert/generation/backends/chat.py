@@ -11,6 +11,12 @@ it counts tokens. The response's reasoning field and content are kept apart
 Reasoning fields read, first present wins: ``message.reasoning`` (vLLM, OpenRouter,
 Together), ``message.reasoning_content`` (vLLM before 2026, SGLang, DeepSeek, Fireworks),
 ``message.reasoning_details[].text`` (OpenRouter), Ollama's ``message.thinking``.
+
+Special tokens: a reasoning parser splits on token ids, server-side, so markers that are
+special tokens are not lost to the split. Markup left in ``content`` (parser off or failed)
+is classified with the run's markup; special-token markers survive there only with
+``extra_body: {skip_special_tokens: false}``, which is not sent by default (hosted APIs
+refuse unknown fields).
 """
 
 from __future__ import annotations
@@ -237,7 +243,7 @@ class OpenAIChatBackend:
             prompt_tokens=usage.get("prompt_tokens") or 0,
             completion_tokens=usage.get("completion_tokens")
             or _count(self.tokenizer, (reasoning or "") + (content or "")),
-            prefilled=False,
+            prefilled=request.prefilled,
             reasoning_tokens=reasoning_tokens,
             split=ServerSplit(
                 reasoning=reasoning,

@@ -19,7 +19,6 @@ from rtc_assert.generation.requests import (
     GenerationError,
     GenerationRequest,
     GenerationSettings,
-    is_prefilled,
 )
 from rtc_assert.generation.tokenizers import load_tokenizer
 
@@ -137,5 +136,5 @@ class OpenAIServerBackend:
             or len(self.tokenizer(request.prompt, add_special_tokens=False).input_ids),
             completion_tokens=usage.get("completion_tokens")
             or len(self.tokenizer(text, add_special_tokens=False).input_ids),
-            prefilled=is_prefilled(request.prompt),
+            prefilled=request.prefilled,
         )

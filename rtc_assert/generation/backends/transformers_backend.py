@@ -12,7 +12,6 @@ from rtc_assert.generation.requests import (
     GenerationError,
     GenerationRequest,
     GenerationSettings,
-    is_prefilled,
 )
 from rtc_assert.generation.tokenizers import left_padded, load_error, load_tokenizer
 
@@ -232,7 +231,7 @@ class TransformersBackend:
             finish_reason="stop" if end is not None else "length",
             prompt_tokens=prompt_tokens,
             completion_tokens=len(completion),
-            prefilled=is_prefilled(request.prompt),
+            prefilled=request.prefilled,
         )
 
 

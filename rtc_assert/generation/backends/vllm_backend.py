@@ -20,7 +20,6 @@ from rtc_assert.generation.requests import (
     GenerationError,
     GenerationRequest,
     GenerationSettings,
-    is_prefilled,
 )
 from rtc_assert.generation.tokenizers import load_tokenizer
 
@@ -49,6 +48,24 @@ def _adapter_rank(adapter: str) -> int:
         if rank <= allowed:
             return allowed
     raise GenerationError(f"{adapter}: LoRA rank {rank} is above vLLM's largest ({LORA_RANKS[-1]})")
+
+
+def sampling_options(settings: GenerationSettings, n: int) -> dict[str, Any]:
+    """``vllm.SamplingParams`` keywords for ``n`` samples of one prompt.
+
+    Special tokens stay in vLLM's text, unspaced: reasoning markers may be special tokens
+    (Gemma 4's ``<|channel>``...``<channel|>``). The record decodes the token ids itself, with
+    special tokens kept, too.
+    """
+    return {
+        "n": n,
+        "temperature": settings.temperature,
+        "top_p": settings.top_p,
+        "seed": settings.seed,
+        "max_tokens": settings.max_new_tokens,
+        "skip_special_tokens": False,
+        "spaces_between_special_tokens": False,
+    }
 
 
 class VLLMBackend:
@@ -127,15 +144,7 @@ class VLLMBackend:
             for p in prompts
         ]
         params = [
-            self._sampling_params(
-                n=len(by_prompt[p]),
-                temperature=settings.temperature,
-                top_p=settings.top_p,
-                seed=settings.seed,
-                max_tokens=settings.max_new_tokens,
-                skip_special_tokens=False,
-            )
-            for p in prompts
+            self._sampling_params(**sampling_options(settings, len(by_prompt[p]))) for p in prompts
         ]
         outputs = self.engine.generate(
             token_prompts, params, use_tqdm=False, lora_request=self._lora_request
@@ -172,5 +181,5 @@ class VLLMBackend:
             finish_reason=finish,
             prompt_tokens=prompt_tokens,
             completion_tokens=len(token_ids),
-            prefilled=is_prefilled(request.prompt),
+            prefilled=request.prefilled,
         )
