@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -19,7 +26,7 @@ from rtc_assert.decide.gates import evaluate_gate
 from rtc_assert.decide.spec import DecisionConfig, GateSpec
 from rtc_assert.errors import ScorerError
 from rtc_assert.generation.backends import load_backend
-from rtc_assert.generation.cache import CHUNK, next_chunk
+from rtc_assert.generation.cache import CACHE_FILE, CHUNK, next_chunk
 from rtc_assert.generation.models import resolve_model
 from rtc_assert.generation.requests import Generation, GenerationError, GenerationSettings
 from rtc_assert.metrics import compute_metrics
@@ -366,3 +373,71 @@ def test_truncated_weights_are_one_clear_error_naming_the_folder(tmp_path):
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.raises(GenerationError, match=rf"cannot load the weights of .* {folder}: "):
         load_backend("transformers", resolve_model(str(folder)))
+
+
+# Lost work: a real run killed mid-generation, then resumed (subprocesses: slow lane) ------
+
+REPO = Path(__file__).resolve().parent.parent
+SLOW_GENERATION = """\
+probe_sets:
+  r: {source: "demo:reasoning", limit: 96}
+generation: {max_new_tokens: 64, batch_size: 1}
+gates:
+  - {metric: valid_rate, min: 0.5}
+"""
+"""One request per engine batch: the run takes seconds, so it can be killed midway."""
+
+
+def _cli(*args: str, **popen: Any) -> subprocess.Popen[str]:
+    """``rtc-assert ARGS`` in a new process, importing this checkout."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    code = "import sys; from rtc_assert.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args], env=env, text=True, cwd=REPO, **popen
+    )
+
+
+def _stored(cache_dir: Path) -> int:
+    database = cache_dir / CACHE_FILE
+    if not database.is_file():
+        return 0
+    try:
+        with sqlite3.connect(database, timeout=5) as connection:
+            return connection.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
+    except sqlite3.OperationalError:  # the table is not created yet
+        return 0
+
+
+def _generations(report: Path) -> list[dict[str, Any]]:
+    record = json.loads((report / "rtc-run.json").read_text(encoding="utf-8"))
+    return [
+        {"generations": run["generations"], "metrics": run["metrics"]} for run in record["runs"]
+    ]
+
+
+@pytest.mark.slow
+def test_a_run_killed_mid_generation_loses_seconds_and_resumes_identically(tmp_path):
+    config = tmp_path / "thresholds.yaml"
+    config.write_text(SLOW_GENERATION, encoding="utf-8")
+    cache = tmp_path / "cache"
+    command = ("eval", "--model", "demo:base", "--config", str(config), "--cache-dir", str(cache))
+    killed = _cli(*command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Kill after the second write: each write is kept, and writes come seconds apart.
+    seen, writes, deadline = 0, [], time.monotonic() + 300
+    while len(writes) < 2 and killed.poll() is None and time.monotonic() < deadline:
+        stored = _stored(cache)
+        if stored > seen:
+            seen = stored
+            writes.append(time.monotonic())
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)
+    assert killed.wait(timeout=60) == -signal.SIGKILL, "the run ended before it was killed"
+    assert len(writes) == 2 and writes[1] - writes[0] < 10
+    kept = _stored(cache)
+    assert seen <= kept < 96  # every write before the kill is kept; the rest was not done
+
+    resumed = _cli(*command, "--report", str(tmp_path / "resumed"), stdout=subprocess.DEVNULL)
+    fresh = _cli(*command[:-1], str(tmp_path / "fresh-cache"), "--report", str(tmp_path / "fresh"))
+    assert resumed.wait(timeout=600) == 0 and fresh.wait(timeout=600) == 0
+    assert _stored(cache) == 96
+    assert _generations(tmp_path / "resumed") == _generations(tmp_path / "fresh")
