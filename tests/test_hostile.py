@@ -26,12 +26,13 @@ from rtc_assert.decide.gates import evaluate_gate
 from rtc_assert.decide.spec import DecisionConfig, GateSpec
 from rtc_assert.errors import ScorerError
 from rtc_assert.generation.backends import load_backend
+from rtc_assert.generation.backends.transformers_backend import TransformersBackend
 from rtc_assert.generation.cache import CACHE_FILE, CHUNK, next_chunk
 from rtc_assert.generation.models import resolve_model
 from rtc_assert.generation.requests import Generation, GenerationError, GenerationSettings
 from rtc_assert.metrics import compute_metrics
 from rtc_assert.probes.probe import Probe, ProbeSet
-from rtc_assert.record import SessionRecord, session_record
+from rtc_assert.record import INTERRUPTED, SessionRecord, read_record, session_record
 from rtc_assert.reports.html import html_report
 from rtc_assert.reports.markdown import markdown_summary
 from rtc_assert.reports.terminal import print_summary
@@ -315,6 +316,42 @@ def test_bad_plugin_options_are_refused_before_any_work(gated, option, message):
     assert message in err and "Traceback" not in err
 
 
+INTERRUPTING_CONFTEST = """
+from rtc_assert.generation.backends.transformers_backend import TransformersBackend
+
+generate, calls = TransformersBackend.generate, []
+
+
+def interrupted_on_the_second_set(self, requests, settings):
+    calls.append(1)
+    if len(calls) == 2:
+        raise KeyboardInterrupt
+    return generate(self, requests, settings)
+
+
+TransformersBackend.generate = interrupted_on_the_second_set
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_under_pytest_writes_the_partial_record(pytester):
+    pytester.makefile(
+        ".yaml",
+        thresholds="candidate: demo:base\ngeneration: {max_new_tokens: 8}\n"
+        "decision: {holm: false, early_stopping: {enabled: false}}\nprobe_sets:\n"
+        "  r: {source: 'demo:reasoning', limit: 3}\n  f: {source: 'demo:finetune', limit: 3}\n"
+        "gates:\n  - {metric: answer_rate, min: 0.0, probe_sets: [r]}\n"
+        "  - {metric: answer_rate, min: 0.0, probe_sets: [f]}\n",
+    )
+    pytester.makeconftest(INTERRUPTING_CONFTEST)
+    result = pytester.runpytest_subprocess("--rtc-no-cache", "--rtc-report=out", "thresholds.yaml")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    record = read_record(pytester.path / "out" / "rtc-run.json")
+    assert record.error == INTERRUPTED
+    assert [run.probe_set for run in record.runs] == ["demo-reasoning"]
+    assert [gate.passed for gate in record.gates] == [True]
+
+
 # Faults: one clear paragraph, nothing lost -----------------------------------------------
 
 
@@ -350,6 +387,31 @@ def test_ctrl_c_is_one_line_saying_how_to_resume(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "interrupted; the generations finished so far are in the cache" in err
     assert "Traceback" not in err
+
+
+def test_ctrl_c_inside_generation_writes_the_partial_record(tmp_path, monkeypatch, capsys):
+    generate = TransformersBackend.generate
+    calls = []
+
+    def interrupted_on_the_second_set(self, requests, settings):
+        calls.append(len(requests))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return generate(self, requests, settings)
+
+    monkeypatch.setattr(TransformersBackend, "generate", interrupted_on_the_second_set)
+    report = tmp_path / "report"
+    argv = ["eval", "--model", "demo:base", "--probes", "demo:reasoning", "--probes",
+            "demo:finetune", "--limit", "3", "--max-new-tokens", "8", "--no-cache",
+            "--report", str(report)]  # fmt: skip
+    assert main(argv) == 130
+    out, err = capsys.readouterr()
+    assert err.splitlines()[-1] == "rtc-assert: interrupted (nothing was cached: --no-cache)"
+    assert "Traceback" not in err
+    assert f"partial run record: {report / 'rtc-run.json'}" in out
+    record = read_record(report / "rtc-run.json")
+    assert record.error == INTERRUPTED
+    assert [(run.probe_set, len(run.generations)) for run in record.runs] == [("demo-reasoning", 3)]
 
 
 def test_records_redact_url_credentials_and_keys():

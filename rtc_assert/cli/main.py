@@ -284,9 +284,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rtc-assert: error: {printable(redact(str(error)))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(
-            "rtc-assert: interrupted; the generations finished so far are in the cache: "
-            "run the same command again to resume",
-            file=sys.stderr,
-        )
+        if getattr(args, "no_cache", False):
+            print("rtc-assert: interrupted (nothing was cached: --no-cache)", file=sys.stderr)
+        else:
+            print(
+                "rtc-assert: interrupted; the generations finished so far are in the cache: "
+                "run the same command again to resume",
+                file=sys.stderr,
+            )
         return 130

@@ -20,6 +20,7 @@ from rtc_assert.decide.spec import GateSpec
 from rtc_assert.errors import RtcAssertError, redact
 from rtc_assert.generation.backends import BACKEND_NAMES
 from rtc_assert.pytest_plugin.gates import GatePlugin
+from rtc_assert.record import INTERRUPTED
 from rtc_assert.reports.safe_text import one_line, printable
 from rtc_assert.session import RtcSession
 
@@ -114,8 +115,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write(text.getvalue())
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    session.config.stash[PLUGIN_KEY].finish()
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    plugin = session.config.stash[PLUGIN_KEY]
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        plugin.errors.append(INTERRUPTED)
+    plugin.finish()
 
 
 @pytest.fixture(scope="session")
