@@ -281,6 +281,73 @@ def test_probes_show_escapes_prompts_ids_and_answers(tmp_path, capsys):
     assert "id\\x1b[2J" in out and "line1\\r" in out and "4\\x07" in out
 
 
+# Prompts longer than the model's context ----------------------------------------------
+
+
+def _probe_file(tmp_path: Path, prompt: str) -> Path:
+    path = tmp_path / "long.jsonl"
+    lines = [
+        {"id": "short", "prompt": "1+1", "answer": "2"},
+        {"id": "long", "prompt": prompt, "answer": "2"},
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def test_a_prompt_longer_than_the_context_is_refused_before_generating(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(TransformersBackend, "generate", None)  # nothing may be generated
+    path = _probe_file(tmp_path, "1" * 2000)
+    argv = [
+        "eval",
+        "--model",
+        "demo:base",
+        "--probes",
+        str(path),
+        "--scorer",
+        "exact",
+        "--no-cache",
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert (
+        "probe set 'long', probe 'long': the rendered prompt is 2,0" in err
+        and "tokens, and demo:base's context is 256 positions, so nothing can be generated; "
+        "shorten the prompt, drop the probe"
+        in err
+    )
+    assert "Traceback" not in err
+
+
+def test_a_budget_past_the_context_is_warned_about(tmp_path, caplog, capsys):
+    path = _probe_file(tmp_path, "1+2")
+    argv = [
+        "eval",
+        "--model",
+        "demo:base",
+        "--probes",
+        str(path),
+        "--scorer",
+        "exact",
+        "--no-cache",
+        "--max-new-tokens",
+        "250",
+    ]
+    assert main(argv) == 0
+    assert "plus max_new_tokens 250 runs past demo:base's context of 256 positions" in caplog.text
+    assert "lower max_new_tokens to" in caplog.text
+
+
+def test_probes_check_warns_about_a_giant_prompt(tmp_path, capsys):
+    path = _probe_file(tmp_path, "1" * 200_000)
+    assert main(["probes", "check", str(path), "--scorer", "exact"]) == 0
+    assert (
+        f"{path}: warning: probe 'long' has a prompt of 200,000 characters, longer than most "
+        "models' context" in capsys.readouterr().out
+    )
+
+
 # The pytest plugin (subprocesses: slow lane) ---------------------------------------------
 
 REPO_THRESHOLDS = Path(__file__).resolve().parent.parent / "thresholds.yaml"

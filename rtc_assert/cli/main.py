@@ -15,6 +15,7 @@ from rtc_assert.cli import gate as cli_gate
 from rtc_assert.config import folder_path, positive_int
 from rtc_assert.decide.stats import probes_for_drop
 from rtc_assert.errors import RtcAssertError, redact
+from rtc_assert.generation.requests import messages_prompt
 from rtc_assert.metrics import RATE_METRICS
 from rtc_assert.probes import library as probe_library
 from rtc_assert.probes.probe import ProbeSet, load_probe_set
@@ -103,10 +104,31 @@ def _probes_show_command(args: argparse.Namespace) -> int:
     return 0
 
 
+GIANT_PROMPT_CHARS = 100_000
+"""A prompt this long outgrows most models' context: ``probes check`` warns about it."""
+
+
+def _warn_giant_prompts(path: str, probe_set: ProbeSet) -> None:
+    giant = [
+        probe
+        for probe in probe_set
+        if len(probe.prompt or messages_prompt(probe)) >= GIANT_PROMPT_CHARS
+    ]
+    if giant:
+        size = len(giant[0].prompt or messages_prompt(giant[0]))
+        others = f" (and {len(giant) - 1} more)" if len(giant) > 1 else ""
+        print(
+            f"{path}: warning: probe {one_line(giant[0].id)!r}{others} has a prompt of "
+            f"{size:,} characters, longer than most models' context; eval refuses a prompt "
+            "that does not fit the model's"
+        )
+
+
 def _probes_check_command(args: argparse.Namespace) -> int:
     failures = 0
     for path in args.paths:
         probe_set = load_probe_set(path, scorer=args.scorer)
+        _warn_giant_prompts(path, probe_set)
         # A regex reference is a pattern, not an answer: it cannot be scored against itself.
         unscorable = [
             probe.id
