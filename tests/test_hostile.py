@@ -570,3 +570,16 @@ def test_a_run_killed_mid_generation_loses_seconds_and_resumes_identically(tmp_p
     assert resumed.wait(timeout=600) == 0 and fresh.wait(timeout=600) == 0
     assert _stored(cache) == 96
     assert _generations(tmp_path / "resumed") == _generations(tmp_path / "fresh")
+
+
+def test_a_model_folder_without_tokenizer_files_is_one_clear_error(tmp_path, capsys):
+    folder = tmp_path / "model"
+    shutil.copytree(resolve_model("demo:base").source, folder)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (folder / name).unlink()
+    argv = ["eval", "--model", str(folder), "--probes", "demo:reasoning", "--limit", "2"]
+    assert main([*argv, "--no-cache"]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot load the tokenizer of {str(folder)!r} from the folder {folder}: " in err
+    assert "the tokenizer files (tokenizer.json, or vocab.json" in err
+    assert "tokenizer.save_pretrained(folder)" in err and "Traceback" not in err
