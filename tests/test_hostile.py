@@ -583,3 +583,74 @@ def test_a_model_folder_without_tokenizer_files_is_one_clear_error(tmp_path, cap
     assert f"cannot load the tokenizer of {str(folder)!r} from the folder {folder}: " in err
     assert "the tokenizer files (tokenizer.json, or vocab.json" in err
     assert "tokenizer.save_pretrained(folder)" in err and "Traceback" not in err
+
+
+# Weaker messages, sharpened --------------------------------------------------------------
+
+
+def test_probes_check_accepts_the_csv_that_eval_loads(tmp_path, capsys):
+    path = tmp_path / "probes.csv"
+    path.write_text('prompt,answer\n"1+1, please",2\n2+2,4\n', encoding="utf-8")
+    assert main(["probes", "check", str(path), "--scorer", "exact"]) == 0
+    assert "probes version sha256:" in capsys.readouterr().out
+
+
+def test_a_ragged_csv_row_is_refused_at_its_line(tmp_path, capsys):
+    path = tmp_path / "probes.csv"
+    path.write_text("prompt,answer\n2+2,4\n1+1, please,2\n", encoding="utf-8")
+    assert main(["probes", "check", str(path), "--scorer", "exact"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:3: 3 fields where the header has 2: quote a field that holds a comma" in err
+
+
+def test_an_empty_prompt_is_refused_at_its_line(tmp_path, capsys):
+    path = tmp_path / "probes.jsonl"
+    path.write_text('{"prompt": "2+2", "answer": "4"}\n{"prompt": " ", "answer": "4"}\n')
+    assert main(["probes", "check", str(path), "--scorer", "exact"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:2: field 'prompt': the prompt is blank: give the question to ask" in err
+
+
+def test_eval_says_it_decided_no_gates(capsys):
+    argv = ["eval", "--model", "demo:base", "--probes", "demo:reasoning", "--limit", "2"]
+    assert main([*argv, "--max-new-tokens", "8", "--no-cache"]) == 0
+    out = capsys.readouterr().out
+    assert "rtc-assert: no gates decided: metrics only" in out and "0 of 0" not in out
+
+
+def test_classify_escapes_c1_controls_and_direction_overrides(tmp_path, capsys):
+    path = tmp_path / "completion.txt"
+    text = "<think>a\x9b2J\u202eb</think>\x1b]0;t\x07 4"
+    path.write_text(text, encoding="utf-8")
+    assert main(["classify", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert not RAW & set(out) and "\\u009b" in out and "\\u202e" in out
+    assert json.loads(out)["reasoning"] == "a\x9b2J\u202eb"
+
+
+@pytest.mark.slow
+def test_k_selecting_one_gate_reports_only_that_gate(pytester):
+    pytester.makefile(
+        ".yaml",
+        thresholds="candidate: demo:base\ngeneration: {max_new_tokens: 8}\n"
+        "probe_sets:\n  r: {source: 'demo:reasoning', limit: 4}\n"
+        "gates:\n  - {metric: answer_rate, min: 0.0}\n  - {metric: truncated_rate, max: 1.0}\n",
+    )
+    result = pytester.runpytest_subprocess(
+        "--rtc-no-cache", "--rtc-report=out", "-k", "answer_rate", "thresholds.yaml"
+    )
+    result.assert_outcomes(passed=1, deselected=1)
+    result.stdout.fnmatch_lines(["*rtc-assert: 1 of 1 gates passed*"])
+    record = read_record(pytester.path / "out" / "rtc-run.json")
+    assert [gate.gate.metric for gate in record.gates] == ["answer_rate"]
+
+
+def test_a_stray_validation_error_reaches_the_user_without_pydantic_banners(monkeypatch, capsys):
+    def invalid(args):
+        return GenerationSettings(max_new_tokens=0)
+
+    monkeypatch.setattr(cli_gate, "eval_command", invalid)
+    assert main(["eval", "--model", "demo:base", "--probes", "demo:reasoning"]) == 2
+    err = capsys.readouterr().err
+    assert "GenerationSettings: max_new_tokens: Input should be greater than 0" in err
+    assert "errors.pydantic.dev" not in err and "validation error for" not in err

@@ -34,6 +34,7 @@ __all__ = [
     "pytest_collect_file",
     "pytest_configure",
     "pytest_configure_node",
+    "pytest_deselected",
     "pytest_report_header",
     "pytest_sessionfinish",
     "pytest_terminal_summary",
@@ -93,6 +94,13 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_configure_node(node: Any) -> None:
     """pytest-xdist: tell each worker where to leave its run record."""
     node.workerinput["rtc_exchange"] = node.config.stash[PLUGIN_KEY].exchange_for_workers()
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """Gates that ``-k`` or ``-m`` left out stay out of the summary and the record."""
+    for item in items:
+        if isinstance(item, GateItem):
+            item.config.stash[PLUGIN_KEY].deselected.add(item.spec.id)
 
 
 def pytest_report_header() -> str:
