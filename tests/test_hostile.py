@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 from hypothesis import given, settings
@@ -22,22 +23,30 @@ from rtc_assert.assertions import assert_valid_rate
 from rtc_assert.cli import gate as cli_gate
 from rtc_assert.cli.main import main
 from rtc_assert.config import ConfigError, load_config
-from rtc_assert.decide.gates import evaluate_gate
+from rtc_assert.decide.gates import GateResult, evaluate_gate
 from rtc_assert.decide.spec import DecisionConfig, GateSpec
 from rtc_assert.errors import ScorerError
 from rtc_assert.generation.backends import load_backend
 from rtc_assert.generation.backends.transformers_backend import TransformersBackend
 from rtc_assert.generation.cache import CACHE_FILE, CHUNK, next_chunk
 from rtc_assert.generation.models import resolve_model
-from rtc_assert.generation.requests import Generation, GenerationError, GenerationSettings
+from rtc_assert.generation.requests import (
+    Generation,
+    GenerationError,
+    GenerationSettings,
+    ServerSplit,
+)
 from rtc_assert.metrics import compute_metrics
 from rtc_assert.probes.probe import Probe, ProbeSet
 from rtc_assert.record import INTERRUPTED, SessionRecord, read_record, session_record
 from rtc_assert.reports.html import html_report
 from rtc_assert.reports.markdown import markdown_summary
+from rtc_assert.reports.safe_text import one_line, printable
+from rtc_assert.reports.sweep import sweep_svg, table_rows, verdict_lines
 from rtc_assert.reports.terminal import print_summary
 from rtc_assert.runs import Run, score_generations
 from rtc_assert.scoring import score
+from rtc_assert.sweep import StepRecord, SweepRecord
 
 CONFIG = """\
 probe_sets:
@@ -159,12 +168,14 @@ direction override, a C1 CSI and a NUL."""
 RAW = frozenset("\x1b\x07\r\u202e\x9b\x00")
 
 
-def _hostile_record(name: str, text: str) -> SessionRecord:
+def _hostile_run(name: str, text: str) -> tuple[Run, GateResult]:
+    """A run whose set, ids, prompts and outputs are ``name`` and ``text``: two raw
+    completions and two chat replies, the server's reasoning field split off."""
     probe_set = ProbeSet(
         name=name,
         version="1",
         probes=tuple(
-            Probe(id=f"{name}{i}", prompt=name, answer="4", scorer="exact") for i in range(4)
+            Probe(id=f"{name}{i}", prompt=f"q{name}", answer="4", scorer="exact") for i in range(4)
         ),
     )
     generations = tuple(
@@ -177,8 +188,9 @@ def _hostile_record(name: str, text: str) -> SessionRecord:
             prompt_tokens=1,
             completion_tokens=1,
             prefilled=False,
+            split=None if i < 2 else ServerSplit(reasoning=text, content=text, field=name),
         )
-        for probe in probe_set.probes
+        for i, probe in enumerate(probe_set.probes)
     )
     outcomes = tuple(score_generations(probe_set, generations))
     run = Run(
@@ -191,7 +203,11 @@ def _hostile_record(name: str, text: str) -> SessionRecord:
         compute_metrics(outcomes),
     )
     gate = GateSpec(probe_set=name, metric="valid_rate", kind="min", threshold=0.5)
-    result = evaluate_gate(gate, run, None, DecisionConfig(policy="point"))
+    return run, evaluate_gate(gate, run, None, DecisionConfig(policy="point"))
+
+
+def _hostile_record(name: str, text: str) -> SessionRecord:
+    run, result = _hostile_run(name, text)
     return session_record(
         config={"candidate": name, "base": None},
         runs=[run],
@@ -212,6 +228,32 @@ def _renderings(record: SessionRecord) -> dict[str, str]:
     }
 
 
+def _sweep_renderings(name: str, text: str) -> dict[str, str]:
+    """The sweep's chart, verdict lines and table cells as ``rtc-assert sweep`` shows them."""
+    run, result = _hostile_run(name, text)
+    step = StepRecord(
+        step=1,
+        checkpoint=f"/runs/{text}",
+        metrics={name: run.metrics},
+        gates=[result],
+        passed=result.passed,
+    )
+    record = SweepRecord(
+        base=name,
+        probe_sets=[name],
+        base_metrics={name: run.metrics},
+        steps=[step],
+        first_failing=None if result.passed else 1,
+        last_passing=1 if result.passed else None,
+        passing_after_failure=[],
+        fingerprints={},
+    )
+    svg = sweep_svg(record)
+    ElementTree.fromstring(svg)  # well-formed XML: no raw control character in it
+    cells = " ".join(one_line(cell) for row in table_rows(record, name) for cell in row)
+    return {"svg": svg, "verdict": printable("\n".join(verdict_lines(record))), "table": cells}
+
+
 def _assert_inert(rendered: dict[str, str]) -> None:
     for where, text in rendered.items():
         assert not RAW & set(text), (where, sorted(RAW & set(text)))
@@ -224,6 +266,8 @@ def test_control_characters_and_markup_never_reach_a_renderer_raw():
     assert "\\x1b[2J" in rendered["terminal"] and "[bold red]x[/]" in rendered["terminal"]
     assert "&lt;script>" in rendered["markdown"] and "\\|" in rendered["markdown"]
     assert "\\x1b[2J" in rendered["html"] and "&lt;script&gt;" in rendered["html"]
+    assert "reasoning" in json.dumps(record.model_dump()["runs"][0]["generations"][2])
+    _assert_inert(_sweep_renderings(HOSTILE, HOSTILE))
 
 
 _HOSTILE_TEXT = st.lists(
@@ -237,6 +281,7 @@ _HOSTILE_TEXT = st.lists(
 @given(name=_HOSTILE_TEXT, text=_HOSTILE_TEXT)
 def test_property_random_control_characters_stay_inert(name, text):
     _assert_inert(_renderings(_hostile_record(name, text)))
+    _assert_inert(_sweep_renderings(name, text))
 
 
 def test_gate_failure_explanations_escape_model_output():
