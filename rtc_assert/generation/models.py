@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rtc_assert.generation.requests import GenerationError
 
@@ -116,3 +117,37 @@ def _resolve_adapter(spec: str, folder: Path) -> ModelRef:
             "merge that one into its base first"
         )
     return ModelRef(spec, base.source, base.revision, adapter=str(folder))
+
+
+UNSET_MAX_LENGTH = 10**9
+"""A ``tokenizer.model_max_length`` at least this large is transformers' "not set" value."""
+
+
+def _model_config(model: ModelRef) -> dict[str, Any]:
+    """The model's config.json: from its folder, or from the hub cache (no download)."""
+    if model.is_local:
+        path: str | Path | None = Path(model.source) / "config.json"
+    else:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(model.source, "config.json", revision=model.revision)
+        path = found if isinstance(found, str) else None
+    try:
+        config = json.loads(Path(path).read_text(encoding="utf-8")) if path else {}
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def context_length(model: ModelRef, tokenizer: Any) -> int | None:
+    """Positions ``model`` attends over: the smaller of its ``max_position_embeddings`` (or its
+    ``text_config``'s) and the tokenizer's ``model_max_length``; None when neither is known."""
+    config = _model_config(model)
+    text_config = config.get("text_config")
+    limits = [
+        section.get("max_position_embeddings")
+        for section in (config, text_config if isinstance(text_config, dict) else {})
+    ]
+    limits.append(getattr(tokenizer, "model_max_length", None))
+    known = [v for v in limits if isinstance(v, int) and 0 < v < UNSET_MAX_LENGTH]
+    return min(known, default=None)

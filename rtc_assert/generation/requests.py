@@ -7,6 +7,7 @@ every backend (transformers, vLLM, a server) generates from, and classifies, the
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -17,6 +18,8 @@ from rtc_assert.errors import GenerationError
 from rtc_assert.probes.probe import Probe
 from rtc_assert.traces.classify import Markup
 from rtc_assert.traces.detection import ThinkingSwitch, detect_template
+
+logger = logging.getLogger(__name__)
 
 FinishReason = Literal["stop", "length"]
 
@@ -191,3 +194,46 @@ def build_requests(
             GenerationRequest(probe, prompt, s, prefilled) for s in range(settings.samples)
         )
     return requests
+
+
+def check_prompt_lengths(
+    tokenizer: Any,
+    requests: Sequence[GenerationRequest],
+    settings: GenerationSettings,
+    context: int,
+    *,
+    probe_set: str,
+    model: str,
+) -> None:
+    """Refuse prompts that leave no room in the model's ``context`` to generate; warn when
+    ``max_new_tokens`` would run past it.
+
+    Raises:
+        GenerationError: naming the probe set, the first such probe and the lengths.
+    """
+    prompts = {request.probe.id: request.prompt for request in requests}
+    counts = tokenizer(list(prompts.values()), add_special_tokens=False).input_ids
+    lengths = {probe_id: len(ids) for probe_id, ids in zip(prompts, counts, strict=True)}
+    too_long = [probe_id for probe_id, length in lengths.items() if length >= context]
+    if too_long:
+        first = too_long[0]
+        others = f" (and {len(too_long) - 1} more probes)" if len(too_long) > 1 else ""
+        raise GenerationError(
+            f"probe set {probe_set!r}, probe {first!r}{others}: the rendered prompt is "
+            f"{lengths[first]:,} tokens, and {model}'s context is {context:,} positions, so "
+            "nothing can be generated; shorten the prompt, drop the probe, or use a model "
+            "with a longer context"
+        )
+    longest = max(lengths.values(), default=0)
+    if longest + settings.max_new_tokens > context:
+        logger.warning(
+            "probe set %r: the longest prompt (%d tokens) plus max_new_tokens %d runs past "
+            "%s's context of %d positions: a trace that long cannot end; lower max_new_tokens "
+            "to %d or less",
+            probe_set,
+            longest,
+            settings.max_new_tokens,
+            model,
+            context,
+            context - longest,
+        )

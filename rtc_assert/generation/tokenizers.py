@@ -18,6 +18,17 @@ def load_tokenizer(model: ModelRef, *, trust_remote_code: bool = False) -> Any:
         )
     except (OSError, ValueError) as error:
         raise load_error(model, "tokenizer", error) from error
+    if len(tokenizer) <= len(tokenizer.all_special_tokens):
+        # transformers builds an empty tokenizer from a folder that has only config.json.
+        raise load_error(
+            model,
+            "tokenizer",
+            ValueError(
+                "it has no vocabulary: the tokenizer files (tokenizer.json, or vocab.json and "
+                "merges.txt, or tokenizer.model, with tokenizer_config.json) are missing; "
+                "save them beside the weights with tokenizer.save_pretrained(folder)"
+            ),
+        )
     return left_padded(tokenizer)
 
 

@@ -57,6 +57,13 @@ class Probe(BaseModel):
             raise ValueError("the reference answer is blank")
         return value
 
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("the prompt is blank: give the question to ask")
+        return value
+
     @model_validator(mode="after")
     def _one_input_and_usable_reference(self) -> Probe:
         if (self.prompt is None) == (self.messages is None):

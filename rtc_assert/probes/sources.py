@@ -197,13 +197,23 @@ def _table_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
 
 
 def _csv_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """CSV rows with the file line each starts on (the header is line 1)."""
+    """CSV rows with the file line each starts on (the header is line 1); a row with more or
+    fewer fields than the header is refused at its line."""
     try:
         with path.open(encoding="utf-8", newline="") as handle:
-            reader = csv.DictReader(handle)
+            reader = csv.reader(handle)
+            header = next(reader, [])
             rows, line = [], 2
-            for row in reader:
-                rows.append((line, row))
+            for values in reader:
+                if values and len(values) != len(header):
+                    raise ProbeFileError(
+                        path,
+                        line,
+                        f"{len(values)} fields where the header has {len(header)}: quote a "
+                        "field that holds a comma, and give every column",
+                    )
+                if values:
+                    rows.append((line, dict(zip(header, values, strict=True))))
                 line = reader.line_num + 1
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise ProbeFileError(path, None, f"cannot read the CSV file: {error}") from None

@@ -43,6 +43,9 @@ class GatePlugin:
     sessions: dict[tuple[Path, str | None], RtcSession] = field(default_factory=dict)
     """By thresholds file and candidate."""
     errors: list[str] = field(default_factory=list)
+    deselected: set[str] = field(default_factory=set)
+    """Ids of gates left out by ``-k``/``-m``: decided with the others where they are decided
+    together, but not reported."""
     final_record: SessionRecord | None = None
 
     @classmethod
@@ -150,7 +153,12 @@ class GatePlugin:
         return session_record(
             config=first.model_dump(mode="json") if first else {},
             runs=list(runs.values()),
-            gates=[result for s in sessions for result in s.results],
+            gates=[
+                result
+                for s in sessions
+                for result in s.results
+                if result.gate.id not in self.deselected
+            ],
             timings={k: v for s in sessions for k, v in s.timings.items()},
             models={k: v for s in sessions for k, v in s.fingerprints.items()},
             error="; ".join(self.errors) or None,

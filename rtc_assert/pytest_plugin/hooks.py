@@ -20,6 +20,7 @@ from rtc_assert.decide.spec import GateSpec
 from rtc_assert.errors import RtcAssertError, redact
 from rtc_assert.generation.backends import BACKEND_NAMES
 from rtc_assert.pytest_plugin.gates import GatePlugin
+from rtc_assert.record import INTERRUPTED
 from rtc_assert.reports.safe_text import one_line, printable
 from rtc_assert.session import RtcSession
 
@@ -33,6 +34,7 @@ __all__ = [
     "pytest_collect_file",
     "pytest_configure",
     "pytest_configure_node",
+    "pytest_deselected",
     "pytest_report_header",
     "pytest_sessionfinish",
     "pytest_terminal_summary",
@@ -94,6 +96,13 @@ def pytest_configure_node(node: Any) -> None:
     node.workerinput["rtc_exchange"] = node.config.stash[PLUGIN_KEY].exchange_for_workers()
 
 
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """Gates that ``-k`` or ``-m`` left out stay out of the summary and the record."""
+    for item in items:
+        if isinstance(item, GateItem):
+            item.config.stash[PLUGIN_KEY].deselected.add(item.spec.id)
+
+
 def pytest_report_header() -> str:
     return f"rtc-assert {rtc_assert.__version__}"
 
@@ -114,8 +123,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write(text.getvalue())
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    session.config.stash[PLUGIN_KEY].finish()
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    plugin = session.config.stash[PLUGIN_KEY]
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        plugin.errors.append(INTERRUPTED)
+    plugin.finish()
 
 
 @pytest.fixture(scope="session")

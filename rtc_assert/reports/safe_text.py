@@ -31,6 +31,15 @@ def printable(text: str, keep: str = "\n\t") -> str:
     return _CONTROL.sub(lambda m: m.group() if m.group() in keep else _escape(m), text)
 
 
+def printable_json(text: str) -> str:
+    """JSON text with the control characters JSON leaves raw (C1, DEL, direction marks) as
+    ``\\uXXXX`` escapes: the same JSON, safe to print."""
+    # JSON escapes C0 controls in strings itself; its raw newlines are the indentation's.
+    return _CONTROL.sub(
+        lambda m: m.group() if m.group() == "\n" else f"\\u{ord(m.group()):04x}", text
+    )
+
+
 def one_line(text: str) -> str:
     """``text`` on one line: newlines and tabs escaped too (for table cells and titles)."""
     return printable(text, keep="")

@@ -11,6 +11,7 @@ from html import escape
 from pathlib import Path
 
 from rtc_assert.metrics import METRICS, RunMetrics
+from rtc_assert.reports.safe_text import one_line
 from rtc_assert.sweep import SweepRecord
 
 SWEEP_FILE = "sweep.json"
@@ -127,9 +128,9 @@ def _panel(record: SweepRecord, probe_set: str, index: int) -> list[str]:
     top = index * PANEL_HEIGHT + TOP
     first, last = record.steps[0].step, record.steps[-1].step
     parts = [
-        f'<g data-probe-set="{escape(probe_set)}">',
+        f'<g data-probe-set="{escape(one_line(probe_set))}">',
         f'<text x="{LEFT}" y="{top - 14}" font-size="13" font-weight="bold">'
-        f"{escape(probe_set)}</text>",
+        f"{escape(one_line(probe_set))}</text>",
     ]
     for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
         y = _y(tick, top)

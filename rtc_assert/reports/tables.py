@@ -115,6 +115,8 @@ def verdict_line(record: SessionRecord) -> str:
     """One line: how many gates passed, and whether the session stopped early."""
     failed = sum(not g.passed for g in record.gates)
     line = f"rtc-assert: {len(record.gates) - failed} of {len(record.gates)} gates passed"
+    if not record.gates:
+        line = "rtc-assert: no gates decided: metrics only"
     if failed:
         line += f", {failed} failed"
     if record.error:
