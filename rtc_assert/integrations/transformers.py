@@ -17,6 +17,7 @@ axolotl plugins take the same callbacks.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -38,10 +39,12 @@ from rtc_assert.config import RtcConfig, load_config
 from rtc_assert.errors import CallbackError
 from rtc_assert.generation.backends.transformers_backend import TransformersBackend
 from rtc_assert.generation.cache import GenerationCache
+from rtc_assert.generation.requests import GenerationRequest, build_requests
 from rtc_assert.reports.sweep import SERIES, verdict_lines, write_sweep
-from rtc_assert.runs import Run
+from rtc_assert.runs import Run, measured_run
 from rtc_assert.session import RtcSession
-from rtc_assert.sweep import StepRecord, SweepRecord, base_runs, gate_step, sweep_record
+from rtc_assert.sweep import StepRecord, SweepRecord, base_runs, step_record, sweep_record
+from rtc_assert.traces.detection import TraceSetup, detect_template
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +156,8 @@ class ReasoningGateCallback(TrainerCallback):
         self.steps: list[StepRecord] = []
         """The checks so far, on the main process."""
         self._base: dict[str, Run] = {}
+        self._requests: dict[str, list[GenerationRequest]] = {}
+        self._trace: TraceSetup | None = None
         self._checked: set[int] = set()
         self._latest: dict[str, float] = {}
         self._pending: dict[str, float] = {}
@@ -216,7 +221,7 @@ class ReasoningGateCallback(TrainerCallback):
         if self.report_dir is None:
             self.report_dir = Path(args.output_dir or ".") / REPORT_DIR
         started = time.perf_counter()
-        self._base = self._on_main(args, state, lambda: base_runs(self.session)) or {}
+        self._base = self._on_main(args, state, self._prepare) or {}
         self.base_seconds += time.perf_counter() - started
 
     def on_step_end(
@@ -295,23 +300,51 @@ class ReasoningGateCallback(TrainerCallback):
             if state.is_world_process_zero:
                 logger.warning("rtc-assert: gates fail at step %d: stopping training", step)
 
+    def _prepare(self) -> dict[str, Run]:
+        """The base's runs, and the probes' requests and markup for every check (rendered and
+        detected once per training run)."""
+        self._trace = self.config.trace_format.setup(detect_template(self.tokenizer))
+        self._requests = {
+            name: build_requests(
+                self.tokenizer,
+                self.session.probe_set(name).probes,
+                self.config.generation,
+                model="the model in training",
+                switch=self._trace.detected.switch,
+            )
+            for name in self.config.probe_sets
+        }
+        return base_runs(self.session)
+
     def _gate(self, model: Any, step: int, checkpoint: str | None) -> tuple[dict[str, float], bool]:
+        assert self._trace is not None
         module = trained_module(model)
         was_training = module.training
         tokenizer = self.tokenizer
         padding = tokenizer.padding_side, tokenizer.pad_token  # the backend pads on the left
-        spec = f"step-{step}"
+        spec, settings = f"step-{step}", self.config.generation
         try:
-            self.session.add_backend(
-                spec, TransformersBackend.from_loaded(module, tokenizer, name=spec)
-            )
-            with torch.no_grad():
-                record = gate_step(self.session, spec, step, self._base, checkpoint)
+            backend = TransformersBackend.from_loaded(module, tokenizer, name=spec)
+            # every probe set in one batched call: batches full across sets, sorted by length
+            requests = [request for part in self._requests.values() for request in part]
+            generations = iter(backend.generate(requests, settings))
         finally:
-            self.session.release(spec)
             module.train(was_training)
             if (tokenizer.padding_side, tokenizer.pad_token) != padding:
                 tokenizer.padding_side, tokenizer.pad_token = padding
+        runs = {
+            name: measured_run(
+                backend,
+                self.session.probe_set(name),
+                list(itertools.islice(generations, len(part))),
+                settings,
+                model=spec,
+                trace=self._trace,
+                confidence=self.config.decision.confidence,
+            )
+            for name, part in self._requests.items()
+        }
+        record = step_record(self.config, step, checkpoint or spec, runs, self._base)
         self.steps.append(record)
         self._write()
         return log_names(record), record.passed
