@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 
 import torch
@@ -33,6 +35,7 @@ from transformers import (
     TrainingArguments,
 )
 from transformers.modeling_utils import unwrap_model
+from transformers.trainer_callback import CallbackHandler
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from rtc_assert.config import RtcConfig, load_config
@@ -186,18 +189,36 @@ class ReasoningGateCallback(TrainerCallback):
             )
 
     def attach(self, trainer: Any) -> Any:
-        """Put the callback in ``trainer`` ahead of its reporting callbacks (TensorBoard,
-        W&B, ...), so they log the ``rtc/*`` metrics too; returns the trainer.
-
-        Passed in ``Trainer(callbacks=[...])`` instead, the callback comes after them: the
-        console, ``trainer_state.json`` and later callbacks get the metrics, those do not.
-        """
-        callbacks = trainer.callback_handler.callbacks
-        if self in callbacks:
-            callbacks.remove(self)
-        first = bool(callbacks) and isinstance(callbacks[0], DefaultFlowCallback)
-        callbacks.insert(1 if first else 0, self)
+        """Put the callback in ``trainer`` ahead of its reporting callbacks; returns the
+        trainer. Not needed with ``Trainer(callbacks=[...])`` or ``trainer.add_callback``:
+        the callback moves itself there when training begins."""
+        self._go_ahead(trainer.callback_handler)
         return trainer
+
+    def _go_ahead(self, handler: CallbackHandler) -> None:
+        """Right after ``DefaultFlowCallback`` (which sets the step's controls) in
+        ``handler``, ahead of the reporting callbacks (TensorBoard, W&B, ...) that
+        transformers puts before the user's: so they log the ``rtc/*`` values `on_log`
+        merges in. The list is rebound, not changed in place: an event being dispatched
+        goes on over the old one."""
+        others = [callback for callback in handler.callbacks if callback is not self]
+        at = 1 if others and isinstance(others[0], DefaultFlowCallback) else 0
+        handler.callbacks = [*others[:at], self, *others[at:]]
+
+    def _go_ahead_of_caller(self, frame: FrameType | None, args: TrainingArguments) -> None:
+        """`_go_ahead` in the handler dispatching the current event: the ``self`` of
+        ``CallbackHandler.call_event``, the caller's frame (transformers gives a callback no
+        handle on its handler). Without one, warn where reporting callbacks are on."""
+        handler = frame.f_locals.get("self") if frame is not None else None
+        if isinstance(handler, CallbackHandler) and self in handler.callbacks:
+            self._go_ahead(handler)
+        elif args.report_to:
+            logger.warning(
+                "rtc-assert: the reasoning gate could not move ahead of the reporting "
+                "callbacks (report_to=%s): they will not log the rtc/* metrics; call "
+                "gate.attach(trainer) before training",
+                args.report_to,
+            )
 
     @property
     def record(self) -> SweepRecord:
@@ -209,6 +230,7 @@ class ReasoningGateCallback(TrainerCallback):
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
+        self._go_ahead_of_caller(sys._getframe(1), args)
         processing_class = kwargs.get("processing_class")
         tokenizer = self.tokenizer or getattr(processing_class, "tokenizer", processing_class)
         if tokenizer is None:
