@@ -302,3 +302,38 @@ def test_tensorboard_logs_the_rtc_metrics_of_a_callback_passed_in_callbacks(tmp_
     assert [(event.step, event.value) for event in logged] == [
         (step.step, step.metrics["finetune"].valid_rate.value) for step in callback.steps
     ]
+
+
+@pytest.mark.slow
+def test_a_lora_model_is_checked_with_its_adapter_active_and_only_at_saves(tmp_path):
+    """A real PEFT model (demo:collapsed-lora's adapter on demo:base, trainable, learning
+    rate 0 so it stays as saved), checked only at its saves (``every_steps=None``): each
+    check measures the adapter, as the sweep does on ``demo:collapsed-lora``, and the model
+    is a training PEFT model again after."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(demo.checkpoint("base"), dtype=torch.float32)
+    model = PeftModel.from_pretrained(base, demo.checkpoint("collapsed-lora"), is_trainable=True)
+    # the adapter names its base relative to its folder; saved elsewhere, peft looks it up
+    model.peft_config["default"].base_model_name_or_path = str(demo.checkpoint("base"))
+    config = gate_config(gates=[{"metric": "valid_rate", "max_drop": 0.15}])
+    callback = ReasoningGateCallback(config, every_steps=None, on_save=True, stop_on_failure=False)
+    trainer = train(
+        tmp_path, "mask", callback, steps=2 * CHECK_EVERY, save=True, model=model, learning_rate=0.0
+    )
+    record = callback.record
+    assert [Path(step.checkpoint).name for step in record.steps] == [
+        f"checkpoint-{step}" for step in (CHECK_EVERY, 2 * CHECK_EVERY)
+    ]
+    assert record.first_failing == CHECK_EVERY  # the collapsed adapter, not the base
+    session = RtcSession(config=config, config_dir=tmp_path)
+    try:
+        adapter = {name: session.run(name, "demo:collapsed-lora") for name in config.probe_sets}
+    finally:
+        session.close()
+    for step in record.steps:
+        assert step.metrics == {name: run.metrics for name, run in adapter.items()}
+    assert trainer.model is model and model.training
+    assert model.active_adapters == ["default"]
