@@ -142,7 +142,29 @@ def run_model(
         check_prompt_lengths(
             backend.tokenizer, requests, settings, context, probe_set=probe_set.name, model=model
         )
-    generations = tuple(backend.generate(requests, settings))
+    return measured_run(
+        backend,
+        probe_set,
+        backend.generate(requests, settings),
+        settings,
+        model=model,
+        trace=trace,
+        confidence=confidence,
+    )
+
+
+def measured_run(
+    backend: Backend,
+    probe_set: ProbeSet,
+    generations: Sequence[Generation],
+    settings: GenerationSettings,
+    *,
+    model: str,
+    trace: TraceSetup,
+    confidence: float = 0.95,
+) -> Run:
+    """The run of ``backend``'s ``generations`` on ``probe_set``: classified with ``trace``,
+    scored (tokens counted with the backend's tokenizer) and measured."""
     outcomes = tuple(
         score_generations(
             probe_set,
@@ -159,7 +181,7 @@ def run_model(
         backend=backend.name,
         probe_set=probe_set,
         settings=settings,
-        generations=generations,
+        generations=tuple(generations),
         outcomes=outcomes,
         metrics=compute_metrics(outcomes, confidence),
         trace=trace,

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-from rtc_assert.config import ConfigError
+from rtc_assert.config import ConfigError, RtcConfig
 from rtc_assert.decide.gates import GateInputs, GateResult, decide_gates
 from rtc_assert.generation.checkpoints import Checkpoint
 from rtc_assert.metrics import RunMetrics
@@ -93,8 +93,14 @@ def gate_step(
     session: RtcSession, spec: str, step: int, base: dict[str, Run], checkpoint: str | None = None
 ) -> StepRecord:
     """Generate ``spec`` (a model spec) on every probe set and decide the gates at ``step``."""
-    config = session.config
-    runs = {name: session.run(name, spec) for name in config.probe_sets}
+    runs = {name: session.run(name, spec) for name in session.config.probe_sets}
+    return step_record(session.config, step, checkpoint or spec, runs, base)
+
+
+def step_record(
+    config: RtcConfig, step: int, checkpoint: str, runs: dict[str, Run], base: dict[str, Run]
+) -> StepRecord:
+    """Decide the gates at ``step`` on its ``runs`` (by probe set) against the base's."""
     inputs: list[GateInputs] = [
         (gate, runs[gate.probe_set], base[gate.probe_set] if gate.kind == "max_drop" else None)
         for gate in config.gate_specs()
@@ -102,7 +108,7 @@ def gate_step(
     results = decide_gates(inputs, config.decision)
     return StepRecord(
         step=step,
-        checkpoint=checkpoint or spec,
+        checkpoint=checkpoint,
         metrics={name: run.metrics for name, run in runs.items()},
         gates=results,
         passed=all(result.passed for result in results),

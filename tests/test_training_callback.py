@@ -122,14 +122,18 @@ def train(
     steps: int,
     save: bool,
     evaluate: bool = False,
+    model: Any = None,
+    **arguments: Any,
 ) -> Any:
-    """Fine-tune demo:base on the demo's answer-only data with ``strategy`` for ``steps``
-    steps, as `rtc_assert.demo.build` does (batch 32, lr 1e-4, AdamW, constant rate)."""
+    """Fine-tune ``model`` (default demo:base) on the demo's answer-only data with
+    ``strategy`` for ``steps`` steps, as `rtc_assert.demo.build` does (batch 32, lr 1e-4,
+    AdamW, constant rate); ``arguments`` replace those `TrainingArguments`."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
 
     tokenizer = AutoTokenizer.from_pretrained(demo.checkpoint("base"))
-    model = AutoModelForCausalLM.from_pretrained(demo.checkpoint("base"), dtype=torch.float32)
+    if model is None:
+        model = AutoModelForCausalLM.from_pretrained(demo.checkpoint("base"), dtype=torch.float32)
     records = list(
         itertools.islice(
             finetuning_records(SEED + 1, SCALE.reasoning_share), steps * SCALE.finetune_batch
@@ -137,25 +141,28 @@ def train(
     )
     data = sft_dataset(records, tokenizer, strategy)
     args = TrainingArguments(
-        output_dir=str(out),
-        max_steps=steps,
-        per_device_train_batch_size=SCALE.finetune_batch,
-        learning_rate=SCALE.finetune_lr,
-        lr_scheduler_type="constant",
-        weight_decay=0.01,
-        adam_beta2=0.98,
-        save_strategy="steps" if save else "no",
-        save_steps=CHECK_EVERY,
-        save_only_model=True,
-        logging_steps=CHECK_EVERY,
-        eval_strategy="steps" if evaluate else "no",
-        eval_steps=steps // 2,
-        per_device_eval_batch_size=SCALE.finetune_batch,
-        metric_for_best_model="rtc_finetune_valid_rate" if evaluate else None,
-        report_to="none",
-        use_cpu=True,
-        disable_tqdm=True,
-        seed=SEED,
+        **{
+            "output_dir": str(out),
+            "max_steps": steps,
+            "per_device_train_batch_size": SCALE.finetune_batch,
+            "learning_rate": SCALE.finetune_lr,
+            "lr_scheduler_type": "constant",
+            "weight_decay": 0.01,
+            "adam_beta2": 0.98,
+            "save_strategy": "steps" if save else "no",
+            "save_steps": CHECK_EVERY,
+            "save_only_model": True,
+            "logging_steps": CHECK_EVERY,
+            "eval_strategy": "steps" if evaluate else "no",
+            "eval_steps": steps // 2,
+            "per_device_eval_batch_size": SCALE.finetune_batch,
+            "metric_for_best_model": "rtc_finetune_valid_rate" if evaluate else None,
+            "report_to": "none",
+            "use_cpu": True,
+            "disable_tqdm": True,
+            "seed": SEED,
+            **arguments,
+        }
     )
     trainer = Trainer(
         model=model,
@@ -273,3 +280,60 @@ def test_trl_sft_trainer_takes_the_pretokenized_dataset_and_the_callback(tmp_pat
     assert record.first_failing is not None
     assert trainer.state.global_step == record.first_failing < steps
     assert all(step.passed for step in record.steps[:-1])
+
+
+@pytest.mark.slow
+def test_tensorboard_logs_the_rtc_metrics_of_a_callback_passed_in_callbacks(tmp_path, monkeypatch):
+    """The real `TensorBoardCallback` (report_to="tensorboard") comes before the user's
+    callbacks; the gate moves itself ahead of it when training begins."""
+    event_accumulator = pytest.importorskip(
+        "tensorboard.backend.event_processing.event_accumulator"
+    )
+    monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(tmp_path / "tb"))
+    callback = ReasoningGateCallback(gate_config(), every_steps=CHECK_EVERY)
+    train(tmp_path, "mask", callback, steps=2 * CHECK_EVERY, save=False, report_to="tensorboard")
+    events = event_accumulator.EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    scalars = events.Tags()["scalars"]
+    assert {"train/loss", "train/rtc/finetune/valid_rate", "train/rtc/gates_passed"} <= set(
+        scalars
+    ), scalars
+    logged = events.Scalars("train/rtc/finetune/valid_rate")
+    assert [(event.step, event.value) for event in logged] == [
+        (step.step, step.metrics["finetune"].valid_rate.value) for step in callback.steps
+    ]
+
+
+@pytest.mark.slow
+def test_a_lora_model_is_checked_with_its_adapter_active_and_only_at_saves(tmp_path):
+    """A real PEFT model (demo:collapsed-lora's adapter on demo:base, trainable, learning
+    rate 0 so it stays as saved), checked only at its saves (``every_steps=None``): each
+    check measures the adapter, as the sweep does on ``demo:collapsed-lora``, and the model
+    is a training PEFT model again after."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(demo.checkpoint("base"), dtype=torch.float32)
+    model = PeftModel.from_pretrained(base, demo.checkpoint("collapsed-lora"), is_trainable=True)
+    # the adapter names its base relative to its folder; saved elsewhere, peft looks it up
+    model.peft_config["default"].base_model_name_or_path = str(demo.checkpoint("base"))
+    config = gate_config(gates=[{"metric": "valid_rate", "max_drop": 0.15}])
+    callback = ReasoningGateCallback(config, every_steps=None, on_save=True, stop_on_failure=False)
+    trainer = train(
+        tmp_path, "mask", callback, steps=2 * CHECK_EVERY, save=True, model=model, learning_rate=0.0
+    )
+    record = callback.record
+    assert [Path(step.checkpoint).name for step in record.steps] == [
+        f"checkpoint-{step}" for step in (CHECK_EVERY, 2 * CHECK_EVERY)
+    ]
+    assert record.first_failing == CHECK_EVERY  # the collapsed adapter, not the base
+    session = RtcSession(config=config, config_dir=tmp_path)
+    try:
+        adapter = {name: session.run(name, "demo:collapsed-lora") for name in config.probe_sets}
+    finally:
+        session.close()
+    for step in record.steps:
+        assert step.metrics == {name: run.metrics for name, run in adapter.items()}
+    assert trainer.model is model and model.training
+    assert model.active_adapters == ["default"]

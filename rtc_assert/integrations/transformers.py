@@ -17,10 +17,13 @@ axolotl plugins take the same callbacks.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 
 import torch
@@ -32,16 +35,19 @@ from transformers import (
     TrainingArguments,
 )
 from transformers.modeling_utils import unwrap_model
+from transformers.trainer_callback import CallbackHandler
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from rtc_assert.config import RtcConfig, load_config
 from rtc_assert.errors import CallbackError
 from rtc_assert.generation.backends.transformers_backend import TransformersBackend
 from rtc_assert.generation.cache import GenerationCache
+from rtc_assert.generation.requests import GenerationRequest, build_requests
 from rtc_assert.reports.sweep import SERIES, verdict_lines, write_sweep
-from rtc_assert.runs import Run
+from rtc_assert.runs import Run, measured_run
 from rtc_assert.session import RtcSession
-from rtc_assert.sweep import StepRecord, SweepRecord, base_runs, gate_step, sweep_record
+from rtc_assert.sweep import StepRecord, SweepRecord, base_runs, step_record, sweep_record
+from rtc_assert.traces.detection import TraceSetup, detect_template
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +159,8 @@ class ReasoningGateCallback(TrainerCallback):
         self.steps: list[StepRecord] = []
         """The checks so far, on the main process."""
         self._base: dict[str, Run] = {}
+        self._requests: dict[str, list[GenerationRequest]] = {}
+        self._trace: TraceSetup | None = None
         self._checked: set[int] = set()
         self._latest: dict[str, float] = {}
         self._pending: dict[str, float] = {}
@@ -181,18 +189,36 @@ class ReasoningGateCallback(TrainerCallback):
             )
 
     def attach(self, trainer: Any) -> Any:
-        """Put the callback in ``trainer`` ahead of its reporting callbacks (TensorBoard,
-        W&B, ...), so they log the ``rtc/*`` metrics too; returns the trainer.
-
-        Passed in ``Trainer(callbacks=[...])`` instead, the callback comes after them: the
-        console, ``trainer_state.json`` and later callbacks get the metrics, those do not.
-        """
-        callbacks = trainer.callback_handler.callbacks
-        if self in callbacks:
-            callbacks.remove(self)
-        first = bool(callbacks) and isinstance(callbacks[0], DefaultFlowCallback)
-        callbacks.insert(1 if first else 0, self)
+        """Put the callback in ``trainer`` ahead of its reporting callbacks; returns the
+        trainer. Not needed with ``Trainer(callbacks=[...])`` or ``trainer.add_callback``:
+        the callback moves itself there when training begins."""
+        self._go_ahead(trainer.callback_handler)
         return trainer
+
+    def _go_ahead(self, handler: CallbackHandler) -> None:
+        """Right after ``DefaultFlowCallback`` (which sets the step's controls) in
+        ``handler``, ahead of the reporting callbacks (TensorBoard, W&B, ...) that
+        transformers puts before the user's: so they log the ``rtc/*`` values `on_log`
+        merges in. The list is rebound, not changed in place: an event being dispatched
+        goes on over the old one."""
+        others = [callback for callback in handler.callbacks if callback is not self]
+        at = 1 if others and isinstance(others[0], DefaultFlowCallback) else 0
+        handler.callbacks = [*others[:at], self, *others[at:]]
+
+    def _go_ahead_of_caller(self, frame: FrameType | None, args: TrainingArguments) -> None:
+        """`_go_ahead` in the handler dispatching the current event: the ``self`` of
+        ``CallbackHandler.call_event``, the caller's frame (transformers gives a callback no
+        handle on its handler). Without one, warn where reporting callbacks are on."""
+        handler = frame.f_locals.get("self") if frame is not None else None
+        if isinstance(handler, CallbackHandler) and self in handler.callbacks:
+            self._go_ahead(handler)
+        elif args.report_to:
+            logger.warning(
+                "rtc-assert: the reasoning gate could not move ahead of the reporting "
+                "callbacks (report_to=%s): they will not log the rtc/* metrics; call "
+                "gate.attach(trainer) before training",
+                args.report_to,
+            )
 
     @property
     def record(self) -> SweepRecord:
@@ -204,6 +230,7 @@ class ReasoningGateCallback(TrainerCallback):
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
+        self._go_ahead_of_caller(sys._getframe(1), args)
         processing_class = kwargs.get("processing_class")
         tokenizer = self.tokenizer or getattr(processing_class, "tokenizer", processing_class)
         if tokenizer is None:
@@ -216,7 +243,7 @@ class ReasoningGateCallback(TrainerCallback):
         if self.report_dir is None:
             self.report_dir = Path(args.output_dir or ".") / REPORT_DIR
         started = time.perf_counter()
-        self._base = self._on_main(args, state, lambda: base_runs(self.session)) or {}
+        self._base = self._on_main(args, state, self._prepare) or {}
         self.base_seconds += time.perf_counter() - started
 
     def on_step_end(
@@ -295,23 +322,51 @@ class ReasoningGateCallback(TrainerCallback):
             if state.is_world_process_zero:
                 logger.warning("rtc-assert: gates fail at step %d: stopping training", step)
 
+    def _prepare(self) -> dict[str, Run]:
+        """The base's runs, and the probes' requests and markup for every check (rendered and
+        detected once per training run)."""
+        self._trace = self.config.trace_format.setup(detect_template(self.tokenizer))
+        self._requests = {
+            name: build_requests(
+                self.tokenizer,
+                self.session.probe_set(name).probes,
+                self.config.generation,
+                model="the model in training",
+                switch=self._trace.detected.switch,
+            )
+            for name in self.config.probe_sets
+        }
+        return base_runs(self.session)
+
     def _gate(self, model: Any, step: int, checkpoint: str | None) -> tuple[dict[str, float], bool]:
+        assert self._trace is not None
         module = trained_module(model)
         was_training = module.training
         tokenizer = self.tokenizer
         padding = tokenizer.padding_side, tokenizer.pad_token  # the backend pads on the left
-        spec = f"step-{step}"
+        spec, settings = f"step-{step}", self.config.generation
         try:
-            self.session.add_backend(
-                spec, TransformersBackend.from_loaded(module, tokenizer, name=spec)
-            )
-            with torch.no_grad():
-                record = gate_step(self.session, spec, step, self._base, checkpoint)
+            backend = TransformersBackend.from_loaded(module, tokenizer, name=spec)
+            # every probe set in one batched call: batches full across sets, sorted by length
+            requests = [request for part in self._requests.values() for request in part]
+            generations = iter(backend.generate(requests, settings))
         finally:
-            self.session.release(spec)
             module.train(was_training)
             if (tokenizer.padding_side, tokenizer.pad_token) != padding:
                 tokenizer.padding_side, tokenizer.pad_token = padding
+        runs = {
+            name: measured_run(
+                backend,
+                self.session.probe_set(name),
+                list(itertools.islice(generations, len(part))),
+                settings,
+                model=spec,
+                trace=self._trace,
+                confidence=self.config.decision.confidence,
+            )
+            for name, part in self._requests.items()
+        }
+        record = step_record(self.config, step, checkpoint or spec, runs, self._base)
         self.steps.append(record)
         self._write()
         return log_names(record), record.passed
