@@ -113,8 +113,9 @@ def test_server_killed_mid_run_keeps_completed_generations(tmp_path):
     backend = load_backend(
         "openai",
         resolve_model("demo:base"),
-        {"base_url": server.url, "served_model": "demo", "concurrency": 1, "max_retries": 1,
-         "backoff_s": 0.1},
+        # One request at a time (the adaptive limit may not grow): completed is a prefix.
+        {"base_url": server.url, "served_model": "demo", "concurrency": 1, "max_in_flight": 1,
+         "max_retries": 1, "backoff_s": 0.1},
     )  # fmt: skip
     probes = demo.probes("reasoning").probes
     requests = build_requests(backend.tokenizer, probes, GREEDY, model="demo:base")
