@@ -304,3 +304,15 @@ def test_in_flight_limit_grows_while_the_server_keeps_up_and_backs_off_on_overlo
     assert limit.limit == 6
     limit.overloaded()
     assert limit.limit == 4
+
+
+def test_in_flight_limit_slow_starts_until_the_first_overload():
+    limit = _Limit(start=4, most=100)
+    for _ in range(4):
+        limit.succeeded()
+    assert limit.limit == 8  # doubled in one round
+    limit.overloaded()
+    assert limit.limit == 6
+    for _ in range(6):
+        limit.succeeded()
+    assert limit.limit == 7  # one per round from then on
