@@ -12,7 +12,7 @@ with ``num_concurrent`` requests in flight, one prompt each (its API guide: "use
 that support parallel processing"). Each client is timed on its generation call alone (no
 start-up), in rounds of alternating order, rtc-assert also with ``num_concurrent`` in flight
 from the start. Prints each row's median and best round, rtc-assert's default time as a ratio
-of each row's, and whether the texts agree.
+of each row's, the client's CPU time (median), and whether the texts agree.
 """
 
 from __future__ import annotations
@@ -64,8 +64,12 @@ def lm_eval_worker() -> None:
     json.dump({"seconds": seconds, "cpu": cpu, "texts": texts}, sys.stdout)
 
 
-def run_lm_eval(python: str, job: dict[str, Any]) -> tuple[float, list[str]]:
-    """One timed lm-eval generation in its own Python; its seconds and texts."""
+Timed = tuple[float, float, list[str]]
+"""Wall seconds, client CPU seconds, and the texts of one timed generation."""
+
+
+def run_lm_eval(python: str, job: dict[str, Any]) -> Timed:
+    """One timed lm-eval generation in its own Python."""
     done = subprocess.run(
         [python, __file__, "--lm-eval-worker"],
         input=json.dumps(job),
@@ -77,7 +81,7 @@ def run_lm_eval(python: str, job: dict[str, Any]) -> tuple[float, list[str]]:
     if done.returncode != 0:
         raise SystemExit(f"lm-eval worker failed ({python}):\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout)
-    return result["seconds"], result["texts"]
+    return result["seconds"], result["cpu"], result["texts"]
 
 
 def main() -> int:
@@ -109,6 +113,7 @@ def main() -> int:
     settings = GenerationSettings(max_new_tokens=demo.MAX_NEW_TOKENS, batch_size=args.probes)
     model = resolve_model(f"demo:{args.model}")
     rows: dict[str, list[float]] = {}
+    cpus: dict[str, list[float]] = {}
     texts: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory() as folder:
         server = None
@@ -130,21 +135,21 @@ def main() -> int:
             }
             n = args.num_concurrent
 
-            def rtc(**client_options: int) -> tuple[float, list[str]]:
+            def rtc(**client_options: int) -> Timed:
                 client = load_backend(
                     "openai", model, {**options, **client_options}, tokenizer=tokenizer
                 )
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 out = client.generate(requests, settings)
-                seconds = time.perf_counter() - started
+                seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
                 client.close()
-                return seconds, [generation.text for generation in out]
+                return seconds, cpu, [generation.text for generation in out]
 
-            def lm_eval(num_concurrent: int, batch_size: int) -> tuple[float, list[str]]:
+            def lm_eval(num_concurrent: int, batch_size: int) -> Timed:
                 limits = {"num_concurrent": num_concurrent, "batch_size": batch_size}
                 return run_lm_eval(args.lm_eval_python, {**job, **limits})
 
-            clients: dict[str, Callable[[], tuple[float, list[str]]]] = {
+            clients: dict[str, Callable[[], Timed]] = {
                 OURS: rtc,
                 f"rtc-assert, concurrency={n} (no ramp)": lambda: rtc(concurrency=n),
                 "lm-eval, README (num_concurrent=1, batch_size=16)": lambda: lm_eval(1, 16),
@@ -154,8 +159,9 @@ def main() -> int:
             for round_ in range(args.rounds):
                 names = list(clients) if round_ % 2 == 0 else list(reversed(clients))
                 for name in names:
-                    seconds, texts[name] = clients[name]()
+                    seconds, cpu, texts[name] = clients[name]()
                     rows.setdefault(name, []).append(seconds)
+                    cpus.setdefault(name, []).append(cpu)
         finally:
             if server is not None:
                 server.stop()
@@ -168,12 +174,17 @@ def main() -> int:
         f"{settings.max_new_tokens}, one vllm serve, {args.rounds} rounds; rtc-assert's "
         "default time as a ratio of each row's (median, best round)"
     )
-    print(f"{'client':52} {'median s':>9} {'best s':>7} {'ratio':>12} {'same texts':>11}")
+    print(
+        f"{'client':52} {'median s':>9} {'best s':>7} {'ratio':>12} {'client CPU s':>13} "
+        f"{'same texts':>11}"
+    )
     for name in rows:
         same = sum(a == b.removesuffix(eos) for a, b in zip(texts[OURS], texts[name], strict=True))
         ratio = f"{median[OURS] / median[name]:.2f}/{best[OURS] / best[name]:.2f}"
+        cpu = statistics.median(cpus[name])
         print(
-            f"{name:52} {median[name]:9.2f} {best[name]:7.2f} {ratio:>12} {same:>7}/{args.probes}"
+            f"{name:52} {median[name]:9.2f} {best[name]:7.2f} {ratio:>12} {cpu:13.2f} "
+            f"{same:>7}/{args.probes}"
         )
     print(
         "rounds (s): " + "; ".join(f"{n}: " + " ".join(f"{t:.2f}" for t in rows[n]) for n in rows)
