@@ -67,6 +67,7 @@ def score_generations(
                 finish_reason=generation.finish_reason,
                 reasoning_tokens=generation.reasoning_tokens,
                 budget_exhausted=generation.split.budget_exhausted,
+                thinking_disabled=generation.split.thinking_disabled,
                 fmt=fmt,
                 min_reasoning_chars=min_reasoning_chars,
                 budget_counts_as_valid=budget_counts_as_valid,

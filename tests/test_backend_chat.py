@@ -92,11 +92,13 @@ def backend(url: str, **options: Any) -> OpenAIChatBackend:
     return chat_backend
 
 
-def classified(url: str, **options: Any) -> tuple[str, str, str, str]:
+def classified(
+    url: str, settings: GenerationSettings = SETTINGS, **options: Any
+) -> tuple[str, str, str, str]:
     """(status, detail, reasoning, answer) of one probe through the chat backend."""
     chat_backend = backend(url, **options)
-    requests = build_requests(None, PROBES.probes, SETTINGS, model="my-model")
-    generations = chat_backend.generate(requests, SETTINGS)
+    requests = build_requests(None, PROBES.probes, settings, model="my-model")
+    generations = chat_backend.generate(requests, settings)
     chat_backend.close()
     (outcome,) = score_generations(PROBES, generations, budget_counts_as_valid=False)
     trace = outcome.trace
@@ -156,6 +158,42 @@ def test_null_content_with_a_natural_stop_says_it_cannot_tell(server):
 def test_no_reasoning_field_is_ambiguous_not_guessed(server):
     url = server(chat({"content": "2"}))
     assert classified(url) == ("missing", "ambiguous", "", "2")
+
+
+THINKING_OFF = GenerationSettings(max_new_tokens=16, enable_thinking=False)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"thinking_switch": "deepseek"},
+        {"thinking_switch": "openrouter"},
+        {
+            "thinking_switch": "none",
+            "extra_body": {"chat_template_kwargs": {"enable_thinking": False}},
+        },
+    ],
+)
+def test_an_answer_alone_when_the_request_turned_thinking_off_is_empty(server, options):
+    url = server(chat({"content": "2"}))
+    assert classified(url, THINKING_OFF, **options) == ("empty", "disabled_by_prompt", "", "2")
+
+
+def test_thinking_off_with_no_switch_sent_stays_ambiguous(server):
+    url = server(chat({"content": "2"}))
+    assert classified(url, THINKING_OFF, thinking_switch="none")[:2] == ("missing", "ambiguous")
+
+
+def test_ollama_think_false_answer_alone_is_empty(server):
+    def reply(path: str, body: dict) -> tuple[int, Any, dict[str, str]]:
+        assert body["think"] is False
+        message = {"role": "assistant", "content": "2"}
+        return 200, {"message": message, "done": True, "done_reason": "stop", "eval_count": 1}, {}
+
+    url = server(reply)
+    outcome = classified(url, THINKING_OFF, base_url=url, api="ollama")
+    assert outcome[:2] == ("empty", "disabled_by_prompt")
 
 
 def test_blank_reasoning_field_is_an_empty_block(server):
@@ -304,3 +342,15 @@ def test_in_flight_limit_grows_while_the_server_keeps_up_and_backs_off_on_overlo
     assert limit.limit == 6
     limit.overloaded()
     assert limit.limit == 4
+
+
+def test_in_flight_limit_slow_starts_until_the_first_overload():
+    limit = _Limit(start=4, most=100)
+    for _ in range(4):
+        limit.succeeded()
+    assert limit.limit == 8  # doubled in one round
+    limit.overloaded()
+    assert limit.limit == 6
+    for _ in range(6):
+        limit.succeeded()
+    assert limit.limit == 7  # one per round from then on

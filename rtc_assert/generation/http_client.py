@@ -1,8 +1,10 @@
 """The HTTP client both server backends share: retries, backoff and adaptive concurrency.
 
-Requests run on up to ``max_in_flight`` threads behind an additive-increase /
-multiplicative-decrease limit (as Inspect AI's): it starts at ``concurrency``, grows by one
-after as many successes in a row as the limit, and shrinks by 0.8x on 429 or 503. Connection
+Requests run on up to ``max_in_flight`` threads behind an adaptive limit, as TCP's congestion
+window: it starts at ``concurrency`` and grows by one with each success (doubling every round
+trip) until the first 429 or 503; from then on it grows by one after as many successes in a row
+as the limit, and shrinks by 0.8x on each 429 or 503. Connections are kept alive, as many as
+``max_in_flight``, so no request waits on a new connection. Connection
 errors, timeouts, 429 and 5xx answers are retried with exponential backoff (or the server's
 ``Retry-After``), at most ``max_retries`` times; other 4xx answers fail at once with the
 server's message. The API key comes from an environment variable and is removed from every
@@ -40,7 +42,7 @@ class ClientOptions(BaseModel):
 
     api_key_env: str | None = None
     """Name of the environment variable that holds the API key, if any."""
-    concurrency: int = Field(default=8, ge=1)
+    concurrency: int = Field(default=32, ge=1)
     """Requests in flight at the start; the limit adapts between 1 and ``max_in_flight``."""
     max_in_flight: int = Field(default=64, ge=1)
     """The most requests in flight (about replicas x ``--max-num-seqs`` for a cluster)."""
@@ -76,13 +78,15 @@ def _retry_after(value: str | None) -> float | None:
 
 
 class _Limit:
-    """The adaptive in-flight limit (AIMD)."""
+    """The adaptive in-flight limit: slow start, then additive increase, multiplicative decrease."""
 
     def __init__(self, start: int, most: int) -> None:
         self.most = most
         self.limit = min(start, most)
         self.in_flight = 0
         self.streak = 0
+        self.slow_start = True
+        """Until the first overload, every success adds one (the limit doubles per round)."""
         self.condition = threading.Condition()
 
     def __enter__(self) -> None:
@@ -98,7 +102,7 @@ class _Limit:
     def succeeded(self) -> None:
         with self.condition:
             self.streak += 1
-            if self.streak >= self.limit and self.limit < self.most:
+            if (self.slow_start or self.streak >= self.limit) and self.limit < self.most:
                 self.limit += 1
                 self.streak = 0
                 self.condition.notify_all()
@@ -107,6 +111,7 @@ class _Limit:
         with self.condition:
             self.limit = max(1, int(self.limit * 0.8))
             self.streak = 0
+            self.slow_start = False
 
 
 class ServerClient:
@@ -126,7 +131,10 @@ class ServerClient:
                 )
             headers["Authorization"] = f"Bearer {key}"
             self.secrets = (key,)
-        self.client = httpx.Client(headers=headers, timeout=options.timeout_s)
+        pool = httpx.Limits(
+            max_connections=options.max_in_flight, max_keepalive_connections=options.max_in_flight
+        )
+        self.client = httpx.Client(headers=headers, timeout=options.timeout_s, limits=pool)
         self.limit = _Limit(options.concurrency, options.max_in_flight)
 
     def redact(self, text: str) -> str:

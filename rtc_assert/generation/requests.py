@@ -68,6 +68,8 @@ class ServerSplit(BaseModel):
     """Which field held the reasoning."""
     budget_exhausted: bool = False
     """The reasoning reached the thinking budget the request set."""
+    thinking_disabled: bool = False
+    """The request turned thinking off (the thinking switch, or ``extra_body``, sent off)."""
 
 
 class Generation(BaseModel):

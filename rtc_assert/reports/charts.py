@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rtc_assert.record import RunRecord
-from rtc_assert.reports.tables import format_rate
-from rtc_assert.traces.classify import TraceStatus
+from rtc_assert.reports.tables import STATUSES, format_rate
 
 CHART_WIDTH = 720
 LABEL_WIDTH = 220
@@ -20,7 +19,6 @@ LABEL_CHARS = 30
 ROW_HEIGHT = 30
 PLOT_WIDTH = 300
 """Width of the 0..1 axis of the bars and the interval plots."""
-STATUSES: tuple[str, ...] = tuple(status.value for status in TraceStatus)
 STATUS_RATES = {status: f"{status}_rate" for status in STATUSES}
 INTERVAL_METRICS: tuple[tuple[str, str], ...] = (
     ("answer_accuracy", "pass@1"),

@@ -42,6 +42,7 @@ from rtc_assert.reports.tables import (
     gate_rows,
     metric_tables,
     probe_set_names,
+    reasoning_token_table,
     shown_runs,
     verdict_line,
 )
@@ -91,11 +92,13 @@ class ExampleGroup:
 
 @dataclass(frozen=True)
 class ProbeSetView:
-    """One probe set's section: its table and charts."""
+    """One probe set's section: its tables and charts."""
 
     name: str
     table: MetricTable
     shown: ShownRuns
+    tokens: MetricTable | None
+    """Reasoning tokens per model and status, where counted."""
 
 
 def escaped_size(text: str) -> int:
@@ -243,7 +246,7 @@ def html_report(record: SessionRecord, *, max_rows: int = MAX_EXAMPLE_ROWS) -> s
     """The report page of a run record, as one HTML document."""
     names = probe_set_names(record)
     sections = [
-        ProbeSetView(name, table, shown_runs(record, name))
+        ProbeSetView(name, table, shown_runs(record, name), reasoning_token_table(record, name))
         for name, table in zip(names, metric_tables(record), strict=True)
     ]
     examples, groups = select_examples(record, max_rows)

@@ -12,6 +12,7 @@ from rtc_assert.reports.tables import (
     GATE_HEADER,
     gate_rows,
     metric_tables,
+    reasoning_token_tables,
     template_notes,
     verdict_line,
 )
@@ -31,9 +32,10 @@ def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str
 
 
 def markdown_summary(record: SessionRecord) -> str:
-    """The summary as Markdown: a verdict line, a table per probe set, and the gates."""
+    """The summary as Markdown: a verdict line, a table per probe set (and one of its
+    reasoning tokens where counted), and the gates."""
     lines = [f"## {_inline(verdict_line(record))}", ""]
-    for table in metric_tables(record):
+    for table in [*metric_tables(record), *reasoning_token_tables(record)]:
         lines += [f"### {_inline(table.probe_set)}", "", *_table(table.header, table.rows), ""]
     if record.gates:
         lines += ["### gates", "", *_table(GATE_HEADER, gate_rows(record)), ""]

@@ -9,12 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rtc_assert.metrics import METRICS, Rate
-from rtc_assert.record import RunRecord, SessionRecord
+from rtc_assert.record import ReasoningTokens, RunRecord, SessionRecord
+from rtc_assert.traces.classify import TraceStatus
 
 METRIC_LABELS: tuple[tuple[str, str], ...] = tuple(
     (metric.name, metric.label) for metric in METRICS.values() if metric.tabulated
 )
 GATE_HEADER = ("gate", "verdict", "rule")
+STATUSES: tuple[str, ...] = tuple(status.value for status in TraceStatus)
 
 
 @dataclass(frozen=True)
@@ -122,3 +124,45 @@ def verdict_line(record: SessionRecord) -> str:
     if record.error:
         line += f"; the session stopped early: {record.error}"
     return line
+
+
+def _tokens(counts: ReasoningTokens | None) -> tuple[str, str]:
+    if counts is None:
+        return "-", "-"
+    return f"{counts.mean:.1f}", f"{counts.total:,}"
+
+
+def _token_change(
+    base: ReasoningTokens | None, candidate: ReasoningTokens | None
+) -> tuple[str, str]:
+    if base is None or candidate is None:
+        return "-", "-"
+    total = candidate.total - base.total
+    share = f" ({total / base.total:+.0%})" if base.total else ""
+    return f"{candidate.mean - base.mean:+.1f}", f"{total:+,}{share}"
+
+
+def reasoning_token_table(record: SessionRecord, probe_set: str) -> MetricTable | None:
+    """Reasoning tokens on one probe set, None where no run counted them: mean and total per
+    model, over all generations and per trace status, and the candidate's change from the
+    base."""
+    shown = shown_runs(record, probe_set)
+    if not any(run.reasoning_tokens for run in shown.runs):
+        return None
+    header = ["status"]
+    for label in (*shown.labels, *(("change",) if shown.paired else ())):
+        header += [f"{label}: mean", f"{label}: total"]
+    rows = []
+    for status in ("all", *STATUSES):
+        counts = [run.reasoning_tokens.get(status) for run in shown.runs]
+        if any(counts):
+            cells = [cell for count in counts for cell in _tokens(count)]
+            change = _token_change(*counts) if shown.paired else ()
+            rows.append((status, *cells, *change))
+    return MetricTable(f"{probe_set}: reasoning tokens", tuple(header), rows)
+
+
+def reasoning_token_tables(record: SessionRecord) -> list[MetricTable]:
+    """`reasoning_token_table` of every probe set that has one."""
+    tables = (reasoning_token_table(record, name) for name in probe_set_names(record))
+    return [table for table in tables if table is not None]

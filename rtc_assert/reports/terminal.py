@@ -15,6 +15,7 @@ from rtc_assert.reports.tables import (
     GATE_HEADER,
     gate_rows,
     metric_tables,
+    reasoning_token_tables,
     template_notes,
     verdict_line,
 )
@@ -62,13 +63,14 @@ def print_summary(
     width: int = DEFAULT_WIDTH,
     color: bool | None = False,
 ) -> None:
-    """Print the base-vs-candidate tables and the gate verdicts (see `summary_console`).
+    """Print the base-vs-candidate tables (metrics, then reasoning tokens where counted) and
+    the gate verdicts (see `summary_console`).
 
     Every cell is a `Text`, never markup: probe set names, model specs and gate ids such as
     ``valid_rate[min]`` are shown as written, control characters escaped (`one_line`).
     """
     console = summary_console(file, width=width, color=color)
-    for table_data in metric_tables(record):
+    for table_data in [*metric_tables(record), *reasoning_token_tables(record)]:
         table = Table(title=Text(one_line(table_data.probe_set)), title_justify="left")
         for column in table_data.header:
             table.add_column(Text(one_line(column)), overflow="fold")

@@ -81,6 +81,13 @@ SHAPE_RULES: tuple[ShapeRule, ...] = (
         "rate cannot be computed and a gate on a trace status fails saying so",
     ),
     ShapeRule(
+        "no reasoning, content present, the request turned thinking off",
+        "empty",
+        "disabled_by_prompt",
+        "thinking was switched off by request (chat_template_kwargs, the provider's switch): "
+        "the answer came without a block, as a template that closes an empty one gives",
+    ),
+    ShapeRule(
         "no reasoning (null or empty string), content present",
         "missing",
         "ambiguous",
@@ -104,6 +111,7 @@ def classify_split(
     finish_reason: str | None,
     reasoning_tokens: int | None = None,
     budget_exhausted: bool = False,
+    thinking_disabled: bool = False,
     fmt: Markup | None = None,
     min_reasoning_chars: int = 1,
     budget_counts_as_valid: bool = False,
@@ -116,6 +124,7 @@ def classify_split(
         finish_reason: ``"stop"`` or ``"length"`` when known.
         reasoning_tokens: ``usage.completion_tokens_details.reasoning_tokens``, if reported.
         budget_exhausted: the reasoning reached the thinking budget the request set.
+        thinking_disabled: the request turned thinking off.
         fmt: the markup to find tags left in ``content`` with; default the standard tags.
         budget_counts_as_valid: a budget-closed trace is classified as closed (else truncated).
     """
@@ -135,6 +144,8 @@ def classify_split(
     if not reasoning:
         if reasoning_tokens:
             return missing_trace(content or "", HIDDEN)
+        if content and thinking_disabled:
+            return Trace(TraceStatus.EMPTY, "", content.strip(), "disabled_by_prompt")
         return missing_trace(content or "", "ambiguous" if content else "no_output")
     if budget_exhausted:
         if budget_counts_as_valid:

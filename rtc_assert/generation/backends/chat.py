@@ -133,6 +133,20 @@ def switch_fields(
     return fields
 
 
+def turns_thinking_off(body: dict[str, Any]) -> bool:
+    """Whether a request body switches thinking off, by any switch `switch_fields` writes
+    (``extra_body`` included, since it is merged last)."""
+    kwargs, thinking, reasoning = (
+        body.get(key) for key in ("chat_template_kwargs", "thinking", "reasoning")
+    )
+    return (
+        (isinstance(kwargs, dict) and kwargs.get("enable_thinking") is False)
+        or (isinstance(thinking, dict) and thinking.get("type") == "disabled")
+        or (isinstance(reasoning, dict) and reasoning.get("enabled") is False)
+        or body.get("think") is False
+    )
+
+
 class OpenAIChatBackend:
     """Chat completions from a running server, its reasoning field kept apart."""
 
@@ -181,14 +195,15 @@ class OpenAIChatBackend:
         return body | thinking | self.options.extra_body
 
     def _chat(self, request: GenerationRequest, settings: GenerationSettings) -> Generation:
+        payload = self.payload(request, settings)
         body = self.http.post(
             self.url,
-            self.payload(request, settings),
+            payload,
             f"probe {request.probe.id!r}",
             f"check served_model {self.served_model!r} (the name the server serves the "
             "model as), thinking_switch and the generation settings",
         )
-        return self.parse(request, body)
+        return self.parse(request, body, thinking_disabled=turns_thinking_off(payload))
 
     def _layout_error(self, problem: str, body: Any) -> GenerationError:
         return GenerationError(
@@ -198,8 +213,11 @@ class OpenAIChatBackend:
             )
         )
 
-    def parse(self, request: GenerationRequest, body: dict[str, Any]) -> Generation:
-        """One generation from a response body (OpenAI or Ollama layout)."""
+    def parse(
+        self, request: GenerationRequest, body: dict[str, Any], *, thinking_disabled: bool = False
+    ) -> Generation:
+        """One generation from a response body (OpenAI or Ollama layout); ``thinking_disabled``:
+        the request turned thinking off."""
         if self.options.api == "ollama":
             message, finish = body.get("message"), body.get("done_reason")
             usage: dict[str, Any] = {
@@ -254,6 +272,7 @@ class OpenAIChatBackend:
                     and reasoning_tokens is not None
                     and reasoning_tokens >= budget
                 ),
+                thinking_disabled=thinking_disabled,
             ),
         )
 
