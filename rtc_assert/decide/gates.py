@@ -6,32 +6,38 @@ interval shows the threshold is met (proof of safety, for teams with probes to a
 ``point`` compares point estimates. A gate whose metric is undefined (Rpass@1 with no valid
 trace) fails and says so.
 
+A ``min`` or ``max`` gate decides on the exact (Clopper-Pearson) interval of the candidate's
+rate, whose one-sided error is at most its nominal share at every true rate, near 0 and 1
+included; the Wilson interval in `Rate` is what reports show for reading. Point estimates
+are compared with the threshold as exact fractions (`exact`), so 0.40 - 0.30 is no more than
+0.10.
+
 For ``max_drop`` the drop is how much worse the candidate is than the base: base minus
 candidate for metrics where higher is better, candidate minus base for the empty, truncated
 and missing rates. With one sample per probe and a rate over probes, its interval is
-Newcombe's paired score interval, and a ``max_drop: 0`` gate with few discordant probes is
-decided by the exact McNemar test; otherwise (several samples, or Rpass@1 whose denominators
-differ between the models) a seeded paired bootstrap over probes.
+Newcombe's paired score interval, and a ``max_drop: 0`` gate under ``confident`` is decided by
+the exact McNemar test at every count of discordant probes; otherwise (several samples, or
+Rpass@1 whose denominators differ between the models) a seeded paired bootstrap over probes.
 """
 
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from rtc_assert.decide.spec import DecisionConfig, GateSpec
 from rtc_assert.decide.stats import (
+    clopper_pearson_interval,
+    exact,
     mcnemar_exact_p,
     newcombe_paired_difference,
     paired_bootstrap_difference,
 )
 from rtc_assert.metrics import METRICS, Event, Rate, compute_metrics, probe_tallies
 from rtc_assert.runs import Run
-
-EXACT_BELOW_DISCORDANT = 25
-"""A ``max_drop: 0`` gate with fewer discordant probes than this uses the exact McNemar test."""
 
 Evidence = Literal["violation", "compliance"]
 RPASS_MIN_VALID = 20
@@ -58,7 +64,8 @@ class Drop(BaseModel):
     better: int | None = None
     """Probes where only the base failed."""
     mcnemar_p: float | None = None
-    """One-sided exact McNemar p-value that the candidate is worse (where ``worse`` is set)."""
+    """One-sided exact McNemar p-value that the candidate is worse, where that test decided
+    (``max_drop: 0`` under ``confident``)."""
 
 
 class GateResult(BaseModel):
@@ -216,22 +223,19 @@ def _absolute(gate: GateSpec, candidate: Rate | None, decision: DecisionConfig) 
     too_few = _too_few_valid(gate.metric, {"candidate": candidate})
     if too_few is not None:
         return _result(gate, decision, candidate, passed=False, reason=too_few)
+    low, high = clopper_pearson_interval(candidate.successes, candidate.trials, decision.confidence)
+    point = exact(candidate.successes) / exact(candidate.trials)
+    threshold = exact(gate.threshold)
     if gate.kind == "min":
-        point_violates = candidate.value < gate.threshold
-        shows_violation, shows_compliance = (
-            candidate.high < gate.threshold,
-            candidate.low >= gate.threshold,
-        )
+        point_violates = point < threshold
+        shows_violation, shows_compliance = high < gate.threshold, low >= gate.threshold
     else:
-        point_violates = candidate.value > gate.threshold
-        shows_violation, shows_compliance = (
-            candidate.low > gate.threshold,
-            candidate.high <= gate.threshold,
-        )
+        point_violates = point > threshold
+        shows_violation, shows_compliance = low > gate.threshold, high <= gate.threshold
     evidence = _evidence(shows_violation, shows_compliance)
     statement = (
         f"the candidate's {metric_words(gate.metric)} is {candidate.value:.3f} "
-        f"({format_level(decision.confidence)} CI {candidate.low:.3f} to {candidate.high:.3f})"
+        f"(exact {format_level(decision.confidence)} CI {low:.3f} to {high:.3f})"
     )
     passed, reason = _verdict(gate, statement, point_violates, evidence, decision)
     return _result(gate, decision, candidate, passed=passed, evidence=evidence, reason=reason)
@@ -243,7 +247,31 @@ def _evidence(shows_violation: bool, shows_compliance: bool) -> Evidence | None:
     return "compliance" if shows_compliance else None
 
 
-def _drop(gate: GateSpec, candidate: Run, base: Run, decision: DecisionConfig) -> Drop | None:
+def paired_drop(
+    both: int, only_first: int, only_second: int, neither: int, confidence: float
+) -> tuple[Drop, Fraction]:
+    """The drop of a rate over probes with one sample per probe, from the paired table of
+    probes ("first" is the side whose excess is the drop), and its point value exactly."""
+    value, low, high = newcombe_paired_difference(
+        both, only_first, only_second, neither, confidence
+    )
+    probes = both + only_first + only_second + neither
+    drop = Drop(
+        value=value,
+        low=low,
+        high=high,
+        probes=probes,
+        method="newcombe",
+        worse=only_first,
+        better=only_second,
+    )
+    return drop, Fraction(only_first - only_second, probes)
+
+
+def _drop(
+    gate: GateSpec, candidate: Run, base: Run, decision: DecisionConfig
+) -> tuple[Drop, Fraction] | None:
+    """The drop with its paired interval, and its point value as an exact fraction."""
     candidate_tallies = probe_tallies(candidate.outcomes)
     base_tallies = probe_tallies(base.outcomes)
     shared = [probe for probe in base_tallies if probe in candidate_tallies]
@@ -261,24 +289,13 @@ def _drop(gate: GateSpec, candidate: Run, base: Run, decision: DecisionConfig) -
     second_values = [second[p][numerator] for p in shared]
     if denominator is None and all(v in (0.0, 1.0) for v in first_values + second_values):
         pairs = list(zip(first_values, second_values, strict=True))
-        only_first, only_second = pairs.count((1.0, 0.0)), pairs.count((0.0, 1.0))
-        value, low, high = newcombe_paired_difference(
+        # "Worse": probes where only the first side counts, i.e. the candidate got worse.
+        return paired_drop(
             pairs.count((1.0, 1.0)),
-            only_first,
-            only_second,
+            pairs.count((1.0, 0.0)),
+            pairs.count((0.0, 1.0)),
             pairs.count((0.0, 0.0)),
             decision.confidence,
-        )
-        # "Worse": probes where only the first side counts, i.e. the candidate got worse.
-        return Drop(
-            value=value,
-            low=low,
-            high=high,
-            probes=len(shared),
-            method="newcombe",
-            worse=only_first,
-            better=only_second,
-            mcnemar_p=mcnemar_exact_p(only_first, only_second),
         )
 
     def columns(tallies: dict[str, dict[Event, float]]) -> tuple[list[float], list[float]]:
@@ -297,7 +314,13 @@ def _drop(gate: GateSpec, candidate: Run, base: Run, decision: DecisionConfig) -
     if difference is None:
         return None
     value, low, high = difference  # first minus second: the drop
-    return Drop(value=value, low=low, high=high, probes=len(shared), method="bootstrap")
+
+    def ratio(tallies: dict[str, dict[Event, float]]) -> Fraction:
+        numerators, denominators = columns(tallies)
+        return exact(math.fsum(numerators)) / exact(math.fsum(denominators))
+
+    drop = Drop(value=value, low=low, high=high, probes=len(shared), method="bootstrap")
+    return drop, ratio(first) - ratio(second)
 
 
 def _bootstrap_samples(decision: DecisionConfig) -> int:
@@ -305,6 +328,11 @@ def _bootstrap_samples(decision: DecisionConfig) -> int:
     # resamples for their quantiles: at least ten beyond each end.
     tail = (1.0 - decision.confidence) / 2
     return max(decision.bootstrap_samples, math.ceil(10 / tail))
+
+
+def drop_evidence(drop: Drop, threshold: float) -> Evidence | None:
+    """What a drop's interval shows against a ``max_drop`` threshold."""
+    return _evidence(drop.low > threshold, drop.high <= threshold)
 
 
 def _drop_statement(gate: GateSpec, drop: Drop, confidence: float) -> str:
@@ -320,18 +348,21 @@ def _drop_statement(gate: GateSpec, drop: Drop, confidence: float) -> str:
     )
 
 
-def _exact_zero_margin(drop: Drop, decision: DecisionConfig) -> tuple[bool, str] | None:
-    """The exact McNemar verdict of a ``max_drop: 0`` gate with few discordant probes."""
-    if drop.worse is None or drop.better is None or drop.mcnemar_p is None:
+def _exact_zero_margin(drop: Drop, decision: DecisionConfig) -> tuple[Drop, bool, str] | None:
+    """The exact McNemar verdict of a ``max_drop: 0`` gate under ``confident``, at any count
+    of discordant probes (an exact level, where Newcombe's is approximate): the drop with
+    its p-value, whether the gate failed, and the rule in words."""
+    if drop.worse is None or drop.better is None or decision.policy != "confident":
         return None
     discordant = drop.worse + drop.better
-    if decision.policy != "confident" or discordant >= EXACT_BELOW_DISCORDANT:
-        return None
+    p_value = mcnemar_exact_p(drop.worse, drop.better)
     alpha = (1.0 - decision.confidence) / 2
-    failed = drop.mcnemar_p < alpha
-    return failed, (
+    failed = p_value < alpha
+    return (
+        drop.model_copy(update={"mcnemar_p": p_value}),
+        failed,
         f"exact McNemar test: {drop.worse} of {discordant} discordant probes got worse, "
-        f"one-sided p = {drop.mcnemar_p:.4f} {'<' if failed else '>='} {alpha:g}"
+        f"one-sided p = {p_value:.4f} {'<' if failed else '>='} {alpha:g}",
     )
 
 
@@ -363,8 +394,8 @@ def _relative(
     too_few = _too_few_valid(gate.metric, {"candidate": candidate_rate, "base": base_rate})
     if too_few is not None:
         return _result(gate, decision, candidate_rate, base=base_rate, passed=False, reason=too_few)
-    drop = _drop(gate, candidate, base, decision)
-    if drop is None:
+    paired = _drop(gate, candidate, base, decision)
+    if paired is None:
         return _result(
             gate,
             decision,
@@ -376,13 +407,15 @@ def _relative(
                 "defined value to compare"
             ),
         )
+    drop, point = paired
+    point_violates = point > exact(gate.threshold)
     statement = _drop_statement(gate, drop, decision.confidence)
-    exact = _exact_zero_margin(drop, decision) if gate.threshold == 0 else None
-    if exact is not None:
-        failed, rule = exact
+    exact_test = _exact_zero_margin(drop, decision) if gate.threshold == 0 else None
+    if exact_test is not None:
+        drop, failed, rule = exact_test
         evidence: Evidence | None = "violation" if failed else None
         verdict = "failed" if failed else "passed"
-        relation = _limit_words(gate)[0 if drop.value > gate.threshold else 1]
+        relation = _limit_words(gate)[0 if point_violates else 1]
         reason = f"{verdict}: {statement}, {relation}; {rule}"
         return _result(
             gate,
@@ -394,8 +427,8 @@ def _relative(
             evidence=evidence,
             reason=reason,
         )
-    evidence = _evidence(drop.low > gate.threshold, drop.high <= gate.threshold)
-    passed, reason = _verdict(gate, statement, drop.value > gate.threshold, evidence, decision)
+    evidence = drop_evidence(drop, gate.threshold)
+    passed, reason = _verdict(gate, statement, point_violates, evidence, decision)
     return _result(
         gate,
         decision,
