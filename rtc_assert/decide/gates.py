@@ -36,7 +36,14 @@ from rtc_assert.decide.stats import (
     newcombe_paired_difference,
     paired_bootstrap_difference,
 )
-from rtc_assert.metrics import METRICS, Event, Rate, compute_metrics, probe_tallies
+from rtc_assert.metrics import (
+    METRICS,
+    Event,
+    Rate,
+    compute_metrics,
+    format_level,
+    probe_tallies,
+)
 from rtc_assert.runs import Run
 
 Evidence = Literal["violation", "compliance"]
@@ -87,11 +94,18 @@ class GateResult(BaseModel):
     """Probes the decision used, when early stopping decided before the end."""
     probes_available: int | None = None
     """Probes the probe set holds, when early stopping was on."""
+    settled: bool = True
+    """False where early stopping stopped the run (another gate failed) while this gate
+    passed on the probes so far without being settled: reports say "not settled", not PASS,
+    and pytest skips its item. An open gate that fails on the probes so far stays FAIL."""
 
 
-def format_level(confidence: float) -> str:
-    """A confidence level as a percentage with no more digits than it needs: 95%, 99.83%."""
-    return f"{confidence * 100:.2f}".rstrip("0").rstrip(".") + "%"
+def look_words(confidence: float, look: int, looks: int) -> str:
+    """What a look's level is, in words, for a verdict decided by early stopping."""
+    if looks == 1:
+        return ""
+    which = f"interim look {look} of {looks}" if look < looks else f"the final look of {looks}"
+    return f"; {format_level(confidence)} is the level of {which} of early stopping"
 
 
 def metric_words(metric: str) -> str:
@@ -211,7 +225,9 @@ def _result(
     )
 
 
-def _absolute(gate: GateSpec, candidate: Rate | None, decision: DecisionConfig) -> GateResult:
+def _absolute(
+    gate: GateSpec, candidate: Rate | None, decision: DecisionConfig, level_note: str
+) -> GateResult:
     if candidate is None:
         return _result(
             gate,
@@ -235,7 +251,7 @@ def _absolute(gate: GateSpec, candidate: Rate | None, decision: DecisionConfig) 
     evidence = _evidence(shows_violation, shows_compliance)
     statement = (
         f"the candidate's {metric_words(gate.metric)} is {candidate.value:.3f} "
-        f"(exact {format_level(decision.confidence)} CI {low:.3f} to {high:.3f})"
+        f"(exact {format_level(decision.confidence)} CI {low:.3f} to {high:.3f}{level_note})"
     )
     passed, reason = _verdict(gate, statement, point_violates, evidence, decision)
     return _result(gate, decision, candidate, passed=passed, evidence=evidence, reason=reason)
@@ -335,7 +351,7 @@ def drop_evidence(drop: Drop, threshold: float) -> Evidence | None:
     return _evidence(drop.low > threshold, drop.high <= threshold)
 
 
-def _drop_statement(gate: GateSpec, drop: Drop, confidence: float) -> str:
+def _drop_statement(gate: GateSpec, drop: Drop, confidence: float, level_note: str) -> str:
     higher_when_worse = METRICS[gate.metric].lower_is_better
     direction = "above" if (drop.value > 0) == higher_when_worse else "below"
     if drop.value == 0:
@@ -344,7 +360,7 @@ def _drop_statement(gate: GateSpec, drop: Drop, confidence: float) -> str:
     return (
         f"the candidate's {metric_words(gate.metric)} is {direction} the base's{amount} "
         f"({format_level(confidence)} CI of the drop {drop.low:+.3f} to {drop.high:+.3f}, "
-        f"{drop.probes} paired probes)"
+        f"{drop.probes} paired probes{level_note})"
     )
 
 
@@ -367,7 +383,7 @@ def _exact_zero_margin(drop: Drop, decision: DecisionConfig) -> tuple[Drop, bool
 
 
 def _relative(
-    gate: GateSpec, candidate: Run, base: Run | None, decision: DecisionConfig
+    gate: GateSpec, candidate: Run, base: Run | None, decision: DecisionConfig, level_note: str
 ) -> GateResult:
     candidate_rate = _rate(candidate, gate.metric, decision.confidence)
     if base is None:
@@ -409,7 +425,7 @@ def _relative(
         )
     drop, point = paired
     point_violates = point > exact(gate.threshold)
-    statement = _drop_statement(gate, drop, decision.confidence)
+    statement = _drop_statement(gate, drop, decision.confidence, level_note)
     exact_test = _exact_zero_margin(drop, decision) if gate.threshold == 0 else None
     if exact_test is not None:
         drop, failed, rule = exact_test
@@ -442,12 +458,18 @@ def _relative(
 
 
 def evaluate_gate(
-    gate: GateSpec, candidate: Run, base: Run | None, decision: DecisionConfig
+    gate: GateSpec,
+    candidate: Run,
+    base: Run | None,
+    decision: DecisionConfig,
+    *,
+    level_note: str = "",
 ) -> GateResult:
     """Decide one gate on the candidate's run (and the base's, for ``max_drop``).
 
     Intervals are computed at ``decision.confidence``, whatever level the runs' own
-    metrics were computed at.
+    metrics were computed at; ``level_note`` (`look_words`) says in the verdict why the
+    level is what it is.
     """
     if METRICS[gate.metric].needs_statuses:
         for run, model in ((candidate, "candidate"), (base, "base")):
@@ -462,8 +484,8 @@ def evaluate_gate(
                     f"{model}: {why}",
                 )
     if gate.kind == "max_drop":
-        return _relative(gate, candidate, base, decision)
-    return _absolute(gate, _rate(candidate, gate.metric, decision.confidence), decision)
+        return _relative(gate, candidate, base, decision, level_note)
+    return _absolute(gate, _rate(candidate, gate.metric, decision.confidence), decision, level_note)
 
 
 GateInputs = tuple[GateSpec, Run, "Run | None"]
@@ -477,7 +499,11 @@ def guarded_evidence(decision: DecisionConfig) -> Evidence:
 
 
 def decide_gates(
-    items: list[GateInputs], decision: DecisionConfig, *, family: int | None = None
+    items: list[GateInputs],
+    decision: DecisionConfig,
+    *,
+    family: int | None = None,
+    look: tuple[int, int] | None = None,
 ) -> list[GateResult]:
     """Decide several gates, with Holm's step-down correction where the decision asks for it
     (`DecisionConfig.corrects_across_gates`).
@@ -488,10 +514,15 @@ def decide_gates(
     ``alpha / k``; those the interval decides are set aside and the rest are tested again at
     ``alpha / (k - 1)``, until none is decided. ``family`` (default: the items) counts the
     gates that share alpha, including those settled before without the guarded evidence:
-    a gate shown compliant under ``confident`` still holds its share.
+    a gate shown compliant under ``confident`` still holds its share. ``look`` (this look,
+    the number of looks) is early stopping's, which verdicts name with their level.
     """
+
+    def note(level: DecisionConfig) -> str:
+        return "" if look is None else look_words(level.confidence, *look)
+
     if not decision.corrects_across_gates:
-        return [evaluate_gate(*item, decision) for item in items]
+        return [evaluate_gate(*item, decision, level_note=note(decision)) for item in items]
     family = len(items) if family is None else family
     if family < len(items):
         raise ValueError(f"a family of {family} gates cannot hold {len(items)} open ones")
@@ -502,7 +533,9 @@ def decide_gates(
     while remaining:
         level = decision.model_copy(update={"confidence": 1.0 - alpha / family})
         trial = {
-            index: _with_holm_note(evaluate_gate(*items[index], level), family, alpha)
+            index: _with_holm_note(
+                evaluate_gate(*items[index], level, level_note=note(level)), family, alpha
+            )
             for index in remaining
         }
         decided = [index for index in remaining if trial[index].evidence == guarded]
