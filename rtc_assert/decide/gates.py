@@ -48,8 +48,8 @@ from rtc_assert.runs import Run
 
 Evidence = Literal["violation", "compliance"]
 RPASS_MIN_VALID = 20
-"""Rpass@1 is not decidable on fewer valid traces (probe-weighted) than this: its interval
-(Wilson on the valid traces, or the probe bootstrap of a drop) does not hold its level there
+"""Rpass@1 is not decidable on fewer valid traces (probe-weighted) than this: the probe
+bootstrap of a drop does not hold its level there, nor did Wilson on the valid traces
 (simulation, issue #20: one valid trace failed 24% of identical models under
 confident; ten passed 6% of candidates worse by the margin under strict). Such a gate fails,
 saying so, as an undefined metric does."""
