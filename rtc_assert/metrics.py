@@ -6,6 +6,7 @@ over probes, so a probe counts once however many samples it has (DESIGN.md "Metr
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -89,6 +90,14 @@ METRICS: dict[str, Metric] = {
 metric is one entry here."""
 RATE_METRICS: tuple[str, ...] = tuple(METRICS)
 """The names of the rate metrics, as thresholds.yaml writes them."""
+
+
+def format_level(confidence: float) -> str:
+    """A confidence level as a percentage with the digits it needs to show its distance from
+    100%: 95%, 99.83%, 99.9986% (never "100%")."""
+    alpha_percent = (1.0 - confidence) * 100
+    digits = max(2, 1 - math.floor(math.log10(alpha_percent)))
+    return f"{confidence * 100:.{digits}f}".rstrip("0").rstrip(".") + "%"
 
 
 class Rate(BaseModel):

@@ -211,7 +211,11 @@ def test_demo_catches_the_collapse_and_passes_the_masked_model(tmp_path):
 
 def test_plan_sizes_a_probe_set(capsys):
     assert main(["plan", "--base-rate", "0.95", "--drop", "0.05"]) == 0
-    assert capsys.readouterr().out.startswith("550 probes: a 'valid_rate' gate with max_drop 0.05")
+    out = capsys.readouterr().out
+    assert out.startswith("580 probes: a 'valid_rate' gate with max_drop 0.05")
+    assert "the normal approximation alone says 550" in out
+    assert main(["plan", "--metric", "empty_rate", "--base-rate", "0.02", "--drop", "0.05"]) == 0
+    assert "a true rise of 0.1" in capsys.readouterr().out
     assert main(["plan", "--base-rate", "0.2", "--drop", "0.15"]) == 2
     assert "below half the base rate" in capsys.readouterr().err
 

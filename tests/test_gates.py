@@ -57,7 +57,7 @@ def test_min_gate_confident_versus_point():
     confident_small = evaluate_gate(floor, small, None, CONFIDENT)
     assert confident_small.passed, "0.80 on 20 probes is not evidence of being below 0.85"
     assert confident_small.reason == (
-        "passed: the candidate's valid rate is 0.800 (95% CI 0.584 to 0.919), below the floor "
+        "passed: the candidate's valid rate is 0.800 (exact 95% CI 0.563 to 0.943), below the floor "
         "of 0.85, but the 95% interval reaches the threshold, so the violation is not shown "
         "(policy confident)"
     )
@@ -70,7 +70,9 @@ def test_max_gate():
     run = make_run(["truncated"] * 60 + ["valid"] * 40)
     result = evaluate_gate(gate("truncated_rate", "max", 0.3), run, None, CONFIDENT)
     assert not result.passed
-    assert result.reason.startswith("failed: the candidate's truncated rate is 0.600 (95% CI 0.502")
+    assert result.reason.startswith(
+        "failed: the candidate's truncated rate is 0.600 (exact 95% CI 0.497"
+    )
     assert result.reason.endswith(
         "above the ceiling of 0.3; the whole 95% interval is beyond the threshold"
     )

@@ -15,10 +15,11 @@ from pydantic import ValidationError
 from rtc_assert import __version__
 from rtc_assert.cli import gate as cli_gate
 from rtc_assert.config import folder_path, positive_int
-from rtc_assert.decide.stats import probes_for_drop
+from rtc_assert.decide.plan import plan_drop_gate
+from rtc_assert.decide.spec import EarlyStoppingConfig
 from rtc_assert.errors import RtcAssertError, redact
 from rtc_assert.generation.requests import messages_prompt
-from rtc_assert.metrics import RATE_METRICS
+from rtc_assert.metrics import METRICS, RATE_METRICS
 from rtc_assert.probes import library as probe_library
 from rtc_assert.probes.probe import ProbeSet
 from rtc_assert.probes.sources import is_named_source, load_source
@@ -160,11 +161,24 @@ def _rate(text: str) -> float:
 
 
 def _plan_command(args: argparse.Namespace) -> int:
-    count = probes_for_drop(args.base_rate, args.drop, confidence=args.confidence, power=args.power)
+    lower_is_better = METRICS[args.metric].lower_is_better
+    plan = plan_drop_gate(
+        args.base_rate,
+        args.drop,
+        lower_is_better=lower_is_better,
+        confidence=args.confidence,
+        power=args.power,
+        gates=args.gates,
+        chunk_size=args.chunk_size,
+    )
+    change = "rise" if lower_is_better else "drop"
     print(
-        f"{count} probes: a '{args.metric}' gate with max_drop {args.drop:g} "
-        f"(policy confident, {args.confidence:.0%} confidence) catches a true drop of "
-        f"{2 * args.drop:g} from a base rate of {args.base_rate:g} with {args.power:.0%} power"
+        f"{plan.probes} probes: a '{args.metric}' gate with max_drop {args.drop:g} "
+        f"(policy confident, {args.confidence:g} confidence, early stopping in looks of "
+        f"{args.chunk_size}, Holm over {args.gates} gate(s)) catches a true {change} of "
+        f"{2 * args.drop:g} from a base rate of {args.base_rate:g} with {args.power:g} power: "
+        f"{plan.power:.3f} in {plan.trials} seeded simulated runs (the normal approximation "
+        f"alone says {plan.analytic})"
     )
     return 0
 
@@ -274,6 +288,18 @@ def _parser() -> argparse.ArgumentParser:
     plan_parser.add_argument("--drop", type=_rate, required=True, help="the gate's max_drop")
     plan_parser.add_argument("--confidence", type=_rate, default=0.95)
     plan_parser.add_argument("--power", type=_rate, default=0.8)
+    plan_parser.add_argument(
+        "--gates",
+        type=positive_int,
+        default=1,
+        help="gates in the build, which Holm's correction shares alpha among (default 1)",
+    )
+    plan_parser.add_argument(
+        "--chunk-size",
+        type=positive_int,
+        default=EarlyStoppingConfig().chunk_size,
+        help="probes per look of early stopping (default: as decision.early_stopping)",
+    )
     plan_parser.set_defaults(run=_plan_command)
 
     demo_parser = commands.add_parser(

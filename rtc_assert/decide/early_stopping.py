@@ -72,7 +72,9 @@ def decide_sequentially(
             items.append((spec, *runs_at(spec, used[spec.id])))
         at_level = decision.model_copy(update={"confidence": level})
         for spec, result in zip(
-            open_specs, decide_gates(items, at_level, family=family), strict=True
+            open_specs,
+            decide_gates(items, at_level, family=family, look=(look, looks)),
+            strict=True,
         ):
             latest[spec.id] = result
             if _settled(result):
@@ -106,17 +108,21 @@ def _annotate(result: GateResult, used: int, available: int, look: int, looks: i
 def _annotate_open(
     result: GateResult, used: int, available: int, stopped_by: str | None
 ) -> GateResult:
-    if stopped_by is None:
+    partial = stopped_by is not None and used < available
+    if not partial:
         note = f"not settled by any look: decided on all {available} probes"
     else:
         note = (
-            f"not settled when {stopped_by} failed and stopped the run: decided on {used} of "
-            f"{available} probes"
+            f"not settled when {stopped_by} failed and stopped the run: what {used} of "
+            f"{available} probes show so far"
         )
     return result.model_copy(
         update={
             "probes_used": used,
             "probes_available": available,
+            # A pass on the probes so far is no pass: it reads "not settled". A failure
+            # (strict's missing compliance, an undefined metric) stays a failure.
+            "settled": not (partial and result.passed),
             "reason": f"{result.reason}; {note}",
         }
     )

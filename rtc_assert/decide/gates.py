@@ -6,37 +6,50 @@ interval shows the threshold is met (proof of safety, for teams with probes to a
 ``point`` compares point estimates. A gate whose metric is undefined (Rpass@1 with no valid
 trace) fails and says so.
 
+A ``min`` or ``max`` gate decides on the exact (Clopper-Pearson) interval of the candidate's
+rate, whose one-sided error is at most its nominal share at every true rate, near 0 and 1
+included; the Wilson interval in `Rate` is what reports show for reading. Point estimates
+are compared with the threshold as exact fractions (`exact`), so 0.40 - 0.30 is no more than
+0.10.
+
 For ``max_drop`` the drop is how much worse the candidate is than the base: base minus
 candidate for metrics where higher is better, candidate minus base for the empty, truncated
 and missing rates. With one sample per probe and a rate over probes, its interval is
-Newcombe's paired score interval, and a ``max_drop: 0`` gate with few discordant probes is
-decided by the exact McNemar test; otherwise (several samples, or Rpass@1 whose denominators
-differ between the models) a seeded paired bootstrap over probes.
+Newcombe's paired score interval, and a ``max_drop: 0`` gate under ``confident`` is decided by
+the exact McNemar test at every count of discordant probes; otherwise (several samples, or
+Rpass@1 whose denominators differ between the models) a seeded paired bootstrap over probes.
 """
 
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from rtc_assert.decide.spec import DecisionConfig, GateSpec
 from rtc_assert.decide.stats import (
+    clopper_pearson_interval,
+    exact,
     mcnemar_exact_p,
     newcombe_paired_difference,
     paired_bootstrap_difference,
 )
-from rtc_assert.metrics import METRICS, Event, Rate, compute_metrics, probe_tallies
+from rtc_assert.metrics import (
+    METRICS,
+    Event,
+    Rate,
+    compute_metrics,
+    format_level,
+    probe_tallies,
+)
 from rtc_assert.runs import Run
-
-EXACT_BELOW_DISCORDANT = 25
-"""A ``max_drop: 0`` gate with fewer discordant probes than this uses the exact McNemar test."""
 
 Evidence = Literal["violation", "compliance"]
 RPASS_MIN_VALID = 20
-"""Rpass@1 is not decidable on fewer valid traces (probe-weighted) than this: its interval
-(Wilson on the valid traces, or the probe bootstrap of a drop) does not hold its level there
+"""Rpass@1 is not decidable on fewer valid traces (probe-weighted) than this: the probe
+bootstrap of a drop does not hold its level there, nor did Wilson on the valid traces
 (simulation, issue #20: one valid trace failed 24% of identical models under
 confident; ten passed 6% of candidates worse by the margin under strict). Such a gate fails,
 saying so, as an undefined metric does."""
@@ -58,7 +71,8 @@ class Drop(BaseModel):
     better: int | None = None
     """Probes where only the base failed."""
     mcnemar_p: float | None = None
-    """One-sided exact McNemar p-value that the candidate is worse (where ``worse`` is set)."""
+    """One-sided exact McNemar p-value that the candidate is worse, where that test decided
+    (``max_drop: 0`` under ``confident``)."""
 
 
 class GateResult(BaseModel):
@@ -80,11 +94,18 @@ class GateResult(BaseModel):
     """Probes the decision used, when early stopping decided before the end."""
     probes_available: int | None = None
     """Probes the probe set holds, when early stopping was on."""
+    settled: bool = True
+    """False where early stopping stopped the run (another gate failed) while this gate
+    passed on the probes so far without being settled: reports say "not settled", not PASS,
+    and pytest skips its item. An open gate that fails on the probes so far stays FAIL."""
 
 
-def format_level(confidence: float) -> str:
-    """A confidence level as a percentage with no more digits than it needs: 95%, 99.83%."""
-    return f"{confidence * 100:.2f}".rstrip("0").rstrip(".") + "%"
+def look_words(confidence: float, look: int, looks: int) -> str:
+    """What a look's level is, in words, for a verdict decided by early stopping."""
+    if looks == 1:
+        return ""
+    which = f"interim look {look} of {looks}" if look < looks else f"the final look of {looks}"
+    return f"; {format_level(confidence)} is the level of {which} of early stopping"
 
 
 def metric_words(metric: str) -> str:
@@ -204,7 +225,9 @@ def _result(
     )
 
 
-def _absolute(gate: GateSpec, candidate: Rate | None, decision: DecisionConfig) -> GateResult:
+def _absolute(
+    gate: GateSpec, candidate: Rate | None, decision: DecisionConfig, level_note: str
+) -> GateResult:
     if candidate is None:
         return _result(
             gate,
@@ -216,22 +239,19 @@ def _absolute(gate: GateSpec, candidate: Rate | None, decision: DecisionConfig) 
     too_few = _too_few_valid(gate.metric, {"candidate": candidate})
     if too_few is not None:
         return _result(gate, decision, candidate, passed=False, reason=too_few)
+    low, high = clopper_pearson_interval(candidate.successes, candidate.trials, decision.confidence)
+    point = exact(candidate.successes) / exact(candidate.trials)
+    threshold = exact(gate.threshold)
     if gate.kind == "min":
-        point_violates = candidate.value < gate.threshold
-        shows_violation, shows_compliance = (
-            candidate.high < gate.threshold,
-            candidate.low >= gate.threshold,
-        )
+        point_violates = point < threshold
+        shows_violation, shows_compliance = high < gate.threshold, low >= gate.threshold
     else:
-        point_violates = candidate.value > gate.threshold
-        shows_violation, shows_compliance = (
-            candidate.low > gate.threshold,
-            candidate.high <= gate.threshold,
-        )
+        point_violates = point > threshold
+        shows_violation, shows_compliance = low > gate.threshold, high <= gate.threshold
     evidence = _evidence(shows_violation, shows_compliance)
     statement = (
         f"the candidate's {metric_words(gate.metric)} is {candidate.value:.3f} "
-        f"({format_level(decision.confidence)} CI {candidate.low:.3f} to {candidate.high:.3f})"
+        f"(exact {format_level(decision.confidence)} CI {low:.3f} to {high:.3f}{level_note})"
     )
     passed, reason = _verdict(gate, statement, point_violates, evidence, decision)
     return _result(gate, decision, candidate, passed=passed, evidence=evidence, reason=reason)
@@ -243,7 +263,31 @@ def _evidence(shows_violation: bool, shows_compliance: bool) -> Evidence | None:
     return "compliance" if shows_compliance else None
 
 
-def _drop(gate: GateSpec, candidate: Run, base: Run, decision: DecisionConfig) -> Drop | None:
+def paired_drop(
+    both: int, only_first: int, only_second: int, neither: int, confidence: float
+) -> tuple[Drop, Fraction]:
+    """The drop of a rate over probes with one sample per probe, from the paired table of
+    probes ("first" is the side whose excess is the drop), and its point value exactly."""
+    value, low, high = newcombe_paired_difference(
+        both, only_first, only_second, neither, confidence
+    )
+    probes = both + only_first + only_second + neither
+    drop = Drop(
+        value=value,
+        low=low,
+        high=high,
+        probes=probes,
+        method="newcombe",
+        worse=only_first,
+        better=only_second,
+    )
+    return drop, Fraction(only_first - only_second, probes)
+
+
+def _drop(
+    gate: GateSpec, candidate: Run, base: Run, decision: DecisionConfig
+) -> tuple[Drop, Fraction] | None:
+    """The drop with its paired interval, and its point value as an exact fraction."""
     candidate_tallies = probe_tallies(candidate.outcomes)
     base_tallies = probe_tallies(base.outcomes)
     shared = [probe for probe in base_tallies if probe in candidate_tallies]
@@ -261,24 +305,13 @@ def _drop(gate: GateSpec, candidate: Run, base: Run, decision: DecisionConfig) -
     second_values = [second[p][numerator] for p in shared]
     if denominator is None and all(v in (0.0, 1.0) for v in first_values + second_values):
         pairs = list(zip(first_values, second_values, strict=True))
-        only_first, only_second = pairs.count((1.0, 0.0)), pairs.count((0.0, 1.0))
-        value, low, high = newcombe_paired_difference(
+        # "Worse": probes where only the first side counts, i.e. the candidate got worse.
+        return paired_drop(
             pairs.count((1.0, 1.0)),
-            only_first,
-            only_second,
+            pairs.count((1.0, 0.0)),
+            pairs.count((0.0, 1.0)),
             pairs.count((0.0, 0.0)),
             decision.confidence,
-        )
-        # "Worse": probes where only the first side counts, i.e. the candidate got worse.
-        return Drop(
-            value=value,
-            low=low,
-            high=high,
-            probes=len(shared),
-            method="newcombe",
-            worse=only_first,
-            better=only_second,
-            mcnemar_p=mcnemar_exact_p(only_first, only_second),
         )
 
     def columns(tallies: dict[str, dict[Event, float]]) -> tuple[list[float], list[float]]:
@@ -297,7 +330,13 @@ def _drop(gate: GateSpec, candidate: Run, base: Run, decision: DecisionConfig) -
     if difference is None:
         return None
     value, low, high = difference  # first minus second: the drop
-    return Drop(value=value, low=low, high=high, probes=len(shared), method="bootstrap")
+
+    def ratio(tallies: dict[str, dict[Event, float]]) -> Fraction:
+        numerators, denominators = columns(tallies)
+        return exact(math.fsum(numerators)) / exact(math.fsum(denominators))
+
+    drop = Drop(value=value, low=low, high=high, probes=len(shared), method="bootstrap")
+    return drop, ratio(first) - ratio(second)
 
 
 def _bootstrap_samples(decision: DecisionConfig) -> int:
@@ -307,7 +346,12 @@ def _bootstrap_samples(decision: DecisionConfig) -> int:
     return max(decision.bootstrap_samples, math.ceil(10 / tail))
 
 
-def _drop_statement(gate: GateSpec, drop: Drop, confidence: float) -> str:
+def drop_evidence(drop: Drop, threshold: float) -> Evidence | None:
+    """What a drop's interval shows against a ``max_drop`` threshold."""
+    return _evidence(drop.low > threshold, drop.high <= threshold)
+
+
+def _drop_statement(gate: GateSpec, drop: Drop, confidence: float, level_note: str) -> str:
     higher_when_worse = METRICS[gate.metric].lower_is_better
     direction = "above" if (drop.value > 0) == higher_when_worse else "below"
     if drop.value == 0:
@@ -316,27 +360,30 @@ def _drop_statement(gate: GateSpec, drop: Drop, confidence: float) -> str:
     return (
         f"the candidate's {metric_words(gate.metric)} is {direction} the base's{amount} "
         f"({format_level(confidence)} CI of the drop {drop.low:+.3f} to {drop.high:+.3f}, "
-        f"{drop.probes} paired probes)"
+        f"{drop.probes} paired probes{level_note})"
     )
 
 
-def _exact_zero_margin(drop: Drop, decision: DecisionConfig) -> tuple[bool, str] | None:
-    """The exact McNemar verdict of a ``max_drop: 0`` gate with few discordant probes."""
-    if drop.worse is None or drop.better is None or drop.mcnemar_p is None:
+def _exact_zero_margin(drop: Drop, decision: DecisionConfig) -> tuple[Drop, bool, str] | None:
+    """The exact McNemar verdict of a ``max_drop: 0`` gate under ``confident``, at any count
+    of discordant probes (an exact level, where Newcombe's is approximate): the drop with
+    its p-value, whether the gate failed, and the rule in words."""
+    if drop.worse is None or drop.better is None or decision.policy != "confident":
         return None
     discordant = drop.worse + drop.better
-    if decision.policy != "confident" or discordant >= EXACT_BELOW_DISCORDANT:
-        return None
+    p_value = mcnemar_exact_p(drop.worse, drop.better)
     alpha = (1.0 - decision.confidence) / 2
-    failed = drop.mcnemar_p < alpha
-    return failed, (
+    failed = p_value < alpha
+    return (
+        drop.model_copy(update={"mcnemar_p": p_value}),
+        failed,
         f"exact McNemar test: {drop.worse} of {discordant} discordant probes got worse, "
-        f"one-sided p = {drop.mcnemar_p:.4f} {'<' if failed else '>='} {alpha:g}"
+        f"one-sided p = {p_value:.4f} {'<' if failed else '>='} {alpha:g}",
     )
 
 
 def _relative(
-    gate: GateSpec, candidate: Run, base: Run | None, decision: DecisionConfig
+    gate: GateSpec, candidate: Run, base: Run | None, decision: DecisionConfig, level_note: str
 ) -> GateResult:
     candidate_rate = _rate(candidate, gate.metric, decision.confidence)
     if base is None:
@@ -363,8 +410,8 @@ def _relative(
     too_few = _too_few_valid(gate.metric, {"candidate": candidate_rate, "base": base_rate})
     if too_few is not None:
         return _result(gate, decision, candidate_rate, base=base_rate, passed=False, reason=too_few)
-    drop = _drop(gate, candidate, base, decision)
-    if drop is None:
+    paired = _drop(gate, candidate, base, decision)
+    if paired is None:
         return _result(
             gate,
             decision,
@@ -376,13 +423,15 @@ def _relative(
                 "defined value to compare"
             ),
         )
-    statement = _drop_statement(gate, drop, decision.confidence)
-    exact = _exact_zero_margin(drop, decision) if gate.threshold == 0 else None
-    if exact is not None:
-        failed, rule = exact
+    drop, point = paired
+    point_violates = point > exact(gate.threshold)
+    statement = _drop_statement(gate, drop, decision.confidence, level_note)
+    exact_test = _exact_zero_margin(drop, decision) if gate.threshold == 0 else None
+    if exact_test is not None:
+        drop, failed, rule = exact_test
         evidence: Evidence | None = "violation" if failed else None
         verdict = "failed" if failed else "passed"
-        relation = _limit_words(gate)[0 if drop.value > gate.threshold else 1]
+        relation = _limit_words(gate)[0 if point_violates else 1]
         reason = f"{verdict}: {statement}, {relation}; {rule}"
         return _result(
             gate,
@@ -394,8 +443,8 @@ def _relative(
             evidence=evidence,
             reason=reason,
         )
-    evidence = _evidence(drop.low > gate.threshold, drop.high <= gate.threshold)
-    passed, reason = _verdict(gate, statement, drop.value > gate.threshold, evidence, decision)
+    evidence = drop_evidence(drop, gate.threshold)
+    passed, reason = _verdict(gate, statement, point_violates, evidence, decision)
     return _result(
         gate,
         decision,
@@ -409,12 +458,18 @@ def _relative(
 
 
 def evaluate_gate(
-    gate: GateSpec, candidate: Run, base: Run | None, decision: DecisionConfig
+    gate: GateSpec,
+    candidate: Run,
+    base: Run | None,
+    decision: DecisionConfig,
+    *,
+    level_note: str = "",
 ) -> GateResult:
     """Decide one gate on the candidate's run (and the base's, for ``max_drop``).
 
     Intervals are computed at ``decision.confidence``, whatever level the runs' own
-    metrics were computed at.
+    metrics were computed at; ``level_note`` (`look_words`) says in the verdict why the
+    level is what it is.
     """
     if METRICS[gate.metric].needs_statuses:
         for run, model in ((candidate, "candidate"), (base, "base")):
@@ -429,8 +484,8 @@ def evaluate_gate(
                     f"{model}: {why}",
                 )
     if gate.kind == "max_drop":
-        return _relative(gate, candidate, base, decision)
-    return _absolute(gate, _rate(candidate, gate.metric, decision.confidence), decision)
+        return _relative(gate, candidate, base, decision, level_note)
+    return _absolute(gate, _rate(candidate, gate.metric, decision.confidence), decision, level_note)
 
 
 GateInputs = tuple[GateSpec, Run, "Run | None"]
@@ -444,7 +499,11 @@ def guarded_evidence(decision: DecisionConfig) -> Evidence:
 
 
 def decide_gates(
-    items: list[GateInputs], decision: DecisionConfig, *, family: int | None = None
+    items: list[GateInputs],
+    decision: DecisionConfig,
+    *,
+    family: int | None = None,
+    look: tuple[int, int] | None = None,
 ) -> list[GateResult]:
     """Decide several gates, with Holm's step-down correction where the decision asks for it
     (`DecisionConfig.corrects_across_gates`).
@@ -455,10 +514,15 @@ def decide_gates(
     ``alpha / k``; those the interval decides are set aside and the rest are tested again at
     ``alpha / (k - 1)``, until none is decided. ``family`` (default: the items) counts the
     gates that share alpha, including those settled before without the guarded evidence:
-    a gate shown compliant under ``confident`` still holds its share.
+    a gate shown compliant under ``confident`` still holds its share. ``look`` (this look,
+    the number of looks) is early stopping's, which verdicts name with their level.
     """
+
+    def note(level: DecisionConfig) -> str:
+        return "" if look is None else look_words(level.confidence, *look)
+
     if not decision.corrects_across_gates:
-        return [evaluate_gate(*item, decision) for item in items]
+        return [evaluate_gate(*item, decision, level_note=note(decision)) for item in items]
     family = len(items) if family is None else family
     if family < len(items):
         raise ValueError(f"a family of {family} gates cannot hold {len(items)} open ones")
@@ -469,7 +533,9 @@ def decide_gates(
     while remaining:
         level = decision.model_copy(update={"confidence": 1.0 - alpha / family})
         trial = {
-            index: _with_holm_note(evaluate_gate(*items[index], level), family, alpha)
+            index: _with_holm_note(
+                evaluate_gate(*items[index], level, level_note=note(level)), family, alpha
+            )
             for index in remaining
         }
         decided = [index for index in remaining if trial[index].evidence == guarded]

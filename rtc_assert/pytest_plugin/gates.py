@@ -21,6 +21,7 @@ from rtc_assert.record import (
 )
 from rtc_assert.reports.files import write_reports
 from rtc_assert.reports.markdown import append_step_summary
+from rtc_assert.reports.tables import verdict_word
 from rtc_assert.reports.terminal import DEFAULT_WIDTH, print_summary
 from rtc_assert.runs import Run
 from rtc_assert.session import RtcSession
@@ -129,7 +130,7 @@ class GatePlugin:
     @staticmethod
     def junit_properties(result: GateResult) -> dict[str, str]:
         """The gate's numbers as JUnit XML properties."""
-        properties = {"rtc_verdict": "pass" if result.passed else "fail", "rtc_rule": result.reason}
+        properties = {"rtc_verdict": verdict_word(result).lower(), "rtc_rule": result.reason}
         for model in ("candidate", "base"):
             rate = getattr(result, model)
             if rate is not None:

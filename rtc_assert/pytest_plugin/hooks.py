@@ -22,6 +22,7 @@ from rtc_assert.generation.backends import BACKEND_NAMES
 from rtc_assert.pytest_plugin.gates import GatePlugin
 from rtc_assert.record import INTERRUPTED
 from rtc_assert.reports.safe_text import one_line, printable
+from rtc_assert.reports.tables import NOT_SETTLED
 from rtc_assert.session import RtcSession
 
 if TYPE_CHECKING:
@@ -186,6 +187,9 @@ class GateItem(pytest.Item):
             raise
         for key, value in plugin.junit_properties(result).items():
             self.user_properties.append((key, value))
+        if not result.settled:
+            # Neither a pass nor a failure: another gate failed and stopped the run first.
+            pytest.skip(printable(redact(f"{self.spec.id}: {NOT_SETTLED}: {result.reason}")))
         if not result.passed:
             # The probes the gate was decided on: early stopping's runs are not extended.
             candidate = session.generated(self.spec.probe_set, "candidate")

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rtc_assert.metrics import METRICS, Rate
-from rtc_assert.record import ReasoningTokens, RunRecord, SessionRecord
+from rtc_assert.metrics import METRICS, Rate, format_level
+from rtc_assert.record import GateResult, ReasoningTokens, RunRecord, SessionRecord
 from rtc_assert.traces.classify import TraceStatus
 
 METRIC_LABELS: tuple[tuple[str, str], ...] = tuple(
@@ -17,6 +17,8 @@ METRIC_LABELS: tuple[tuple[str, str], ...] = tuple(
 )
 GATE_HEADER = ("gate", "verdict", "rule")
 STATUSES: tuple[str, ...] = tuple(status.value for status in TraceStatus)
+NOT_SETTLED = "NOT SETTLED"
+"""The verdict word of a gate early stopping left open when another gate failed."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,9 @@ def metric_tables(record: SessionRecord) -> list[MetricTable]:
     tables = []
     for probe_set in probe_set_names(record):
         shown = shown_runs(record, probe_set)
-        header = ("metric", *shown.labels, *(("change",) if shown.paired else ()))
+        levels = dict.fromkeys(format_level(run.metrics.confidence) for run in shown.runs)
+        first = f"metric: rate [{', '.join(levels) or '-'} Wilson interval]"
+        header = (first, *shown.labels, *(("change",) if shown.paired else ()))
         rows = []
         for name, label in METRIC_LABELS:
             rates = [run.metrics.metric(name) for run in shown.runs]
@@ -92,12 +96,16 @@ def metric_tables(record: SessionRecord) -> list[MetricTable]:
     return tables
 
 
+def verdict_word(result: GateResult) -> str:
+    """PASS, FAIL, or NOT SETTLED for a gate early stopping left open."""
+    if not result.settled:
+        return NOT_SETTLED
+    return "PASS" if result.passed else "FAIL"
+
+
 def gate_rows(record: SessionRecord) -> list[tuple[str, str, str]]:
-    """One row per decided gate: its id, PASS or FAIL, and the rule that decided."""
-    return [
-        (result.gate.id, "PASS" if result.passed else "FAIL", result.reason)
-        for result in record.gates
-    ]
+    """One row per decided gate: its id, its `verdict_word`, and the rule that decided."""
+    return [(result.gate.id, verdict_word(result), result.reason) for result in record.gates]
 
 
 def template_notes(record: SessionRecord) -> list[str]:
@@ -114,13 +122,16 @@ def template_notes(record: SessionRecord) -> list[str]:
 
 
 def verdict_line(record: SessionRecord) -> str:
-    """One line: how many gates passed, and whether the session stopped early."""
-    failed = sum(not g.passed for g in record.gates)
-    line = f"rtc-assert: {len(record.gates) - failed} of {len(record.gates)} gates passed"
-    if not record.gates:
+    """One line: how many gates passed, failed and were not settled, and whether the
+    session stopped early."""
+    words = [verdict_word(result) for result in record.gates]
+    line = f"rtc-assert: {words.count('PASS')} of {len(words)} gates passed"
+    if not words:
         line = "rtc-assert: no gates decided: metrics only"
-    if failed:
-        line += f", {failed} failed"
+    if words.count("FAIL"):
+        line += f", {words.count('FAIL')} failed"
+    if words.count(NOT_SETTLED):
+        line += f", {words.count(NOT_SETTLED)} not settled"
     if record.error:
         line += f"; the session stopped early: {record.error}"
     return line

@@ -82,7 +82,7 @@ def print_summary(
         for column in GATE_HEADER:
             gates.add_column(column, overflow="fold")
         for gate_id, verdict, rule in gate_rows(record):
-            style = "green" if verdict == "PASS" else "bold red"
+            style = {"PASS": "green", "FAIL": "bold red"}.get(verdict, "yellow")
             gates.add_row(Text(one_line(gate_id)), Text(verdict, style=style), Text(one_line(rule)))
         console.print(gates)
     for note in template_notes(record):
