@@ -21,11 +21,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from markupsafe import escape
+from synthetic_runs import synthetic_run
 
 from rtc_assert.decide.gates import evaluate_gate
 from rtc_assert.decide.spec import DecisionConfig, GateSpec
-from rtc_assert.generation.requests import Generation, GenerationSettings
-from rtc_assert.metrics import compute_metrics
 from rtc_assert.probes.probe import Probe, ProbeSet
 from rtc_assert.record import SessionRecord, session_record
 from rtc_assert.reports.charts import running_valid_rate
@@ -39,7 +38,6 @@ from rtc_assert.reports.html import (
     html_report,
     write_html_report,
 )
-from rtc_assert.runs import Run, score_generations
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -63,27 +61,6 @@ HOSTILE = (
 )
 
 
-def _run(model: str, probe_set: ProbeSet, texts: list[str]) -> Run:
-    settings = GenerationSettings(max_new_tokens=64)
-    generations = tuple(
-        Generation(
-            probe_id=probe.id,
-            sample=0,
-            prompt="q",
-            text=text,
-            finish_reason="length" if "</think>" not in text and "<think>" in text else "stop",
-            prompt_tokens=1,
-            completion_tokens=len(text),
-            prefilled=False,
-        )
-        for probe, text in zip(probe_set.probes, texts, strict=True)
-    )
-    outcomes = tuple(score_generations(probe_set, generations))
-    return Run(
-        model, "synthetic", probe_set, settings, generations, outcomes, compute_metrics(outcomes)
-    )
-
-
 def synthetic_record(
     base_texts: list[str],
     candidate_texts: list[str],
@@ -99,8 +76,8 @@ def synthetic_record(
         version="1",
         probes=tuple(Probe(id=i, prompt="q", answer="42", scorer="exact") for i in ids),
     )
-    base_run = _run(base, probe_set, base_texts)
-    candidate_run = _run(candidate, probe_set, candidate_texts)
+    base_run = synthetic_run(base, probe_set, base_texts)
+    candidate_run = synthetic_run(candidate, probe_set, candidate_texts)
     decision = DecisionConfig(bootstrap_samples=200)
     gates = [
         evaluate_gate(
@@ -479,7 +456,7 @@ def test_demo_report_in_the_browser(browser, demo_report, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.browser
-def test_hostile_generations_never_run(browser, tmp_path):
+def test_hostile_generations_neversynthetic_run(browser, tmp_path):
     path = write_html_report(_hostile_record(), tmp_path / "report.html")
     view = ReportPage(browser, path)
     page = view.page

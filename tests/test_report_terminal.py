@@ -6,40 +6,17 @@ import io
 import re
 
 import pytest
+from synthetic_runs import synthetic_run
 
 from rtc_assert.decide.gates import evaluate_gate
 from rtc_assert.decide.spec import DecisionConfig, GateSpec
-from rtc_assert.generation.requests import Generation, GenerationSettings
-from rtc_assert.metrics import compute_metrics
 from rtc_assert.probes.probe import Probe, ProbeSet
 from rtc_assert.record import SessionRecord, session_record
 from rtc_assert.reports.terminal import print_summary, terminal_width
-from rtc_assert.runs import Run, score_generations
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # Long enough that the gates table needs more than 120 columns to show it on one line.
 PROBE_SET = "[bold]markup[/bold]_" + "x" * 110
-
-
-def _run(model: str, probe_set: ProbeSet, texts: list[str]) -> Run:
-    generations = tuple(
-        Generation(
-            probe_id=probe.id,
-            sample=0,
-            prompt="q",
-            text=text,
-            finish_reason="stop",
-            prompt_tokens=1,
-            completion_tokens=len(text),
-            prefilled=False,
-        )
-        for probe, text in zip(probe_set.probes, texts, strict=True)
-    )
-    outcomes = tuple(score_generations(probe_set, generations))
-    settings = GenerationSettings(max_new_tokens=64)
-    return Run(
-        model, "synthetic", probe_set, settings, generations, outcomes, compute_metrics(outcomes)
-    )
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +27,8 @@ def record() -> SessionRecord:
         version="1",
         probes=tuple(Probe(id=f"p{i}", prompt="q", answer="42", scorer="exact") for i in range(8)),
     )
-    base = _run("[red]base[/red]", probe_set, ["<think>6 x 7</think>42"] * 8)
-    candidate = _run("candidate", probe_set, ["<think></think>42"] * 8)
+    base = synthetic_run("[red]base[/red]", probe_set, ["<think>6 x 7</think>42"] * 8)
+    candidate = synthetic_run("candidate", probe_set, ["<think></think>42"] * 8)
     decision = DecisionConfig(bootstrap_samples=200)
     dropped = GateSpec(probe_set=PROBE_SET, metric="valid_rate", kind="max_drop", threshold=0.1)
     accurate = GateSpec(probe_set=PROBE_SET, metric="answer_accuracy", kind="min", threshold=0.5)

@@ -5,16 +5,15 @@ from __future__ import annotations
 import io
 
 import pytest
+from synthetic_runs import synthetic_run
 
-from rtc_assert.generation.requests import Generation, GenerationSettings
-from rtc_assert.metrics import compute_metrics
 from rtc_assert.probes.probe import Probe, ProbeSet
 from rtc_assert.record import SessionRecord, session_record
 from rtc_assert.reports.html import html_report
 from rtc_assert.reports.markdown import markdown_summary
 from rtc_assert.reports.tables import reasoning_token_tables
 from rtc_assert.reports.terminal import print_summary
-from rtc_assert.runs import Run, score_generations
+from rtc_assert.runs import Run
 
 PROBE_SET = ProbeSet(
     name="arith",
@@ -24,25 +23,8 @@ PROBE_SET = ProbeSet(
 
 
 def _run(model: str, outputs: list[tuple[str, int | None]]) -> Run:
-    generations = tuple(
-        Generation(
-            probe_id=probe.id,
-            sample=0,
-            prompt="q",
-            text=text,
-            finish_reason="stop",
-            prompt_tokens=1,
-            completion_tokens=len(text),
-            prefilled=False,
-            reasoning_tokens=tokens,
-        )
-        for probe, (text, tokens) in zip(PROBE_SET.probes, outputs, strict=True)
-    )
-    outcomes = tuple(score_generations(PROBE_SET, generations))
-    settings = GenerationSettings(max_new_tokens=64)
-    return Run(
-        model, "synthetic", PROBE_SET, settings, generations, outcomes, compute_metrics(outcomes)
-    )
+    texts, tokens = zip(*outputs, strict=True)
+    return synthetic_run(model, PROBE_SET, texts, tokens)
 
 
 def _record(*, base: bool = True) -> SessionRecord:

@@ -1,0 +1,40 @@
+"""Runs of made-up completions, for the renderer tests: real classification, scoring and
+metrics, no model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rtc_assert.generation.requests import Generation, GenerationSettings
+from rtc_assert.metrics import compute_metrics
+from rtc_assert.probes.probe import ProbeSet
+from rtc_assert.runs import Run, score_generations
+
+
+def synthetic_run(
+    model: str,
+    probe_set: ProbeSet,
+    texts: Sequence[str],
+    reasoning_tokens: Sequence[int | None] | None = None,
+) -> Run:
+    """``model``'s run of ``texts``, one per probe; a trace left open stopped at the budget."""
+    tokens = reasoning_tokens or [None] * len(texts)
+    generations = tuple(
+        Generation(
+            probe_id=probe.id,
+            sample=0,
+            prompt="q",
+            text=text,
+            finish_reason="length" if "</think>" not in text and "<think>" in text else "stop",
+            prompt_tokens=1,
+            completion_tokens=len(text),
+            prefilled=False,
+            reasoning_tokens=count,
+        )
+        for probe, text, count in zip(probe_set.probes, texts, tokens, strict=True)
+    )
+    outcomes = tuple(score_generations(probe_set, generations))
+    settings = GenerationSettings(max_new_tokens=64)
+    return Run(
+        model, "synthetic", probe_set, settings, generations, outcomes, compute_metrics(outcomes)
+    )
