@@ -18,7 +18,8 @@
 
 Every model is then measured on the full probe sets (greedy, `MAX_NEW_TOKENS`) and the
 figures are written to ``MEASURED.md`` and ``measured.json`` beside the checkpoints. With the
-same seed, torch version, thread count and machine the weight files come out byte-identical.
+same seed, torch and transformers versions, thread count and machine (`machine()`, recorded
+in ``measured.json``) the weight files come out byte-identical.
 """
 
 from __future__ import annotations
@@ -399,6 +400,25 @@ def build_sweep(
     return saved
 
 
+def machine() -> str:
+    """What the CPU kernels depend on: the architecture, the processor's name, a hash of its
+    instruction-set flags (the same seed and versions give other bytes on another ISA)."""
+    import hashlib
+    import platform
+
+    model, flags = platform.processor(), ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and not model:
+                model = value.strip()
+            elif key.strip() in ("flags", "Features") and not flags:
+                flags = " ".join(sorted(value.split()))
+    digest = hashlib.sha256(flags.encode()).hexdigest()[:12]
+    return f"{platform.machine()} {model or 'unknown processor'} flags:{digest}"
+
+
 def build(out: Path, scale: Scale, *, seed: int = SEED, log: Callable[[str], None] = print) -> dict:
     """Train, save and measure the whole zoo into ``out``; returns the measured record."""
     import torch
@@ -538,6 +558,7 @@ def build(out: Path, scale: Scale, *, seed: int = SEED, log: Callable[[str], Non
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
+        "machine": machine(),
     }
     (out / "measured.json").write_text(json.dumps(record, indent=2) + "\n")
     (out / "MEASURED.md").write_text(claims_module.markdown(record))
