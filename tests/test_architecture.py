@@ -195,3 +195,18 @@ def test_the_old_import_paths_keep_working():
     assert rtc_assert.plugin.pytest_addoption is not None
     assert callable(rtc_assert.assertions.assert_valid_rate)
     assert callable(rtc_assert.finetune.tokenize) and callable(rtc_assert.finetune.collate)
+
+
+def test_the_entry_point_exports_every_hook_and_fixture():
+    """`rtc_assert.plugin` star-imports the hooks module's `__all__`: a hook left out of it
+    would never be registered."""
+    import rtc_assert.plugin
+    from rtc_assert.pytest_plugin import hooks
+
+    defined = {
+        name
+        for name, value in vars(hooks).items()
+        if name.startswith("pytest_") and inspect.isfunction(value)
+    } | {"rtc", "rtc_config"}
+    assert defined <= set(hooks.__all__)
+    assert all(hasattr(rtc_assert.plugin, name) for name in hooks.__all__)
