@@ -8,7 +8,9 @@ with 200 to 3,000 characters of reasoning (70% closed, 10% empty, 10% cut off, 1
 block), over 1,000 numeric probes with as many samples each. Then:
 
 1. side by side, in one pass over the file: each chunk of lines is parsed once, then
-   classified (and scored) by rtc-assert and parsed by thinkpack, each timed on its own;
+   classified by rtc-assert one call per output (``classify``) and per chunk
+   (``classify_many``, what the ingest uses), scored, and parsed by thinkpack (``parse`` of
+   the chunk's list, its batch form), each timed on its own, in alternating order;
 2. rtc-assert's streaming ingest end to end (read, validate, pair, classify, score), in a
    fresh process per size, with its peak memory (``ru_maxrss``) at 100k lines and at all.
 """
@@ -30,7 +32,7 @@ from rtc_assert.ingest import scored_generations
 from rtc_assert.ingest.plain import read_plain
 from rtc_assert.probes.probe import Probe, ProbeSet
 from rtc_assert.scoring import score_trace
-from rtc_assert.traces.classify import TraceFormat, classify
+from rtc_assert.traces.classify import TraceFormat, classify, classify_many
 
 PROBES = 1000
 CHUNK = 10_000
@@ -77,29 +79,37 @@ def side_by_side(path: Path) -> dict[str, float]:
     probes = probe_set().by_id()
     fmt, info = TraceFormat(), ModelInfo(prefixed=False)
     times = Counter[str]()
-    agree = total = 0
+    order = ["rtc classify", "rtc classify_many", "thinkpack parse"]
+    agree = total = rounds = same = 0
     with path.open(encoding="utf-8") as handle:
         while True:
             chunk = [json.loads(line) for _, line in zip(range(CHUNK), handle, strict=False)]
             if not chunk:
                 break
             texts = [r["completion"] for r in chunk]
+            finishes = [r["finish_reason"] for r in chunk]
+            rounds += 1
+            for name in order[rounds % 3 :] + order[: rounds % 3]:  # each goes first in turn
+                started = time.perf_counter()
+                if name == "rtc classify":
+                    traces = [
+                        classify(t, finish_reason=f, fmt=fmt)
+                        for t, f in zip(texts, finishes, strict=True)
+                    ]
+                elif name == "rtc classify_many":
+                    many = classify_many(texts, finish_reasons=finishes, fmt=fmt)
+                else:
+                    parsed = parse(texts, model_info=info)
+                times[name] += time.perf_counter() - started
             started = time.perf_counter()
-            traces = [
-                classify(r["completion"], finish_reason=r["finish_reason"], fmt=fmt) for r in chunk
-            ]
-            times["rtc classify"] += time.perf_counter() - started
-            started = time.perf_counter()
-            for record, trace in zip(chunk, traces, strict=True):
+            for record, trace in zip(chunk, many, strict=True):
                 score_trace(probes[record["probe_id"]], trace, sample=record["sample"])
             times["rtc score"] += time.perf_counter() - started
-            started = time.perf_counter()
-            parsed = parse(texts, model_info=info)
-            times["thinkpack parse"] += time.perf_counter() - started
-            for trace, other in zip(traces, parsed, strict=True):
+            same += traces == many
+            for trace, other in zip(many, parsed, strict=True):
                 agree += getattr(other, f"has_{trace.status.value}_reasoning")
             total += len(chunk)
-    return {**times, "outputs": total, "agree": agree}
+    return {**times, "outputs": total, "agree": agree, "chunks": rounds, "same": same}
 
 
 def ingest(path: Path) -> None:
@@ -137,12 +147,19 @@ def main() -> int:
             print(f"wrote {size:,} lines ({mb:,.0f} MB) in {time.perf_counter() - started:.0f} s")
         figures = side_by_side(files[args.lines])
         n = figures["outputs"]
-        rtc, tp = figures["rtc classify"], figures["thinkpack parse"]
-        print(f"rtc-assert classify: {n / rtc:,.0f} outputs/s ({rtc:.1f} s)")
-        print(f"rtc-assert classify + score: {n / (rtc + figures['rtc score']):,.0f} outputs/s")
-        print(f"thinkpack parse: {n / tp:,.0f} outputs/s ({tp:.1f} s)")
+        one, many, tp = (
+            figures[k] for k in ("rtc classify", "rtc classify_many", "thinkpack parse")
+        )
+        print(f"rtc-assert classify, one call each: {n / one:,.0f} outputs/s ({one:.1f} s)")
+        print(f"rtc-assert classify_many, per chunk: {n / many:,.0f} outputs/s ({many:.1f} s)")
         print(
-            f"ratio classify/parse speed: {tp / rtc:.2f}x; same status: {figures['agree'] / n:.4f}"
+            f"rtc-assert classify_many + score: {n / (many + figures['rtc score']):,.0f} outputs/s"
+        )
+        print(f"thinkpack parse, per chunk: {n / tp:,.0f} outputs/s ({tp:.1f} s)")
+        print(f"speed ratio vs parse: classify {tp / one:.2f}x, classify_many {tp / many:.2f}x")
+        print(
+            f"classify_many == classify on {figures['same']} of {figures['chunks']} chunks; "
+            f"same status as thinkpack: {figures['agree'] / n:.4f}"
         )
         for size, path in files.items():
             command = [sys.executable, __file__, "--ingest", str(path)]

@@ -42,6 +42,7 @@ from rtc_assert.traces.classify import (
     TraceFormat,
     TraceStatus,
     classify,
+    classify_many,
     prompt_state,
 )
 from rtc_assert.traces.detection import DetectedTemplate, detect_template
@@ -88,6 +89,7 @@ __all__ = [
     "TraceStatus",
     "__version__",
     "classify",
+    "classify_many",
     "compute_metrics",
     "detect_template",
     "get_scorer",

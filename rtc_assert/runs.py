@@ -17,7 +17,7 @@ from rtc_assert.generation.requests import (
 from rtc_assert.metrics import RunMetrics, compute_metrics
 from rtc_assert.probes.probe import ProbeSet
 from rtc_assert.scoring import ScoredTrace, score_trace
-from rtc_assert.traces.classify import Markup, Trace, classify
+from rtc_assert.traces.classify import Markup, classify_many
 from rtc_assert.traces.detection import TraceSetup, detect_template
 from rtc_assert.traces.server_split import classify_split
 
@@ -53,35 +53,38 @@ def score_generations(
 ) -> list[ScoredTrace]:
     """Classify and score each generation; count tokens when a tokenizer is given.
 
-    Raw text is classified by `classify`, a server's reasoning/content split by
+    Raw text is classified by `classify_many`, a server's reasoning/content split by
     `classify_split`. ``prefilled`` None reads the prefill from each generation's prompt.
     Reasoning tokens are the server's count where it reported one, else the tokenizer's.
     """
     probes = probe_set.by_id()
-
-    def trace_of(generation: Generation) -> Trace:
-        if generation.split is not None:
-            return classify_split(
-                generation.split.reasoning,
-                generation.split.content,
-                finish_reason=generation.finish_reason,
-                reasoning_tokens=generation.reasoning_tokens,
-                budget_exhausted=generation.split.budget_exhausted,
-                thinking_disabled=generation.split.thinking_disabled,
-                fmt=fmt,
-                min_reasoning_chars=min_reasoning_chars,
-                budget_counts_as_valid=budget_counts_as_valid,
-            )
-        return classify(
-            generation.text,
-            finish_reason=generation.finish_reason,
+    raw = [generation for generation in generations if generation.split is None]
+    raw_traces = iter(
+        classify_many(
+            [generation.text for generation in raw],
+            finish_reasons=[generation.finish_reason for generation in raw],
+            prompts=[generation.prompt for generation in raw],
             prefilled=prefilled,
-            prompt=generation.prompt,
             fmt=fmt,
             min_reasoning_chars=min_reasoning_chars,
         )
-
-    traces = [trace_of(generation) for generation in generations]
+    )
+    traces = [
+        next(raw_traces)
+        if generation.split is None
+        else classify_split(
+            generation.split.reasoning,
+            generation.split.content,
+            finish_reason=generation.finish_reason,
+            reasoning_tokens=generation.reasoning_tokens,
+            budget_exhausted=generation.split.budget_exhausted,
+            thinking_disabled=generation.split.thinking_disabled,
+            fmt=fmt,
+            min_reasoning_chars=min_reasoning_chars,
+            budget_counts_as_valid=budget_counts_as_valid,
+        )
+        for generation in generations
+    ]
     counted = _token_counts(tokenizer, [trace.reasoning for trace in traces])
     reasoning_tokens = [
         generation.reasoning_tokens if generation.reasoning_tokens is not None else count

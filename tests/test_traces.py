@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from rtc_assert import STANDARD_FORMATS, TraceFormat, TraceStatus, classify, prompt_state
+from rtc_assert.traces.classify import STANDARD_TAGS, TagSet, classify_many
+from rtc_assert.traces.markups import FinalMarker, HarmonyChannels
 
 V, E, T, M = TraceStatus.VALID, TraceStatus.EMPTY, TraceStatus.TRUNCATED, TraceStatus.MISSING
 
@@ -329,3 +331,169 @@ def test_reasoning_and_answer_come_in_order_from_outside_the_tags(case):
     if has_close and trace.answer:
         assert lowered.rfind(trace.answer.lower()) >= lowered.find(trace.reasoning.lower())
         assert text.endswith(trace.answer) or text.rstrip().endswith(trace.answer)
+
+
+# The shortcut and the batch ------------------------------------------------------------
+
+TAG_SETS = [
+    STANDARD_TAGS,
+    TagSet((TraceFormat(),)),
+    TagSet((TraceFormat("[T]", "[T]]"),)),  # the opener is a prefix of the closer
+    TagSet((TraceFormat("ab", "bc"),)),  # the tags overlap ("abc")
+    TagSet((TraceFormat("\n<t>", "</t>"), TraceFormat("<u>", "</t>"))),  # a shared closer
+    TagSet((TraceFormat("<think>", "</think>"), TraceFormat("<thinking>", "</thinking>"))),
+]
+FRAGMENTS = st.sampled_from(
+    [
+        "<think>",
+        "</THINK>",
+        "<thinking>",
+        "</thinking>",
+        "<reasoning>",
+        "</thought>",
+        "[T]",
+        "[T]]",
+        "ab",
+        "bc",
+        "\n<t>",
+        "</t>",
+        "<u>",
+        " ",
+        "\n",
+        "\u00a0",
+        "\x1c",
+        "x",
+        "4",
+        "é",
+    ]
+)
+
+
+FRAGMENT_TEXT = st.lists(FRAGMENTS, max_size=6).map("".join)
+
+
+@st.composite
+def tag_set_and_text(draw):
+    """A tag set and a text that is random fragments, or mostly the shortcut's shape."""
+    tags = draw(st.sampled_from(TAG_SETS))
+    pair = draw(st.sampled_from(tags.pairs))
+    opener, closer = random_case(draw, pair.open_tag), random_case(draw, pair.close_tag)
+    lead = draw(st.one_of(WHITESPACE, FRAGMENT_TEXT))
+    shaped = lead + opener + draw(FRAGMENT_TEXT) + closer + draw(FRAGMENT_TEXT)
+    return tags, draw(st.sampled_from([shaped, draw(FRAGMENT_TEXT) + draw(FRAGMENT_TEXT)]))
+
+
+def first_tag(text: str, tags: list[str], start: int = 0, end: int | None = None):
+    """(position, tag) of the leftmost tag in text[start:end], the longest at a tie."""
+    end = len(text) if end is None else end
+    for at in range(start, end):
+        for tag in sorted(tags, key=len, reverse=True):
+            if at + len(tag) <= end and text[at : at + len(tag)].lower() == tag.lower():
+                return at, tag
+    return None
+
+
+def rules(text, pairs, finish, prefilled, min_chars):
+    """DESIGN.md's three rules, written plainly: the oracle for the classifier's hot path."""
+    opens, closes = [p.open_tag for p in pairs], [p.close_tag for p in pairs]
+    closing = first_tag(text, closes)
+    if closing is None:
+        opening = first_tag(text, opens)
+        if opening is None:
+            if not prefilled:
+                return (M, "", text.strip(), "no_tags")
+            before, after, reasons = "", text, []
+        else:
+            before, after = text[: opening[0]], text[opening[0] + len(opening[1]) :]
+            reasons = ["text_before_open"] if before.strip() else []
+        how = {None: "unknown", "length": "length"}.get(finish, "unterminated")
+        return (T, (before + after).strip(), "", ",".join([how, *reasons]))
+    start, end = closing[0], closing[0] + len(closing[1])
+    opener = {p.close_tag.lower(): p.open_tag for p in pairs}[closing[1].lower()]
+    opening = first_tag(text, [opener], 0, start)
+    reasons = []
+    if opening is None:
+        reasoning = text[:start]
+        reasons += [] if prefilled else ["implicit_open"]
+    else:
+        before = text[: opening[0]]
+        reasoning = (before if before.strip() else "") + text[opening[0] + len(opener) : start]
+        reasons += ["text_before_open"] if before.strip() else []
+    if first_tag(text, opens + closes, end):
+        reasons.append("multiple_blocks")
+    reasoning = reasoning.strip()
+    if len(reasoning) < min_chars:
+        reasons.insert(0, "below_min_length" if reasoning else "blank")
+    return (
+        V if len(reasoning) >= min_chars else E,
+        reasoning,
+        text[end:].strip(),
+        ",".join(reasons) or "closed",
+    )
+
+
+@given(
+    tag_set_and_text(), st.sampled_from([None, "stop", "length"]), st.booleans(), st.integers(1, 3)
+)
+@example((TAG_SETS[2], " [T]] 4"), "stop", False, 1)  # the opener overlaps the closer
+@example((TAG_SETS[3], "abc"), None, True, 1)
+def test_any_tag_set_follows_the_rules(case, finish, prefilled, min_chars):
+    tags, text = case
+    trace = classify(
+        text, finish_reason=finish, prefilled=prefilled, fmt=tags, min_reasoning_chars=min_chars
+    )
+    assert trace == rules(text, tags.pairs, finish, prefilled, min_chars)
+
+
+PROMPTS = st.sampled_from([None, QWEN3_PROMPT, QWEN3_NO_THINK_PROMPT, R1_PROMPT, OLMO3_PROMPT])
+MARKUPS = st.sampled_from(
+    [None, TraceFormat(), TraceFormat("[T]", "[T]]"), *TAG_SETS, HarmonyChannels(), FinalMarker()]
+)
+
+
+@given(
+    MARKUPS,
+    st.lists(
+        st.tuples(
+            st.lists(FRAGMENTS, max_size=8).map("".join),
+            st.sampled_from([None, "stop", "length"]),
+            PROMPTS,
+        ),
+        max_size=8,
+    ),
+    st.sampled_from([None, True, False]),
+    st.integers(1, 3),
+)
+def test_classify_many_gives_what_classify_gives_one_by_one(fmt, rows, prefilled, min_chars):
+    texts, finishes, prompts = ([row[i] for row in rows] for i in range(3))
+    one_by_one = [
+        classify(
+            t,
+            finish_reason=f,
+            prompt=p,
+            prefilled=prefilled,
+            fmt=fmt,
+            min_reasoning_chars=min_chars,
+        )
+        for t, f, p in zip(texts, finishes, prompts, strict=True)
+    ]
+    many = classify_many(
+        texts,
+        finish_reasons=finishes,
+        prompts=prompts,
+        prefilled=prefilled,
+        fmt=fmt,
+        min_reasoning_chars=min_chars,
+    )
+    assert many == one_by_one
+
+
+def test_classify_many_without_columns_and_with_wrong_lengths():
+    texts = ["<think>a</think>1", "b"]
+    assert classify_many(texts) == [classify(text) for text in texts]
+    with pytest.raises(ValueError, match="finish_reasons has 1 items for 2 texts"):
+        classify_many(texts, finish_reasons=["stop"])
+    with pytest.raises(ValueError, match="prompts has 3 items for 2 texts"):
+        classify_many(texts, prompts=[None, None, None])
+    with pytest.raises(ValueError, match="min_reasoning_chars"):
+        classify_many(texts, min_reasoning_chars=0)

@@ -1,6 +1,7 @@
 """Stage 3, traces: a generation's text becomes one of four statuses.
 
-- `classify`: the statuses (valid, empty, truncated, missing) and tag-pair trace formats.
+- `classify`: the statuses (valid, empty, truncated, missing) and tag-pair trace formats;
+  `classify_many` for many completions at once.
 - `markups`: markups that are not a tag pair (harmony channels, a final-answer marker).
 - `detection`: which markup and thinking switch a chat template uses.
 
@@ -15,6 +16,7 @@ from rtc_assert.traces.classify import (
     TraceFormat,
     TraceStatus,
     classify,
+    classify_many,
     prompt_state,
 )
 
@@ -26,5 +28,6 @@ __all__ = [
     "TraceFormat",
     "TraceStatus",
     "classify",
+    "classify_many",
     "prompt_state",
 ]

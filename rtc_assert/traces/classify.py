@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from functools import cached_property, lru_cache
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 
 class TraceStatus(str, Enum):
@@ -38,12 +38,12 @@ class TraceStatus(str, Enum):
         return self.value
 
 
-@dataclass(frozen=True, slots=True)
-class Trace:
+class Trace(NamedTuple):
     """A classified completion: its status, reasoning, answer and why (``detail``).
 
     ``detail`` is a comma-separated list of reasons, e.g. ``"closed"``,
     ``"implicit_open,multiple_blocks"``, ``"length"`` or ``"disabled_by_prompt"``.
+    Immutable; a named tuple because files of millions of outputs build one per line.
     """
 
     status: TraceStatus
@@ -106,7 +106,8 @@ def truncated_trace(
         how = "unknown"
     else:
         how = "length" if finish_reason == "length" else "unterminated"
-    return Trace(TraceStatus.TRUNCATED, reasoning.strip(), "", ",".join([how, *reasons]))
+    detail = ",".join([how, *reasons]) if reasons else how
+    return Trace(TraceStatus.TRUNCATED, reasoning.strip(), "", detail)
 
 
 def missing_trace(answer: str, detail: str = "no_tags") -> Trace:
@@ -120,7 +121,12 @@ class _Tags:
 
     open_any: re.Pattern[str]
     close_any: re.Pattern[str]
+    any_tag: re.Pattern[str]
+    leading_open: re.Pattern[str]
+    """An opening tag after nothing but whitespace, anchored at the start (``match``)."""
     open_by_close: dict[str, re.Pattern[str]]
+    open_tag_of: dict[str, str] | None
+    """Lowercased close tag to its lowercased open tag; None for a single pair."""
     prompt_prefilled: re.Pattern[str]
     prompt_closed: re.Pattern[str]
 
@@ -161,23 +167,77 @@ class TagSet:
         self, text: str, *, finish_reason: str | None, prefilled: bool, min_reasoning_chars: int
     ) -> Trace:
         """DESIGN.md's three rules on the first closing tag."""
-        # The hot path of every run and file: searches by position, no copies of the text.
-        tags = self._tags
-        closing = tags.close_any.search(text)
-        if closing is None:
-            opening = tags.open_any.search(text)
-            if opening is None and not prefilled:
-                return missing_trace(text)
-            if opening is None:
-                return truncated_trace(text, finish_reason)
-            before_open = text[: opening.start()]
-            reasons = ["text_before_open"] if before_open.strip() else []
-            return truncated_trace(before_open + text[opening.end() :], finish_reason, reasons)
+        return self.split_many((text,), (finish_reason,), (prefilled,), min_reasoning_chars)[0]
 
+    def split_many(
+        self,
+        texts: Sequence[str],
+        finish_reasons: Sequence[str | None],
+        prefilled: Sequence[bool],
+        min_reasoning_chars: int,
+    ) -> list[Trace]:
+        """`split` of each text: the hot path of every run and file.
+
+        The common shape (an opener after nothing but whitespace, its closer, then only the
+        answer) takes the fewest steps here; `_closed` and `_unclosed` hold the full rules.
+        """
+        tags = self._tags
+        close, leading_open, any_tag = (
+            tags.close_any.search,
+            tags.leading_open.match,
+            tags.any_tag.search,
+        )
+        open_tag_of = tags.open_tag_of
+        closed, unclosed = self._closed, self._unclosed
+        new_trace, valid = tuple.__new__, TraceStatus.VALID
+        traces: list[Trace] = []
+        add = traces.append
+        for text, finish, prefill in zip(texts, finish_reasons, prefilled, strict=True):
+            closing = close(text)
+            if closing is None:
+                add(unclosed(text, finish, prefill))
+                continue
+            start, end = closing.span()
+            leading = leading_open(text)
+            if (
+                leading is not None
+                and (after_open := leading.end()) <= start
+                and any_tag(text, end) is None
+                and (
+                    open_tag_of is None  # one pair, or the opener must be the closer's
+                    or open_tag_of[closing.group(0).lower()]
+                    == text[leading.start(1) : after_open].lower()
+                )
+            ):
+                reasoning = text[after_open:start].strip()
+                if len(reasoning) >= min_reasoning_chars:
+                    # tuple.__new__: the named tuple without its Python-level __new__.
+                    add(new_trace(Trace, (valid, reasoning, text[end:].strip(), "closed")))
+                else:
+                    add(closed_trace(reasoning, text[end:], (), min_reasoning_chars))
+            else:
+                add(closed(text, closing, prefill, min_reasoning_chars))
+        return traces
+
+    def _unclosed(self, text: str, finish_reason: str | None, prefilled: bool) -> Trace:
+        """Rules 2 and 3: no closing tag."""
+        opening = self._tags.open_any.search(text)
+        if opening is None:
+            return truncated_trace(text, finish_reason) if prefilled else missing_trace(text)
+        before_open = text[: opening.start()]
+        if before_open.strip():
+            reasoning = before_open + text[opening.end() :]
+            return truncated_trace(reasoning, finish_reason, ["text_before_open"])
+        return truncated_trace(text[opening.end() :], finish_reason)
+
+    def _closed(
+        self, text: str, closing: re.Match[str], prefilled: bool, min_reasoning_chars: int
+    ) -> Trace:
+        """Rule 1 at the first closing tag."""
+        tags = self._tags
         start, end = closing.span()
         reasons = []
         opening = tags.open_by_close[closing.group(0).lower()].search(text, 0, start)
-        multiple = tags.open_any.search(text, end) or tags.close_any.search(text, end)
         if opening is None:
             reasoning = text[:start]
             if not prefilled:
@@ -187,11 +247,7 @@ class TagSet:
             reasons.append("text_before_open")
         else:  # only blank text before the opener: stripped away either way
             reasoning = text[opening.end() : start]
-            if not multiple:  # the common case, inline: a closed block and nothing else
-                reasoning = reasoning.strip()
-                if len(reasoning) >= min_reasoning_chars:
-                    return Trace(TraceStatus.VALID, reasoning, text[end:].strip(), "closed")
-        if multiple:
+        if tags.any_tag.search(text, end):
             reasons.append("multiple_blocks")
         return closed_trace(reasoning, text[end:], reasons, min_reasoning_chars)
 
@@ -259,9 +315,16 @@ def _compile(formats: tuple[TraceFormat, ...]) -> _Tags:
     return _Tags(
         open_any=re.compile(opens, re.IGNORECASE),
         close_any=re.compile(closes, re.IGNORECASE),
+        any_tag=re.compile(
+            _alternation([tag for f in formats for tag in (f.open_tag, f.close_tag)]), re.IGNORECASE
+        ),
+        leading_open=re.compile(f"\\s*({opens})", re.IGNORECASE),
         open_by_close={
             f.close_tag.lower(): re.compile(re.escape(f.open_tag), re.IGNORECASE) for f in formats
         },
+        open_tag_of=(
+            {f.close_tag.lower(): f.open_tag.lower() for f in formats} if len(formats) > 1 else None
+        ),
         prompt_prefilled=re.compile(f"(?:{opens})\\Z", re.IGNORECASE),
         prompt_closed=re.compile(f"(?:{closes})\\Z", re.IGNORECASE),
     )
@@ -310,9 +373,67 @@ def classify(
             return Trace(TraceStatus.EMPTY, "", text.strip(), "disabled_by_prompt")
         if prefilled is None:
             prefilled = state.prefilled
-    return markup.split(
-        text,
-        finish_reason=finish_reason,
-        prefilled=bool(prefilled),
-        min_reasoning_chars=min_reasoning_chars,
+    (trace,) = _split_many(
+        markup, (text,), (finish_reason,), (bool(prefilled),), min_reasoning_chars
     )
+    return trace
+
+
+def classify_many(
+    texts: Sequence[str],
+    *,
+    finish_reasons: Sequence[str | None] | None = None,
+    prompts: Sequence[str | None] | None = None,
+    prefilled: bool | None = None,
+    fmt: Markup | None = None,
+    min_reasoning_chars: int = 1,
+) -> list[Trace]:
+    """`classify` of many completions at once: the same traces, faster per completion.
+
+    ``finish_reasons`` and ``prompts`` run beside ``texts`` (None: unknown for all, no
+    prompts); the other arguments are `classify`'s, for every completion. A prompt shared
+    by many completions (samples of one probe) is read once.
+    """
+    if min_reasoning_chars < 1:
+        raise ValueError(f"min_reasoning_chars must be at least 1, got {min_reasoning_chars}")
+    count = len(texts)
+    for name, column in (("finish_reasons", finish_reasons), ("prompts", prompts)):
+        if column is not None and len(column) != count:
+            raise ValueError(f"{name} has {len(column)} items for {count} texts")
+    markup = fmt or STANDARD_TAGS
+    finishes = finish_reasons if finish_reasons is not None else [None] * count
+    if prompts is None:
+        prefills: Sequence[bool] = [bool(prefilled)] * count
+        return _split_many(markup, texts, finishes, prefills, min_reasoning_chars)
+    states: dict[str | None, PromptState] = {None: PromptState(False, False)}
+    for prompt in prompts:
+        if prompt is not None and prompt not in states:
+            states[prompt] = markup.prompt_state(prompt)
+    read = [states[prompt] for prompt in prompts]
+    prefills = [state.prefilled if prefilled is None else prefilled for state in read]
+    traces = _split_many(markup, texts, finishes, prefills, min_reasoning_chars)
+    return [
+        Trace(TraceStatus.EMPTY, "", text.strip(), "disabled_by_prompt")
+        if state.thinking_disabled
+        else trace
+        for text, state, trace in zip(texts, read, traces, strict=True)
+    ]
+
+
+def _split_many(
+    markup: Markup,
+    texts: Sequence[str],
+    finish_reasons: Sequence[str | None],
+    prefilled: Sequence[bool],
+    min_reasoning_chars: int,
+) -> list[Trace]:
+    if isinstance(markup, TraceFormat):
+        markup = markup._tag_set
+    if isinstance(markup, TagSet):
+        return markup.split_many(texts, finish_reasons, prefilled, min_reasoning_chars)
+    return [
+        markup.split(
+            text, finish_reason=finish, prefilled=prefill, min_reasoning_chars=min_reasoning_chars
+        )
+        for text, finish, prefill in zip(texts, finish_reasons, prefilled, strict=True)
+    ]

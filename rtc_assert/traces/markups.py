@@ -14,7 +14,7 @@ The four statuses keep DESIGN.md's meaning in every markup.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from rtc_assert.traces.classify import (
@@ -120,7 +120,7 @@ class ThinkResponse:
             prefilled=prefilled,
             min_reasoning_chars=min_reasoning_chars,
         )
-        return replace(trace, answer=self._unwrap(trace.answer))
+        return trace._replace(answer=self._unwrap(trace.answer))
 
     def _unwrap(self, answer: str) -> str:
         opening = re.search(re.escape(self.response.open_tag), answer, re.IGNORECASE)
