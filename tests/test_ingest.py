@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from collections import Counter
 from pathlib import Path
 
@@ -21,7 +22,12 @@ from rtc_assert.cli.main import main
 from rtc_assert.config import ConfigError, load_config
 from rtc_assert.generation.models import resolve_model
 from rtc_assert.generation.tokenizers import load_tokenizer
-from rtc_assert.ingest import GenerationsFileError, detect_format, generations_run
+from rtc_assert.ingest import (
+    GenerationsFileError,
+    detect_format,
+    generations_run,
+    read_generations,
+)
 from rtc_assert.ingest.plain import SCHEMA_FILE, schema
 from rtc_assert.probes.probe import load_probe_set
 from rtc_assert.session import RtcSession
@@ -31,6 +37,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "generations"
 PROBES = FIXTURES / "probes.jsonl"
 LM_EVAL = str(FIXTURES / "lm-eval" / "{}" / "samples_rtc_demo_reasoning.jsonl")
 INSPECT = str(FIXTURES / "inspect" / "{}-deflate.eval")
+INSPECT_JSON = str(FIXTURES / "inspect" / "{}.json")
+"""The same task and probes as INSPECT, written by ``inspect eval --log-format json``."""
 EXPECTED = {"base": {"valid": 32}, "collapsed": {"empty": 32}}
 """What rtc-assert's own run of each checkpoint gives on these probes (see the slow test)."""
 
@@ -63,7 +71,7 @@ def test_the_shipped_schema_is_the_generated_one():
 
 
 @pytest.mark.parametrize("name", ["base", "collapsed"])
-@pytest.mark.parametrize("layout", [LM_EVAL, INSPECT])
+@pytest.mark.parametrize("layout", [LM_EVAL, INSPECT, INSPECT_JSON])
 def test_files_the_real_tools_wrote_give_rtc_asserts_own_statuses(probes, tokenizer, name, layout):
     run = generations_run(layout.format(name), probes, model=name, tokenizer=tokenizer)
     assert statuses(run) == EXPECTED[name]
@@ -83,9 +91,172 @@ def test_the_zstd_log_inspect_wrote_reads_where_zstd_is_available(probes, tokeni
 def test_formats_are_detected(tmp_path, probes):
     assert detect_format(Path(LM_EVAL.format("base"))) == "lm-eval"
     assert detect_format(Path(INSPECT.format("base"))) == "inspect"
+    assert detect_format(Path(INSPECT_JSON.format("base"))) == "inspect"
     assert detect_format(write_lines(tmp_path / "p.jsonl", plain_rows(probes))) == "plain"
     with pytest.raises(GenerationsFileError, match=r"p2.jsonl:1: not a generations file"):
         detect_format(write_lines(tmp_path / "p2.jsonl", [{"x": 1}]))
+    # Inspect's JSON log on one line (no indentation) is told by its first bytes as well.
+    compact = tmp_path / "compact.json"
+    compact.write_text(json.dumps(json.loads(Path(INSPECT_JSON.format("base")).read_text())))
+    assert detect_format(compact) == "inspect"
+    assert records(compact) == records(Path(INSPECT_JSON.format("base")))
+    other = tmp_path / "results.json"
+    other.write_text(json.dumps({"results": {}, "samples": []}, indent=2))
+    with pytest.raises(GenerationsFileError, match=r"results.json:1: one JSON document .*not an"):
+        detect_format(other)
+
+
+def records(path: Path, fmt=None) -> list[tuple]:
+    """What a reader gives of each record, but where it was read."""
+    fields = ("probe_id", "sample", "text", "finish_reason", "prompt_tokens", "completion_tokens")
+    return sorted(
+        (*(getattr(record, name) for name in fields), record.split)
+        for record in read_generations(path, fmt)
+    )
+
+
+@pytest.mark.parametrize("name", ["base", "collapsed"])
+def test_inspects_json_log_reads_as_its_eval_log(name):
+    # Two greedy runs of one task, one per log format: the same samples, record by record.
+    json_log = records(Path(INSPECT_JSON.format(name)), "inspect")
+    assert len(json_log) == 32
+    assert json_log == records(Path(INSPECT.format(name)), "inspect")
+
+
+def inspect_sample(probe_id: str, content, stop_reason="stop", epoch=1, **extra) -> dict:
+    message = {"role": "assistant", "content": content, "source": "generate"}
+    output = {"model": "m", "choices": [{"message": message, "stop_reason": stop_reason}]}
+    output["usage"] = {"input_tokens": 5, "output_tokens": 9, "total_tokens": 14}
+    return {"id": probe_id, "epoch": epoch, "input": "x", "target": "1", "output": output, **extra}
+
+
+def write_inspect(path: Path, samples: list[dict]) -> Path:
+    """The samples as Inspect lays them out: .eval members, or the JSON log's samples list."""
+    base = json.loads(Path(INSPECT_JSON.format("base")).read_text(encoding="utf-8"))
+    if path.suffix == ".json":
+        path.write_text(json.dumps({**base, "samples": samples}, indent=2), encoding="utf-8")
+        return path
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("header.json", json.dumps({k: base[k] for k in ("version", "eval")}))
+        for sample in samples:
+            name = f"samples/{sample.get('id')}_epoch_{sample.get('epoch')}.json"
+            archive.writestr(name, json.dumps(sample))
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".eval", ".json"])
+def test_inspect_parts_stop_reasons_and_epochs_in_either_log_format(tmp_path, probes, suffix):
+    ids = [p.id for p in probes.head(3)]
+    reasoning, blank = ({"type": "reasoning", "reasoning": text} for text in ("r", " "))
+    nan = {"value": float("nan")}
+    samples = [
+        # Inspect writes a NaN score as NaN (not JSON, but Python's json reads it).
+        inspect_sample(ids[0], [reasoning, {"type": "text", "text": "7"}], scores={"m": nan}),
+        inspect_sample(ids[0], "<think>a", stop_reason="max_tokens", epoch=2),
+        inspect_sample(ids[1], "<think>a", stop_reason="model_length"),
+        inspect_sample(ids[1], "<think>a", stop_reason="unknown", epoch=2),
+        inspect_sample(ids[2], [blank, {"type": "text", "text": "1"}]),
+        inspect_sample(ids[2], "<think>a</think>1", stop_reason="tool_calls", epoch=2),
+    ]
+    path = write_inspect(tmp_path / f"log{suffix}", samples)
+    run = generations_run(path, probes.head(3), model="m", markup=TraceFormat())
+    got = {(o.probe_id, o.sample): (o.trace.status.value, o.trace.detail) for o in run.outcomes}
+    assert got == {
+        (ids[0], 0): ("valid", "closed"),
+        (ids[0], 1): ("truncated", "length"),
+        (ids[1], 0): ("truncated", "length"),
+        (ids[1], 1): ("truncated", "unknown"),
+        (ids[2], 0): ("empty", "blank"),
+        (ids[2], 1): ("valid", "closed"),
+    }
+    assert {(g.prompt_tokens, g.completion_tokens) for g in run.generations} == {(5, 9)}
+
+
+@pytest.mark.parametrize("suffix", [".eval", ".json"])
+@pytest.mark.parametrize(
+    ("change", "pattern"),
+    [
+        ("unknown id", r"{where}: 'nope' is no probe of probes \(32 probes\).*another task"),
+        ("no output", r"{where}: sample 'reasoning-003' has no output \(error: 'boom'\)"),
+        ("redacted", r"{where}: the reasoning is redacted"),
+        ("no epoch", r"{where}: field epoch is missing"),
+        ("no content", r"{where}: field message.content is missing"),
+        ("stop reason", r"{where}: finish reason 'halted' is not one of"),
+    ],
+)
+def test_bad_inspect_samples_name_file_and_sample(tmp_path, probes, suffix, change, pattern):
+    samples = [inspect_sample(p.id, "<think>r</think>1") for p in probes]
+    bad = samples[3]
+    member = f"{'nope' if change == 'unknown id' else bad['id']}_epoch_\\w+"
+    where = r"log.json!samples\[3\]" if suffix == ".json" else rf"log.eval!samples/{member}\.json"
+    choice = bad["output"]["choices"][0]
+    if change == "unknown id":
+        bad["id"] = "nope"
+    elif change == "no output":
+        bad["output"]["choices"] = []
+        bad["error"] = "boom"
+    elif change == "redacted":
+        choice["message"]["content"] = [{"type": "reasoning", "reasoning": "", "redacted": True}]
+    elif change == "no epoch":
+        bad.pop("epoch")
+    elif change == "no content":
+        choice["message"].pop("content")
+    elif change == "stop reason":
+        choice["stop_reason"] = "halted"
+    path = write_inspect(tmp_path / f"log{suffix}", samples)
+    with pytest.raises(GenerationsFileError, match=pattern.format(where=where)):
+        generations_run(path, probes, model="m", markup=TraceFormat())
+
+
+@pytest.mark.parametrize("suffix", [".eval", ".json"])
+def test_an_inspect_log_without_samples_says_so_in_either_format(tmp_path, probes, suffix):
+    path = write_inspect(tmp_path / f"log{suffix}", [])
+    with pytest.raises(GenerationsFileError, match=rf"log\{suffix}: holds no generations \(0 sam"):
+        generations_run(path, probes, model="m", markup=TraceFormat())
+
+
+@pytest.mark.parametrize("layout", [INSPECT, INSPECT_JSON])
+def test_an_inspect_log_of_another_task_is_refused(probes, tokenizer, layout):
+    renamed = [p.model_copy(update={"id": f"other-{p.id}"}) for p in probes.probes]
+    other = probes.model_copy(update={"name": "other", "probes": renamed})
+    first = "!samples/reasoning-000_epoch_1.json" if layout == INSPECT else r"!samples\[0\]"
+    pattern = rf"{first}: 'reasoning-000' is no probe of other"
+    with pytest.raises(GenerationsFileError, match=pattern):
+        generations_run(layout.format("base"), other, model="m", tokenizer=tokenizer)
+
+
+@pytest.mark.parametrize(
+    ("change", "pattern"),
+    [
+        ("truncated", r"log.json:\d+: not a complete JSON document \(.*\); a log cut off"),
+        ("no samples", r"log.json: holds no generations \(0 samples\): Inspect logged no samples"),
+        ("empty samples", r"log.json: holds no generations \(0 samples\)"),
+        ("samples not a list", r"log.json: field samples must be list, got dict"),
+        ("not inspect", r"log.json: not an Inspect log: neither an .eval log .* nor a JSON log"),
+        ("jsonl", r"log.json: not an Inspect log"),
+        ("not utf-8", r"log.json: byte \d+ is not UTF-8"),
+    ],
+)
+def test_bad_inspect_json_logs_name_the_file(tmp_path, probes, tokenizer, change, pattern):
+    path = tmp_path / "log.json"
+    text = Path(INSPECT_JSON.format("base")).read_text(encoding="utf-8")
+    log = json.loads(text)
+    if change == "truncated":  # cut off inside a sample, as an interrupted copy leaves it
+        path.write_text(text[: len(text) // 2], encoding="utf-8")
+    elif change == "no samples":  # a header-only log (inspect eval --no-log-samples)
+        path.write_text(json.dumps({k: v for k, v in log.items() if k != "samples"}, indent=2))
+    elif change == "empty samples":
+        path.write_text(json.dumps({**log, "samples": []}, indent=2))
+    elif change == "samples not a list":
+        path.write_text(json.dumps({**log, "samples": {"0": log["samples"][0]}}, indent=2))
+    elif change == "not inspect":
+        path.write_text(json.dumps({"results": log["results"], "samples": log["samples"]}))
+    elif change == "jsonl":  # never read as one document, however long
+        write_lines(path, plain_rows(probes, finish_reason="stop"))
+    elif change == "not utf-8":
+        path.write_bytes(text.encode("utf-8").replace(b"reasoning-005", b"reasoning-\xff05"))
+    with pytest.raises(GenerationsFileError, match=pattern):
+        generations_run(path, probes, model="m", fmt="inspect", tokenizer=tokenizer)
 
 
 def test_lm_eval_with_think_end_token_is_refused(tmp_path, probes):
@@ -214,11 +385,12 @@ gates:
 """
 
 
-def test_thresholds_yaml_gates_on_files(tmp_path):
+@pytest.mark.parametrize("inspect_log", [INSPECT, INSPECT_JSON])
+def test_thresholds_yaml_gates_on_files(tmp_path, inspect_log):
     path = tmp_path / "thresholds.yaml"
     path.write_text(
         THRESHOLDS.format(
-            probes=PROBES, candidate=LM_EVAL.format("collapsed"), base=INSPECT.format("base")
+            probes=PROBES, candidate=LM_EVAL.format("collapsed"), base=inspect_log.format("base")
         )
     )
     config = load_config(path)
@@ -237,9 +409,12 @@ def test_thresholds_yaml_generations_errors_name_the_line(tmp_path):
 
 
 def test_cli_eval_and_compare_read_files(capsys, tmp_path):
+    def out() -> str:  # the notes as words, however wide the terminal wrapped them
+        return " ".join(capsys.readouterr().out.split())
+
     common = ["--probes", str(PROBES), "--model", "demo:base", "--report", str(tmp_path)]
     assert main(["eval", "--generations", str(LM_EVAL.format("base")), *common]) == 0
-    assert "no finish reason" in capsys.readouterr().out
+    assert "no finish reason" in out()
     compare = [
         "compare",
         "--probes",
@@ -254,6 +429,9 @@ def test_cli_eval_and_compare_read_files(capsys, tmp_path):
         "</think>",
     ]
     assert main(compare) == 1
+    json_log = ["--generations", INSPECT_JSON.format("base"), "--generations-format", "inspect"]
+    assert main(["eval", *json_log, *common]) == 0
+    assert "base.json gives no finish reason for 32 of 32" in out()
     assert main(["eval", "--generations", str(PROBES), "--probes", str(PROBES)]) == 2
     assert "probes.jsonl:1: not a generations file" in capsys.readouterr().err
 
@@ -269,7 +447,7 @@ def test_the_fixtures_match_rtc_asserts_own_run(probes, name):
     own = run_model(backend, probes, GenerationSettings(max_new_tokens=64), model=name)
     expected = {(o.probe_id, o.sample): o.trace.status for o in own.outcomes}
     assert statuses(own) == EXPECTED[name]
-    for layout in (LM_EVAL, INSPECT):
+    for layout in (LM_EVAL, INSPECT, INSPECT_JSON):
         run = generations_run(layout.format(name), probes, model=name, tokenizer=backend.tokenizer)
         assert {(o.probe_id, o.sample): o.trace.status for o in run.outcomes} == expected
 
@@ -293,8 +471,13 @@ def test_the_fixtures_regenerate_with_the_real_tools(tmp_path):
     probes = load_probe_set(tmp_path / "probes.jsonl")
     tokenizer = load_tokenizer(resolve_model("demo:base"))
     for name in EXPECTED:
-        for layout in ("lm-eval/{}/samples_rtc_demo_reasoning.jsonl", "inspect/{}-deflate.eval"):
+        layouts = ("lm-eval/{}/samples_rtc_demo_reasoning.jsonl", "inspect/{}-deflate.eval")
+        for layout in (*layouts, "inspect/{}.json"):
             run = generations_run(
                 tmp_path / layout.format(name), probes, model=name, tokenizer=tokenizer
             )
             assert statuses(run) == EXPECTED[name]
+        # Greedy, so Inspect's two log formats hold the same generations.
+        assert records(tmp_path / f"inspect/{name}.json") == records(
+            tmp_path / f"inspect/{name}-deflate.eval"
+        )

@@ -93,8 +93,8 @@ def add_generations_arguments(parser: argparse.ArgumentParser, options: list[str
             f"--{option}",
             type=Path,
             metavar="FILE",
-            help="read these generations (lm-eval samples, Inspect .eval, OpenAI batch output "
-            "or plain JSONL) on the one probe set instead of generating",
+            help="read these generations (lm-eval samples, an Inspect .eval or JSON log, OpenAI "
+            "batch output or plain JSONL) on the one probe set instead of generating",
         )
     parser.add_argument(
         "--generations-format", choices=["plain", "lm-eval", "inspect", "openai-batch"]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rtc_assert.generation.requests import Generation, GenerationSettings, render_prompt
-from rtc_assert.ingest.inspect_log import read_inspect
+from rtc_assert.ingest.inspect_log import is_inspect_json, read_inspect
 from rtc_assert.ingest.lm_eval import read_lm_eval
 from rtc_assert.ingest.openai_batch import read_openai_batch
 from rtc_assert.ingest.plain import read_plain
@@ -65,10 +65,21 @@ __all__ = [
 
 
 def detect_format(path: Path) -> GenerationsFormat:
-    """The format of a generations file, from its container or its first line's fields."""
-    if zipfile.is_zipfile(path):
+    """The format of a generations file, from its container, its first bytes or first line.
+
+    Only the start of the file is read: a zip archive or a document that begins as an
+    Inspect JSON log is Inspect's; anything else is JSONL, told by its first line's fields.
+    """
+    if zipfile.is_zipfile(path) or is_inspect_json(path):
         return "inspect"
     for number, line in text_lines(path):
+        if line.strip() in ("{", "["):
+            raise GenerationsFileError(
+                f"{path}:{number}",
+                "one JSON document over several lines, not JSONL, and not an Inspect log (a "
+                'JSON log begins {"version": N, "status": ..., "eval": {...}); the JSONL '
+                "formats hold one JSON object a line",
+            )
         first = parse_json_line(line, f"{path}:{number}")
         if "custom_id" in first and "response" in first:
             return "openai-batch"
@@ -181,8 +192,8 @@ def generations_run(
     """The `Run` of ``model`` on ``probe_set`` read from a generations file.
 
     Args:
-        path: the file another tool wrote (lm-eval samples, Inspect ``.eval``, OpenAI batch
-            output, or the plain JSONL of ``generations.schema.json``).
+        path: the file another tool wrote (lm-eval samples, an Inspect ``.eval`` or JSON
+            log, OpenAI batch output, or the plain JSONL of ``generations.schema.json``).
         model: the name the run is reported under.
         fmt: the file's format; detected by default.
         markup: how raw completions mark reasoning (``trace_format``); with ``tokenizer``

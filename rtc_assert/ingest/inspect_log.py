@@ -1,12 +1,20 @@
-"""Inspect AI ``.eval`` logs: a zip with one ``samples/ID_epoch_N.json`` member per sample.
+"""Inspect AI logs, in either of Inspect's log formats (``--log-format``):
 
-``output.choices[i].message.content`` is a string or a list of parts: ``reasoning`` parts
-(``ContentReasoning``) and ``text`` parts. Reasoning parts are the split reasoning (Inspect
-moved a closed ``<think>`` block, or a server's reasoning field, into them); a text with no
-reasoning part is classified as it stands. ``stop_reason`` gives the finish reason. The
-sample id is the probe id; epoch N is sample N - 1. Written against inspect-ai 0.3.285.
+- ``.eval`` (the default): a zip with one ``samples/ID_epoch_N.json`` member per sample,
+  read one member at a time;
+- ``.json``: one JSON document, ``{"version", "status", "eval", ..., "samples": [...]}``,
+  each item of ``samples`` the same sample record as an ``.eval`` member. The document is
+  read whole (Inspect itself writes and reads it whole): memory about 3.5 times the file's
+  size, see docs/existing-generations.md.
 
-Inspect compresses members with zstd: Python 3.14 reads them, older Pythons need the
+Both give their samples to one per-sample reader. ``output.choices[i].message.content`` is a
+string or a list of parts: ``reasoning`` parts (``ContentReasoning``) and ``text`` parts.
+Reasoning parts are the split reasoning (Inspect moved a closed ``<think>`` block, or a
+server's reasoning field, into them); a text with no reasoning part is classified as it
+stands. ``stop_reason`` gives the finish reason. The sample id is the probe id; epoch N is
+sample N - 1. Written against inspect-ai 0.3.285.
+
+Inspect compresses ``.eval`` members with zstd: Python 3.14 reads them, older Pythons need the
 ``zipfile-zstd`` package (imported here when installed).
 """
 
@@ -14,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +49,20 @@ STOP_REASONS: dict[str, FinishReason | None] = {
     "unknown": None,
 }
 
+JSON_LOG = re.compile(
+    rb'\A(?:\xef\xbb\xbf)?\s*\{\s*"version"\s*:\s*\d+\s*,\s*"status"\s*:\s*"\w*"\s*,'
+    rb'\s*"eval"\s*:\s*\{'
+)
+"""How an Inspect JSON log begins: Inspect writes ``version``, ``status`` and ``eval`` first
+(``EvalLog``'s field order is its file format), with or without indentation."""
+_HEAD = 1024
+"""Bytes read to tell an Inspect JSON log (the signature needs about 60)."""
+
+NO_SAMPLES = (
+    "holds no generations (0 samples): Inspect logged no samples (the eval ran with "
+    "--no-log-samples, or stopped before a sample finished); rerun it with samples logged"
+)
+
 
 def _parts(content: Any, where: str) -> tuple[str | None, str]:
     """(reasoning or None, answer text) of a message's content."""
@@ -64,8 +87,34 @@ def _parts(content: Any, where: str) -> tuple[str | None, str]:
     return ("".join(reasoning) if reasoning else None), "".join(texts)
 
 
+def is_inspect_json(path: Path) -> bool:
+    """Whether ``path`` begins as an Inspect JSON log; reads only its first bytes."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(_HEAD)
+    except OSError:
+        return False
+    return JSON_LOG.match(head) is not None
+
+
 def read_inspect(path: Path) -> Iterator[FileRecord]:
-    """The records of an ``.eval`` log, one sample member at a time."""
+    """The records of an Inspect log: an ``.eval`` archive or a JSON log.
+
+    Raises:
+        GenerationsFileError: neither format, a member or document that is not JSON, a log
+            with no samples, or a sample without the fields Inspect writes.
+    """
+    samples = _eval_samples(path) if zipfile.is_zipfile(path) else _json_samples(path)
+    count = 0
+    for where, sample in samples:
+        count += 1
+        yield from _records(sample, where)
+    if count == 0:
+        raise GenerationsFileError(str(path), NO_SAMPLES)
+
+
+def _eval_samples(path: Path) -> Iterator[tuple[str, Any]]:
+    """(``FILE!MEMBER``, sample) for each sample of an ``.eval`` log, one member at a time."""
     try:
         archive = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as error:
@@ -87,7 +136,40 @@ def read_inspect(path: Path) -> Iterator[FileRecord]:
                 ) from None
             except (json.JSONDecodeError, UnicodeDecodeError, zipfile.BadZipFile) as error:
                 raise GenerationsFileError(where, f"not a sample record: {error}") from None
-            yield from _records(sample, where)
+            yield where, sample
+
+
+def _json_samples(path: Path) -> Iterator[tuple[str, Any]]:
+    """(``FILE!samples[I]``, sample) for each sample of a JSON log, read whole.
+
+    The file's first bytes are checked first, so a JSONL file (or anything else) given as
+    ``inspect`` is refused without being read as one document.
+    """
+    if not is_inspect_json(path):
+        raise GenerationsFileError(
+            str(path),
+            "not an Inspect log: neither an .eval log (a zip archive) nor a JSON log (one "
+            'JSON document that begins {"version": N, "status": ..., "eval": {...}, as '
+            "inspect eval --log-format json writes it)",
+        )
+    try:
+        document = json.loads(path.read_bytes())
+    except json.JSONDecodeError as error:
+        raise GenerationsFileError(
+            f"{path}:{error.lineno}",
+            f"not a complete JSON document ({error.msg} at column {error.colno}); a log cut "
+            "off while it was written or copied ends this way: write it again",
+        ) from None
+    except UnicodeDecodeError as error:
+        raise GenerationsFileError(
+            str(path), f"byte {error.start} is not UTF-8: not a log Inspect wrote"
+        ) from None
+    samples = document.get("samples")
+    samples = [] if samples is None else field(document, "samples", list, str(path))
+    del document  # the header; each sample is dropped once read, below
+    for index, sample in enumerate(samples):
+        samples[index] = None
+        yield f"{path}!samples[{index}]", sample
 
 
 def _records(sample: Any, where: str) -> Iterator[FileRecord]:
