@@ -1,14 +1,30 @@
 """OpenAI Batch output JSONL, as the Batch API and ``vllm run-batch`` write it.
 
-One line per request: ``{id, custom_id, response: {status_code, body}, error}``. The body is
-a chat completion (``choices[i].message.content``, with ``reasoning`` or ``reasoning_content``
-where a reasoning parser split the reasoning out) or a completion (``choices[i].text``).
-``custom_id`` is the probe id; choice ``i`` is sample ``i``. Written against the OpenAI Batch
-output format and vLLM 0.10-0.11's ``run-batch``.
+One line per request: ``{id, custom_id, response: {status_code, request_id, body}, error}``.
+The body is a chat completion (``choices[i].message.content``, with ``reasoning`` or
+``reasoning_content`` where a reasoning parser split the reasoning out) or a completion
+(``choices[i].text``). ``custom_id`` is the probe id; choice ``i`` is sample ``i``.
+
+Written against the OpenAI Batch output format and vLLM 0.32.0's ``run-batch``, checked on
+files it wrote (tests/fixtures/generations/vllm-run-batch/, tests/test_ingest_vllm_batch.py):
+
+- It takes chat completions only (no ``/v1/completions``). With ``--reasoning-parser`` the
+  reasoning is in ``message.reasoning`` (0.32 writes no ``reasoning_content``; an empty block
+  is blank reasoning) and the answer in ``content``. By the parsers' source, ``content`` is null
+  when the block never closed, but also when it closed at the very end, and ``deepseek_r1``
+  takes a text with no tags at all for reasoning: all three read as an open block. Without a
+  parser, ``content`` holds the raw text, tags included, beside ``reasoning: null``.
+- A success has ``error: null``. A failed request has ``body: null``, ``status_code`` its HTTP
+  status and ``error`` vLLM's error response (``{error: {message, type, param, code}}``), or a
+  string for a request it could not route. The Batch API writes ``error: {code, message}``
+  with ``response: null``, or an HTTP error's ``{error: {...}}`` as the body.
+- ``finish_reason`` is ``stop`` or ``length``, or ``abort``, ``repetition`` (vLLM's
+  repetition detector cut the output) and ``tool_calls``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,8 +46,10 @@ FINISH_REASONS: dict[str, FinishReason | None] = {
     "function_call": "stop",
     "content_filter": None,
     "abort": None,
+    "repetition": None,
 }
-"""OpenAI and vLLM finish reasons; a filtered or aborted output says nothing of the trace."""
+"""OpenAI and vLLM finish reasons; an output filtered, aborted or cut by vLLM's repetition
+detector ended neither by itself nor at the token cap: it says nothing of the trace."""
 
 
 def _reasoning(message: dict[str, Any], where: str) -> str | None:
@@ -45,19 +63,41 @@ def _reasoning(message: dict[str, Any], where: str) -> str | None:
     return None
 
 
+def _error_message(error: Any) -> str:
+    """An error's message, from vLLM's ``{error: {message, type}}``, the Batch API's
+    ``{code, message}`` or a plain string."""
+    if isinstance(error, dict) and isinstance(error.get("error"), dict):
+        error = error["error"]
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        kind = error.get("type") or error.get("code")
+        return error["message"] + (f" ({kind})" if isinstance(kind, str) and kind else "")
+    return error if isinstance(error, str) else json.dumps(error)
+
+
+def _failure(line: dict[str, Any], custom_id: str, where: str) -> None:
+    """Raise for a request that failed: an ``error``, no response, or a status other than 200."""
+    response = line.get("response")
+    body = response.get("body") if isinstance(response, dict) else None
+    error = line.get("error") or (body.get("error") if isinstance(body, dict) else None)
+    if error or response is None:
+        status = response.get("status_code") if isinstance(response, dict) else None
+        raise GenerationsFileError(
+            where,
+            f"request {custom_id!a} failed"
+            + (f" with status {status}" if isinstance(status, int) else "")
+            + (f": {ascii(_error_message(error))[:300]}" if error else ": no response")
+            + "; rerun it",
+        )
+    status = field(line, "response.status_code", int, where)
+    if status != 200:
+        raise GenerationsFileError(where, f"request {custom_id!a} has status {status}; rerun it")
+
+
 def read_openai_batch(path: Path) -> Iterator[FileRecord]:
     """The records of a Batch output file, one line at a time."""
     for where, line in json_lines(path):
         custom_id = field(line, "custom_id", str, where)
-        if line.get("error"):
-            raise GenerationsFileError(
-                where, f"request {custom_id!a} failed: {ascii(line['error'])[:200]}"
-            )
-        status = field(line, "response.status_code", int, where)
-        if status != 200:
-            raise GenerationsFileError(
-                where, f"request {custom_id!a} has status {status}; rerun it"
-            )
+        _failure(line, custom_id, where)
         body = field(line, "response.body", dict, where)
         choices = field(body, "choices", list, where)
         usage = body.get("usage") or {}

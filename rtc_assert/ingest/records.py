@@ -55,7 +55,8 @@ def join_split(reasoning: str | None, answer: str | None) -> str:
     Both present: a closed block (``valid``, or ``empty`` when the reasoning is blank).
     Reasoning with no answer (null or absent): the server found no end of the block (vLLM and
     SGLang put everything in ``reasoning``), so the block stays open: ``truncated``, with
-    ``length`` or ``unterminated`` from the finish reason. No reasoning field: the answer as
+    ``length`` or ``unterminated`` from the finish reason. (vLLM 0.32 also nulls the answer of
+    a block closed at the very end: that one reads as open too.) No reasoning field: the answer as
     is (tags left inside it, a known server bug, are still classified).
     """
     if reasoning is None:
