@@ -225,14 +225,16 @@ class RtcConfig(_Strict):
         for role, files in self.generations.items():
             unknown = sorted(set(files) - set(self.probe_sets))
             if unknown:
-                raise ValueError(
-                    f"generations.{role}: unknown probe set(s) {', '.join(unknown)}; "
-                    f"defined: {', '.join(self.probe_sets)}"
+                raise _Located(
+                    ("generations", role, unknown[0]),
+                    f"unknown probe set(s) {', '.join(unknown)}; "
+                    f"defined: {', '.join(self.probe_sets)}",
                 )
         if "candidate" in self.generations and len(self.candidates) > 1:
-            raise ValueError(
-                "generations.candidate: with several candidates, give each its own "
-                "thresholds.yaml (one file cannot hold the generations of all of them)"
+            raise _Located(
+                ("generations", "candidate"),
+                "with several candidates, give each its own thresholds.yaml (one file "
+                "cannot hold the generations of all of them)",
             )
         return self
 

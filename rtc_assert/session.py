@@ -71,6 +71,14 @@ class RtcSession:
     def backend(self, model: str) -> Backend:
         """The backend for a model (role or spec), started on first use."""
         spec = self.model_spec(model)
+        if spec in ("generations:candidate", "generations:base") and spec not in self._backends:
+            role = spec.removeprefix("generations:")
+            raise ConfigError(
+                f"the {role} has no model to generate with: thresholds.yaml gives its "
+                f"generations as files (generations.{role}) and names no '{role}:', so only "
+                f"the probe sets listed there can be gated; name the model ('{role}:' or "
+                f"--rtc-{role}) to generate the others"
+            )
         if spec not in self._backends:
             started = time.perf_counter()
             model_ref = resolve_model(spec)

@@ -400,11 +400,40 @@ def test_thresholds_yaml_gates_on_files(tmp_path, inspect_log):
     assert {run.model for run in session.runs} == {"demo:collapsed", "generations:base"}
 
 
+def test_a_role_with_files_and_no_model_says_it_cannot_generate(tmp_path):
+    path = tmp_path / "thresholds.yaml"
+    text = THRESHOLDS.format(
+        probes=PROBES, candidate=LM_EVAL.format("collapsed"), base=INSPECT.format("base")
+    )
+    path.write_text(text.replace("candidate: demo:collapsed\n", "", 1))
+    session = RtcSession(config=load_config(path), config_dir=tmp_path)
+    assert session.run("reasoning").backend == "file:lm-eval"
+    # A probe set the file does not hold (here an ad-hoc one) would need a model.
+    with pytest.raises(ConfigError, match=r"^the candidate has no model to generate with: "):
+        session.run(session.probe_set("reasoning").head(2))
+    assert session.fingerprints["generations:candidate"] == {
+        "generations": LM_EVAL.format("collapsed")
+    }
+
+
 def test_thresholds_yaml_generations_errors_name_the_line(tmp_path):
     path = tmp_path / "thresholds.yaml"
     text = THRESHOLDS.format(probes=PROBES, candidate="a.jsonl", base="b.eval")
     path.write_text(text.replace("format: inspect", "format: lighteval"))
     with pytest.raises(ConfigError, match=r"thresholds.yaml:10: generations.base.reasoning.format"):
+        load_config(path)
+    path.write_text(text.replace("    reasoning: a.jsonl", "    reasonin: a.jsonl"))
+    with pytest.raises(
+        ConfigError,
+        match=r"thresholds.yaml:8: generations.candidate.reasonin: unknown probe set\(s\) "
+        r"reasonin; defined: reasoning$",
+    ):
+        load_config(path)
+    several = text.replace("candidate: demo:collapsed", "candidates: [demo:base, demo:collapsed]")
+    path.write_text(several)
+    with pytest.raises(
+        ConfigError, match=r"thresholds.yaml:7: generations.candidate: with several candidates"
+    ):
         load_config(path)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from test_ingest import FIXTURES, THRESHOLDS  # the tests folder is on sys.path (no __init__.py)
 
 pytestmark = pytest.mark.slow
 
@@ -38,9 +40,15 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def run_project(folder: Path, *args: str, env: dict[str, str] | None = None) -> pytest.RunResult:
-    """``pytest ARGS`` in a fresh process inside ``folder``, as `runpytest_subprocess` runs it."""
+    """``pytest ARGS`` in a fresh process inside ``folder``, which gets a copy of the
+    repository's thresholds.yaml."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "thresholds.yaml").write_text(REPO_THRESHOLDS.read_text(encoding="utf-8"))
+    return run_pytest(folder, *args, env=env)
+
+
+def run_pytest(folder: Path, *args: str, env: dict[str, str] | None = None) -> pytest.RunResult:
+    """``pytest ARGS`` in a fresh process inside ``folder``, as `runpytest_subprocess` runs it."""
     done = subprocess.run(
         [
             sys.executable,
@@ -345,3 +353,163 @@ gates:
     assert not any("\x1b" in line for line in narrow)
     assert max(len(line) for line in narrow) <= 80
     assert any("1 of 1 gates passed" in line for line in narrow)
+
+
+# Generations other tools wrote: `generations:` in thresholds.yaml --------------------------
+
+LM_EVAL_SAMPLES = "lm-eval/{}/samples_rtc_demo_reasoning.jsonl"
+INSPECT_LOG = "inspect/{}-deflate.eval"
+NO_FINISH_REASON = (
+    "samples_rtc_demo_reasoning.jsonl gives no finish reason for 32 of 32 generations: a trace "
+    "cut at the token limit cannot be told from a model that stopped inside its block"
+)
+
+
+def file_project(folder: Path, candidate: str, base: str, *, model: str | None = None) -> Path:
+    """thresholds.yaml in ``folder`` gating on the committed lm-eval and Inspect files, copied
+    under ``folder/runs`` beside the probes and named relative to the file, as users write
+    them: ``candidate`` and ``base`` are paths under tests/fixtures/generations, ``model``
+    the candidate's name (default: none, the file alone). Gates: valid_rate max_drop and min."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(FIXTURES / "probes.jsonl", folder)
+    for name in (candidate, base):
+        tool = Path(name).parent  # lm-eval/base, inspect: a folder as the tool wrote it
+        shutil.copytree(FIXTURES / tool, folder / "runs" / tool, dirs_exist_ok=True)
+    text = THRESHOLDS.format(
+        probes="probes.jsonl", candidate=f"runs/{candidate}", base=f"runs/{base}"
+    ).replace("candidate: demo:collapsed\n", f"candidate: {model}\n" if model else "", 1)
+    path = folder / "thresholds.yaml"
+    path.write_text(text + "  - metric: valid_rate\n    min: 0.6\n", encoding="utf-8")
+    return path
+
+
+def words(text: str) -> str:
+    """``text`` with every run of white space one space: the summary wraps long lines."""
+    return " ".join(text.split())
+
+
+@pytest.fixture(scope="module")
+def file_build(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | pytest.RunResult]:
+    """The collapsed candidate's lm-eval samples against the base's Inspect log, the gates'
+    file in a subfolder of the folder pytest runs in (paths are relative to the file)."""
+    root = tmp_path_factory.mktemp("files") / "project"
+    thresholds = file_project(
+        root / "gate", LM_EVAL_SAMPLES.format("collapsed"), INSPECT_LOG.format("base"),
+        model="demo:collapsed",
+    )  # fmt: skip
+    result = run_pytest(root, "gate/thresholds.yaml", "--rtc-report=report")
+    return {"result": result, "report": root / "report", "gate": thresholds.parent.resolve()}
+
+
+def test_gates_on_files_fail_a_collapse_with_the_reason(file_build):
+    result = file_build["result"]
+    result.assert_outcomes(failed=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    output = result.stdout.str()
+    assert "FAILED gate/thresholds.yaml::reasoning::valid_rate[max_drop]" in output
+    assert "FAILED gate/thresholds.yaml::reasoning::valid_rate[min]" in output
+    assert "the candidate's valid rate is below the base's by 1.000" in output
+    assert "examples from the candidate (demo:collapsed):" in output
+    assert "reasoning-000: empty (blank)" in output
+    assert "Traceback" not in output + result.stderr.str()
+    summary = words(output[output.index("rtc-assert summary") :])
+    assert f"trace format: demo:collapsed on probes: {NO_FINISH_REASON}" in summary
+    assert "rtc-assert: 0 of 2 gates passed, 2 failed" in summary
+
+
+def test_the_record_and_reports_say_the_runs_came_from_files(file_build):
+    report, gate = file_build["report"], file_build["gate"]
+    record = json.loads((report / "rtc-run.json").read_text())
+    assert record["error"] is None
+    assert [(run["model"], run["backend"]) for run in record["runs"]] == [
+        ("demo:collapsed", "file:lm-eval"),
+        ("generations:base", "file:inspect"),
+    ]
+    assert record["models"] == {
+        "demo:collapsed": {"generations": str(gate / "runs" / LM_EVAL_SAMPLES.format("collapsed"))},
+        "generations:base": {"generations": str(gate / "runs" / INSPECT_LOG.format("base"))},
+    }
+    assert [(g["gate"]["metric"], g["gate"]["kind"], g["passed"]) for g in record["gates"]] == [
+        ("valid_rate", "max_drop", False),
+        ("valid_rate", "min", False),
+    ]
+    assert NO_FINISH_REASON in record["runs"][0]["notes"][0]
+    assert f"demo:collapsed on probes: {NO_FINISH_REASON}" in (report / "summary.md").read_text()
+    page = (report / "report.html").read_text()
+    assert f"demo:collapsed on probes: {NO_FINISH_REASON}" in page
+    assert "<td>file:lm-eval</td>" in page and "<td>file:inspect</td>" in page
+
+
+FILE_FIXTURE_TESTS = """
+import pytest
+from rtc_assert.assertions import assert_no_collapse, assert_valid_rate
+from rtc_assert.config import ConfigError
+
+
+def test_the_fixtures_read_the_files_the_gates_read(rtc, rtc_config):
+    assert set(rtc_config.generations) == {"candidate", "base"}
+    assert [result.passed for result in rtc.results] == [True, True]  # the gates, run first
+    candidate, base = rtc.compare("reasoning")
+    assert (candidate.model, candidate.backend) == ("generations:candidate", "file:lm-eval")
+    assert (base.model, base.backend) == ("generations:base", "file:inspect")
+    assert candidate is rtc.run("reasoning") and base is rtc.run("reasoning", "base")
+    assert_valid_rate(candidate, at_least=0.8)
+    assert_no_collapse(candidate, base, max_drop=0.10)
+
+
+def test_probes_no_file_holds_need_a_model(rtc):
+    with pytest.raises(ConfigError, match="the candidate has no model to generate with"):
+        rtc.run(rtc.probe_set("reasoning").head(2))
+"""
+
+
+def test_gates_and_fixtures_on_files_of_a_healthy_model_pass(pytester):
+    file_project(pytester.path, LM_EVAL_SAMPLES.format("base"), INSPECT_LOG.format("base"))
+    pytester.makepyfile(test_custom=FILE_FIXTURE_TESTS)
+    result = pytester.runpytest_subprocess("thresholds.yaml", "test_custom.py")
+    result.assert_outcomes(passed=4)
+    assert result.ret == pytest.ExitCode.OK
+    summary = words(result.stdout.str())
+    assert "rtc-assert: 2 of 2 gates passed" in summary
+    assert f"generations:candidate on probes: {NO_FINISH_REASON}" in summary
+
+
+@pytest.mark.parametrize(
+    ("broken", "message"),
+    [
+        ("missing", "runs/lm-eval/none.jsonl: no such file; give the file the tool wrote"),
+        ("empty", "runs/lm-eval/none.jsonl: holds no generations (0 records)"),
+    ],
+)
+def test_a_bad_generations_file_fails_the_gates_naming_it(pytester, broken, message):
+    file_project(pytester.path, LM_EVAL_SAMPLES.format("base"), INSPECT_LOG.format("base"))
+    thresholds = pytester.path / "thresholds.yaml"
+    thresholds.write_text(
+        thresholds.read_text().replace(LM_EVAL_SAMPLES.format("base"), "lm-eval/none.jsonl")
+    )
+    if broken == "empty":
+        (pytester.path / "runs" / "lm-eval" / "none.jsonl").write_text("")
+    result = pytester.runpytest_subprocess("thresholds.yaml", "--rtc-report=report")
+    result.assert_outcomes(failed=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*gate reasoning::valid_rate[[]max_drop[]]*", f"/*/{message}"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    record = json.loads((pytester.path / "report" / "rtc-run.json").read_text())
+    assert record["error"] == str(pytester.path.resolve() / message)  # once, not once a gate
+    assert record["gates"] == []
+
+
+def test_generations_of_an_unknown_probe_set_name_the_line(pytester):
+    file_project(pytester.path, LM_EVAL_SAMPLES.format("base"), INSPECT_LOG.format("base"))
+    thresholds = pytester.path / "thresholds.yaml"
+    thresholds.write_text(
+        thresholds.read_text().replace("    reasoning: runs/", "    reason: runs/")
+    )
+    result = pytester.runpytest_subprocess("thresholds.yaml", "--rtc-report=report")
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # pytest's code for a collection error
+    result.stdout.fnmatch_lines(
+        ["*thresholds.yaml:7: generations.candidate.reason: unknown probe set(s) reason;*"]
+    )
+    output = result.stdout.str()
+    assert "Traceback" not in output and "Ctrl-C" not in output  # no interruption but pytest's
+    assert not (pytester.path / "report").exists()

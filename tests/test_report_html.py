@@ -190,6 +190,19 @@ def test_page_shows_verdict_gates_metrics_and_metadata():
     assert 'data-status="empty"' in page and 'data-regressed="1"' in page
 
 
+def test_page_shows_the_trace_format_notes():
+    """A run's warnings (here: a generations file without finish reasons) are on the page,
+    as in the terminal and Markdown summaries; a record without any shows no notes."""
+    record = synthetic_record(["<think>a</think>42"] * 3, ["<think>a</think>42"] * 3)
+    assert 'id="notes"' not in html_report(record)
+    note = "g.jsonl gives no finish reason for 3 of 3 generations"
+    noted = record.model_copy(
+        update={"runs": [record.runs[0], record.runs[1].model_copy(update={"notes": [note]})]}
+    )
+    page = html_report(noted)
+    assert f"<li>synthetic:candidate on synthetic: {note}</li>" in page
+
+
 def test_a_passing_record_says_passed():
     record = synthetic_record(["<think>a</think>42"] * 3, ["<think>a</think>42"] * 3)
     assert all(g.passed for g in record.gates)

@@ -44,6 +44,8 @@ class GatePlugin:
     sessions: dict[tuple[Path, str | None], RtcSession] = field(default_factory=dict)
     """By thresholds file and candidate."""
     errors: list[str] = field(default_factory=list)
+    collection_errors: int = 0
+    """Files pytest failed to collect (a broken thresholds.yaml): pytest then stops the run."""
     deselected: set[str] = field(default_factory=set)
     """Ids of gates left out by ``-k``/``-m``: decided with the others where they are decided
     together, but not reported."""
@@ -121,11 +123,12 @@ class GatePlugin:
 
     def note_error(self, error: Exception) -> None:
         """Remember why a gate could not be decided, for the run record (an error that is no
-        `RtcAssertError` is an internal one, named by its type)."""
+        `RtcAssertError` is an internal one, named by its type), once however many gates
+        met it."""
         known = isinstance(error, RtcAssertError)
-        self.errors.append(
-            str(error) if known else f"internal error {type(error).__name__}: {error}"
-        )
+        message = str(error) if known else f"internal error {type(error).__name__}: {error}"
+        if message not in self.errors:
+            self.errors.append(message)
 
     @staticmethod
     def junit_properties(result: GateResult) -> dict[str, str]:

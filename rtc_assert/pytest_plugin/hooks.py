@@ -33,6 +33,7 @@ PLUGIN_KEY = pytest.StashKey[GatePlugin]()
 __all__ = [
     "pytest_addoption",
     "pytest_collect_file",
+    "pytest_collection_finish",
     "pytest_configure",
     "pytest_configure_node",
     "pytest_deselected",
@@ -114,6 +115,10 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return None
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    session.config.stash[PLUGIN_KEY].collection_errors = session.testsfailed
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     # Drawn as wide as pytest's own lines, in colour when pytest's output is (--color).
     writer = terminalreporter.config.get_terminal_writer()
@@ -126,7 +131,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     plugin = session.config.stash[PLUGIN_KEY]
-    if exitstatus == pytest.ExitCode.INTERRUPTED:
+    # pytest also ends a run whose collection failed as "interrupted": no Ctrl-C there.
+    stopped_by_collection = (
+        plugin.collection_errors and not session.config.option.continue_on_collection_errors
+    )
+    if exitstatus == pytest.ExitCode.INTERRUPTED and not stopped_by_collection:
         plugin.errors.append(INTERRUPTED)
     plugin.finish()
 

@@ -44,6 +44,7 @@ from rtc_assert.reports.tables import (
     probe_set_names,
     reasoning_token_table,
     shown_runs,
+    template_notes,
     verdict_line,
 )
 
@@ -259,6 +260,7 @@ def html_report(record: SessionRecord, *, max_rows: int = MAX_EXAMPLE_ROWS) -> s
             verdict=verdict_line(record),
             failed=sum(not result.passed for result in record.gates),
             gates=gate_rows(record),
+            notes=template_notes(record),
             sections=sections,
             status_bars=status_bars,
             interval_whiskers=interval_whiskers,
