@@ -52,7 +52,8 @@ class GenerationRecord(BaseModel):
     reasoning_tokens: int | None = None
     """Reasoning tokens: the server's count where it reported one, else the tokenizer's."""
     reasoning_field: str | None = None
-    """The server's field the reasoning came from (chat backends)."""
+    """The field the reasoning came from: a chat server's, or a generations file's (see
+    docs/existing-generations.md); None for raw text."""
 
 
 class ReasoningTokens(BaseModel):
@@ -86,7 +87,7 @@ class RunRecord(BaseModel):
     reasoning_tokens: dict[str, ReasoningTokens] = {}
     """Reasoning tokens by trace status, and over ``all`` generations, where counted."""
     response_shapes: list[dict[str, str]] | None = None
-    """The response-shape rules the server-split generations were classified by."""
+    """The response-shape rules the split generations (live or from a file) were classified by."""
     notes: list[str] = []
     """What the report must warn about (e.g. finish reasons a generations file lacks)."""
 

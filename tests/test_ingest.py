@@ -108,10 +108,10 @@ def test_formats_are_detected(tmp_path, probes):
 
 def records(path: Path, fmt=None) -> list[tuple]:
     """What a reader gives of each record, but where it was read."""
-    fields = ("probe_id", "sample", "text", "finish_reason", "prompt_tokens", "completion_tokens")
+    fields = ("probe_id", "sample", "text", "split", "reasoning_tokens", "finish_reason")
+    fields += ("prompt_tokens", "completion_tokens")
     return sorted(
-        (*(getattr(record, name) for name in fields), record.split)
-        for record in read_generations(path, fmt)
+        tuple(getattr(record, name) for name in fields) for record in read_generations(path, fmt)
     )
 
 
@@ -166,7 +166,7 @@ def test_inspect_parts_stop_reasons_and_epochs_in_either_log_format(tmp_path, pr
         (ids[0], 1): ("truncated", "length"),
         (ids[1], 0): ("truncated", "length"),
         (ids[1], 1): ("truncated", "unknown"),
-        (ids[2], 0): ("empty", "blank"),
+        (ids[2], 0): ("empty", "blank,closed"),  # the server-split rules: a blank field
         (ids[2], 1): ("valid", "closed"),
     }
     assert {(g.prompt_tokens, g.completion_tokens) for g in run.generations} == {(5, 9)}
@@ -321,8 +321,14 @@ def test_openai_batch_chat_with_reasoning_fields_and_completions(tmp_path, probe
     assert got == [
         ("valid", "closed"),
         ("truncated", "length"),
-        ("truncated", "unterminated"),
+        ("truncated", "unterminated_or_misrouted"),  # as a live chat response of this shape
         ("valid", "closed"),
+    ]
+    assert [g.split.field if g.split else None for g in run.generations] == [
+        "reasoning",
+        "reasoning_content",
+        "reasoning",
+        None,
     ]
     rows[0] = {**rows[0], "response": {"status_code": 500, "body": {}}}
     with pytest.raises(GenerationsFileError, match=r"batch.jsonl:1: request .* status 500"):

@@ -23,7 +23,9 @@ from rtc_assert.generation.models import resolve_model
 from rtc_assert.generation.tokenizers import load_tokenizer
 from rtc_assert.ingest import GenerationsFileError, detect_format, generations_run
 from rtc_assert.probes.probe import load_probe_set
+from rtc_assert.record import run_record
 from rtc_assert.traces.classify import TraceFormat
+from rtc_assert.traces.server_split import shape_rules
 
 FIXTURES = Path(__file__).parent / "fixtures" / "generations"
 PROBES = FIXTURES / "probes.jsonl"
@@ -32,7 +34,14 @@ SCRIPT = FIXTURES / "vllm_run_batch.py"
 VARIANTS = ("chat-deepseek_r1", "chat-raw")
 EXPECTED = {"base": {"valid": 32}, "collapsed": {"empty": 32}}
 """rtc-assert's own statuses on these probes (tests/test_ingest.py's EXPECTED)."""
-DETAILS = {"base": {"closed": 32}, "collapsed": {"blank": 32}}
+DETAILS = {
+    "chat-deepseek_r1": {"base": {"closed": 32}, "collapsed": {"blank,closed": 32}},
+    "chat-raw": {
+        "base": {"closed,tags_in_content": 32},
+        "collapsed": {"blank,tags_in_content": 32},
+    },
+}
+"""The server-split rules' details, as a live ``openai-chat`` run of these responses gives."""
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +73,7 @@ def test_run_batch_files_give_rtc_asserts_own_statuses(probes, tokenizer, varian
     assert detect_format(path) == "openai-batch"
     run = generations_run(path, probes, model=name, tokenizer=tokenizer)
     assert statuses(run) == EXPECTED[name]
-    assert details(run) == DETAILS[name]
+    assert details(run) == DETAILS[variant][name]
     assert run.notes == ()  # every line gives its finish reason
     assert {g.finish_reason for g in run.generations} == {"stop"}
     usage = [line["response"]["body"]["usage"] for line in lines(path)]
@@ -74,13 +83,27 @@ def test_run_batch_files_give_rtc_asserts_own_statuses(probes, tokenizer, varian
 
 @pytest.mark.parametrize("name", ["base", "collapsed"])
 def test_the_reasoning_parser_split_needs_no_markup(probes, name):
-    """``--reasoning-parser``: the split alone marks the reasoning; the rebuilt text has tags."""
+    """``--reasoning-parser``: the split alone marks the reasoning; the text is the content."""
     path = BATCH / "chat-deepseek_r1" / f"{name}.jsonl"
     first = lines(path)[0]["response"]["body"]["choices"][0]["message"]
     assert set(first) >= {"reasoning", "content"} and "reasoning_content" not in first
     run = generations_run(path, probes, model=name)
     assert statuses(run) == EXPECTED[name]
-    assert run.generations[0].text == f"<think>{first['reasoning']}</think>{first['content']}"
+    assert run.generations[0].text == first["content"]
+    assert run.generations[0].split.reasoning == first["reasoning"]
+
+
+@pytest.mark.parametrize("name", ["base", "collapsed"])
+def test_the_run_record_names_the_field_and_the_servers_reasoning_tokens(probes, name):
+    path = BATCH / "chat-deepseek_r1" / f"{name}.jsonl"
+    usage = [line["response"]["body"]["usage"] for line in lines(path)]
+    counted = [u["completion_tokens_details"]["reasoning_tokens"] for u in usage]
+    record = run_record(generations_run(path, probes, model=name))
+    assert {g.reasoning_field for g in record.generations} == {"reasoning"}
+    assert [g.reasoning_tokens for g in record.generations] == counted
+    (status,) = EXPECTED[name]
+    assert record.reasoning_tokens[status].total == sum(counted)
+    assert record.response_shapes == shape_rules()
 
 
 @pytest.mark.parametrize("name", ["base", "collapsed"])
@@ -89,13 +112,15 @@ def test_raw_chat_content_is_classified_with_a_named_markup(probes, name):
     path = BATCH / "chat-raw" / f"{name}.jsonl"
     first = lines(path)[0]["response"]["body"]["choices"][0]["message"]
     assert first["reasoning"] is None and first["content"].startswith("<think>")
-    with pytest.raises(GenerationsFileError, match=r"chat-raw/.*\.jsonl:1: a raw completion"):
+    pattern = r"chat-raw/.*\.jsonl:1: no reasoning field beside the content, and nothing says"
+    with pytest.raises(GenerationsFileError, match=pattern):
         generations_run(path, probes, model=name)
     run = generations_run(path, probes, model=name, markup=TraceFormat())
     assert statuses(run) == EXPECTED[name]
 
 
 def test_the_split_and_the_raw_text_agree_line_for_line(probes, tokenizer):
+    """The parser's split and the raw text of one greedy run: one trace per line."""
     for name in EXPECTED:
         split, raw = (
             generations_run(
@@ -103,7 +128,11 @@ def test_the_split_and_the_raw_text_agree_line_for_line(probes, tokenizer):
             )
             for variant in VARIANTS
         )
-        assert [g.text for g in split.generations] == [g.text for g in raw.generations]
+        assert [trace_of(o) for o in split.outcomes] == [trace_of(o) for o in raw.outcomes]
+
+
+def trace_of(outcome) -> tuple:
+    return outcome.trace.status, outcome.trace.reasoning, outcome.trace.answer
 
 
 def test_a_request_vllm_failed_names_the_line_and_vllms_message(tmp_path, probes):
@@ -161,7 +190,8 @@ def test_vllms_other_finish_reasons_are_read(tmp_path, probes):
     path = tmp_path / "batch.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     run = generations_run(path, probes, model="m", markup=TraceFormat())
-    assert [o.trace.detail for o in run.outcomes[:4]] == ["length", "unknown", "unknown", "closed"]
+    details = [o.trace.detail.removesuffix(",tags_in_content") for o in run.outcomes[:4]]
+    assert details == ["length", "unknown", "unknown", "closed"]
     assert "no finish reason for 2 of 32" in run.notes[0]
 
 
@@ -221,4 +251,4 @@ def test_the_run_batch_fixtures_regenerate_with_the_real_vllm(tmp_path, probes):
     for name in EXPECTED:
         run = generations_run(tmp_path / "chat-deepseek_r1" / f"{name}.jsonl", probes, model=name)
         assert statuses(run) == EXPECTED[name]
-        assert details(run) == DETAILS[name]
+        assert details(run) == DETAILS["chat-deepseek_r1"][name]

@@ -55,7 +55,8 @@ class GenerationRequest:
 
 
 class ServerSplit(BaseModel):
-    """A chat response's fields as the server split them (see `rtc_assert.traces.server_split`)."""
+    """A response's reasoning and answer as a server split them, live or kept in a file (see
+    `rtc_assert.traces.server_split`)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -65,11 +66,14 @@ class ServerSplit(BaseModel):
     content: str | None
     """``message.content``; None when null."""
     field: str | None = None
-    """Which field held the reasoning."""
+    """Which field held the reasoning (a file's: see `rtc_assert.ingest`)."""
     budget_exhausted: bool = False
     """The reasoning reached the thinking budget the request set."""
     thinking_disabled: bool = False
     """The request turned thinking off (the thinking switch, or ``extra_body``, sent off)."""
+    parsed_block: bool = False
+    """The reasoning is a closed block the file's writer parsed out of the text itself
+    (Inspect's ``<think>`` parse), kept even when empty."""
 
 
 class Generation(BaseModel):
@@ -93,7 +97,7 @@ class Generation(BaseModel):
     reasoning_tokens: int | None = None
     """``usage.completion_tokens_details.reasoning_tokens`` where the server reports it."""
     split: ServerSplit | None = None
-    """The server's reasoning/content split (chat backends); None for raw text."""
+    """The reasoning/content split (chat backends, files that kept one); None for raw text."""
 
 
 class Backend(Protocol):

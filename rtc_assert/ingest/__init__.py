@@ -4,9 +4,11 @@ Readers, one per format, stream `FileRecord`s; `pair` matches them with the prob
 `scored_generations` classifies and scores them in chunks (constant memory); `generations_run`
 builds the `Run` that gates and reports use as if rtc-assert had generated it.
 
-The markup is never guessed: records that hold reasoning apart (a server's split, Inspect's
-reasoning parts) are classified by the split itself; raw completions need ``trace_format``
-(``markup`` is the markup as configured) or a tokenizer whose chat template shows it.
+The markup is never guessed. Records that hold reasoning apart (a server's split, Inspect's
+reasoning parts) carry it as a `ServerSplit` and are classified by the same rules as a live
+chat response (`rtc_assert.traces.server_split`). Raw completions, and splits with no
+reasoning field (whose content alone may hold the tags), need ``trace_format`` (``markup`` is
+the markup as configured) or a tokenizer whose chat template shows it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from rtc_assert.ingest.lm_eval import read_lm_eval
 from rtc_assert.ingest.openai_batch import read_openai_batch
 from rtc_assert.ingest.plain import read_plain
 from rtc_assert.ingest.records import (
-    SPLIT_MARKUP,
     FileRecord,
     GenerationsFileError,
     pair,
@@ -33,7 +34,7 @@ from rtc_assert.metrics import compute_metrics
 from rtc_assert.probes.probe import Probe, ProbeSet
 from rtc_assert.runs import Run, score_generations
 from rtc_assert.scoring import ScoredTrace
-from rtc_assert.traces.classify import Markup
+from rtc_assert.traces.classify import STANDARD_TAGS, Markup
 from rtc_assert.traces.detection import (
     DetectedTemplate,
     ThinkingSwitch,
@@ -103,17 +104,20 @@ def read_generations(path: Path, fmt: GenerationsFormat | None = None) -> Iterat
     return READERS[fmt or detect_format(path)](path)
 
 
-def _markup_for(record: FileRecord, markup: Markup | None, source: str) -> Markup:
-    if record.split:
-        return SPLIT_MARKUP
-    if markup is None:
+def _marked(record: FileRecord, markup: Markup | None, source: str) -> FileRecord:
+    """``record``, checked to be classifiable: its reasoning is split out, or a markup is named."""
+    split = record.split
+    # A reasoning field, or the server's count of reasoning it returned no text of (hidden).
+    split_out = split is not None and (split.reasoning is not None or bool(record.reasoning_tokens))
+    if markup is None and not split_out:
+        what = "a raw completion" if split is None else "no reasoning field beside the content"
         raise GenerationsFileError(
             record.where,
-            "a raw completion, and nothing says how its reasoning is marked: set trace_format "
+            f"{what}, and nothing says how its reasoning is marked: set trace_format "
             "(markup, or open_tag and close_tag), or name the model whose chat template shows "
             f"it (--model, or candidate:/base: in thresholds.yaml) for {source}",
         )
-    return markup
+    return record
 
 
 def scored_generations(
@@ -132,29 +136,25 @@ def scored_generations(
     ``prompt_of`` gives a probe's prompt when the file stores none (the model's chat
     template), so a prefilled or thinking-off prompt is still read from its tail.
     """
-    chunk: list[tuple[FileRecord, Generation]] = []
+    chunk: list[Generation] = []
 
     def flush() -> Iterator[tuple[Generation, ScoredTrace]]:
-        # Split records are classified by the split, raw ones by the given markup.
-        outcomes: dict[int, ScoredTrace] = {}
-        for split in (True, False):
-            positions = [i for i, (record, _) in enumerate(chunk) if record.split is split]
-            if not positions:
-                continue
-            scored = score_generations(
-                probe_set,
-                [chunk[i][1] for i in positions],
-                fmt=_markup_for(chunk[positions[0]][0], markup, source),
-                prefilled=None if split else prefilled,
-                min_reasoning_chars=min_reasoning_chars,
-                tokenizer=tokenizer,
-            )
-            outcomes.update(zip(positions, scored, strict=True))
-        yield from ((generation, outcomes[i]) for i, (_, generation) in enumerate(chunk))
+        if not chunk:
+            return
+        scored = score_generations(
+            probe_set,
+            chunk,
+            fmt=markup,
+            prefilled=prefilled,
+            min_reasoning_chars=min_reasoning_chars,
+            tokenizer=tokenizer,
+        )
+        yield from zip(chunk, scored, strict=True)
         chunk.clear()
 
-    for item in pair(records, probe_set, source, prompt_of):
-        chunk.append(item)
+    marked = (_marked(record, markup, source) for record in records)
+    for generation in pair(marked, probe_set, source, prompt_of):
+        chunk.append(generation)
         if len(chunk) == CHUNK:
             yield from flush()
     yield from flush()
@@ -168,7 +168,7 @@ def file_template(markup: Markup | None, source: str) -> DetectedTemplate:
         else f"no model named for {source}: only its reasoning/answer split marks reasoning"
     )
     return DetectedTemplate(
-        markup=markup or SPLIT_MARKUP,
+        markup=markup or STANDARD_TAGS,
         prefilled=False,
         closes_block=False,
         switch=ThinkingSwitch("none"),
@@ -214,7 +214,7 @@ def generations_run(
         detected = detect_template(tokenizer) if tokenizer is not None else None
         trace = TraceSetup(
             detected or file_template(markup, source),
-            markup or (detected.markup if detected else SPLIT_MARKUP),
+            markup or (detected.markup if detected else STANDARD_TAGS),
             overridden=("markup",) if markup is not None and detected else (),
         )
     # Raw completions need a markup someone named: trace_format's, or the chat template's.

@@ -9,10 +9,30 @@
 
 Both give their samples to one per-sample reader. ``output.choices[i].message.content`` is a
 string or a list of parts: ``reasoning`` parts (``ContentReasoning``) and ``text`` parts.
-Reasoning parts are the split reasoning (Inspect moved a closed ``<think>`` block, or a
-server's reasoning field, into them); a text with no reasoning part is classified as it
-stands. ``stop_reason`` gives the finish reason. The sample id is the probe id; epoch N is
-sample N - 1. Written against inspect-ai 0.3.285.
+``stop_reason`` gives the finish reason, ``usage.reasoning_tokens`` the server's count of
+reasoning tokens. The sample id is the probe id; epoch N is sample N - 1. Written against
+inspect-ai 0.3.285.
+
+Reasoning parts are Inspect's record of a split, not always a server's. Its OpenAI-compatible
+providers (``vllm``, ``openai-api``) keep a server's non-empty reasoning field as a part
+(``internal`` names the field) and otherwise parse a closed ``<think>`` block out of the text
+themselves (``internal: "think"``, kept when empty); providers with thinking blocks of their
+own (Anthropic, Google) write those. A message with reasoning parts is classified by the
+server-split rules (`rtc_assert.traces.server_split.SHAPE_RULES`), read as:
+
+- reasoning: the parts' text; its field: ``internal``, else ``reasoning part``;
+- content: the text parts, where none or only empty ones are null content: Inspect writes a
+  server's null content as an empty text part, and a provider cut inside its thinking sends
+  no text. A reasoning part without an answer is therefore ``truncated`` (``length`` at
+  ``max_tokens``), as the server's own response is;
+- ``internal: "think"``: a block Inspect parsed from closed tags, so blank reasoning is an
+  empty block (``empty``), not the ``ambiguous`` of a server's empty field, for which Inspect
+  writes no part at all.
+
+A string content (the ``hf`` provider's raw text; a server's answer with no reasoning) is raw
+text, classified with the named markup. Checked on logs Inspect's ``vllm`` provider wrote
+against a real ``vllm serve`` (tests/fixtures/generations/inspect-vllm/), whose model events
+keep the server's own response.
 
 Inspect compresses ``.eval`` members with zstd: Python 3.14 reads them, older Pythons need the
 ``zipfile-zstd`` package (imported here when installed).
@@ -28,13 +48,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rtc_assert.generation.requests import FinishReason
+from rtc_assert.generation.requests import FinishReason, ServerSplit
 from rtc_assert.ingest.records import (
     FileRecord,
     GenerationsFileError,
     field,
     finish_reason,
-    join_split,
+    optional_field,
 )
 
 with contextlib.suppress(ImportError):
@@ -64,13 +84,13 @@ NO_SAMPLES = (
 )
 
 
-def _parts(content: Any, where: str) -> tuple[str | None, str]:
-    """(reasoning or None, answer text) of a message's content."""
+def _message(content: Any, where: str) -> tuple[ServerSplit | None, str]:
+    """A message's content: its reasoning parts as a split, or (None, the text) without any."""
     if isinstance(content, str):
         return None, content
     if not isinstance(content, list):
         raise GenerationsFileError(where, "field message.content must be a string or a list")
-    reasoning: list[str] = []
+    reasoning: list[dict[str, Any]] = []
     texts: list[str] = []
     for part in content:
         kind = part.get("type") if isinstance(part, dict) else None
@@ -81,10 +101,19 @@ def _parts(content: Any, where: str) -> tuple[str | None, str]:
                     "the reasoning is redacted (the provider returned it encrypted): there "
                     "is no trace to classify; gate a model whose reasoning text is returned",
                 )
-            reasoning.append(str(part.get("reasoning", "")))
+            reasoning.append(part)
         elif kind == "text":
             texts.append(str(part.get("text", "")))
-    return ("".join(reasoning) if reasoning else None), "".join(texts)
+    if not reasoning:
+        return None, "".join(texts)
+    source = reasoning[0].get("internal")
+    split = ServerSplit(
+        reasoning="".join(str(part.get("reasoning", "")) for part in reasoning),
+        content="".join(texts) or None,  # Inspect writes a null content as ""
+        field=source if isinstance(source, str) else "reasoning part",
+        parsed_block=source == "think",
+    )
+    return split, ""
 
 
 def is_inspect_json(path: Path) -> bool:
@@ -185,14 +214,15 @@ def _records(sample: Any, where: str) -> Iterator[FileRecord]:
             where, f"sample {probe_id!a} has no output (error: {sample.get('error')!a})"
         )
     choice = choices[0]
-    reasoning, text = _parts(field(choice, "message.content", (str, list), where), where)
+    split, text = _message(field(choice, "message.content", (str, list), where), where)
     yield FileRecord(
         where=where,
-        text=join_split(reasoning, text) if reasoning is not None else text,
+        text=text,
+        split=split,
+        reasoning_tokens=optional_field(output, "usage.reasoning_tokens", int, where),
         finish_reason=finish_reason(choice.get("stop_reason"), STOP_REASONS, where),
         probe_id=str(probe_id),
         sample=epoch - 1,
         prompt_tokens=int(usage.get("input_tokens") or 0),
         completion_tokens=int(usage.get("output_tokens") or 0),
-        split=reasoning is not None,
     )

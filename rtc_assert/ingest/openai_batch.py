@@ -5,6 +5,10 @@ The body is a chat completion (``choices[i].message.content``, with ``reasoning`
 ``reasoning_content`` where a reasoning parser split the reasoning out) or a completion
 (``choices[i].text``). ``custom_id`` is the probe id; choice ``i`` is sample ``i``.
 
+A chat message is classified as a live ``openai-chat`` response is: its reasoning field,
+``content`` (null kept) and ``usage.completion_tokens_details.reasoning_tokens`` (with one
+choice) by `rtc_assert.traces.server_split.SHAPE_RULES`. A completion's ``text`` is raw text.
+
 Written against the OpenAI Batch output format and vLLM 0.32.0's ``run-batch``, checked on
 files it wrote (tests/fixtures/generations/vllm-run-batch/, tests/test_ingest_vllm_batch.py):
 
@@ -12,8 +16,9 @@ files it wrote (tests/fixtures/generations/vllm-run-batch/, tests/test_ingest_vl
   reasoning is in ``message.reasoning`` (0.32 writes no ``reasoning_content``; an empty block
   is blank reasoning) and the answer in ``content``. By the parsers' source, ``content`` is null
   when the block never closed, but also when it closed at the very end, and ``deepseek_r1``
-  takes a text with no tags at all for reasoning: all three read as an open block. Without a
-  parser, ``content`` holds the raw text, tags included, beside ``reasoning: null``.
+  takes a text with no tags at all for reasoning: all three are one shape (truncated,
+  ``unterminated_or_misrouted``). Without a parser, ``content`` holds the raw text, tags
+  included, beside ``reasoning: null`` (``tags_in_content``: the markup must be named).
 - A success has ``error: null``. A failed request has ``body: null``, ``status_code`` its HTTP
   status and ``error`` vLLM's error response (``{error: {message, type, param, code}}``), or a
   string for a request it could not route. The Batch API writes ``error: {code, message}``
@@ -29,14 +34,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rtc_assert.generation.requests import FinishReason
+from rtc_assert.generation.requests import FinishReason, ServerSplit
 from rtc_assert.ingest.records import (
     FileRecord,
     GenerationsFileError,
     field,
     finish_reason,
-    join_split,
     json_lines,
+    optional_field,
 )
 
 FINISH_REASONS: dict[str, FinishReason | None] = {
@@ -52,15 +57,16 @@ FINISH_REASONS: dict[str, FinishReason | None] = {
 detector ended neither by itself nor at the token cap: it says nothing of the trace."""
 
 
-def _reasoning(message: dict[str, Any], where: str) -> str | None:
+def _split(choice: dict[str, Any], where: str) -> ServerSplit:
+    """A chat choice's message as the server split it: its reasoning field (if any), content."""
+    field(choice, "message", dict, where)
+    content = optional_field(choice, "message.content", str, where)
     # vLLM renamed reasoning_content to reasoning (late 2025); SGLang, DeepSeek keep the old.
     for name in ("reasoning", "reasoning_content"):
-        value = message.get(name)
-        if value is not None:
-            if not isinstance(value, str):
-                raise GenerationsFileError(where, f"field message.{name} must be a string")
-            return value
-    return None
+        reasoning = optional_field(choice, f"message.{name}", str, where)
+        if reasoning is not None:
+            return ServerSplit(reasoning=reasoning, content=content, field=name)
+    return ServerSplit(reasoning=None, content=content)
 
 
 def _error_message(error: Any) -> str:
@@ -102,26 +108,25 @@ def read_openai_batch(path: Path) -> Iterator[FileRecord]:
         choices = field(body, "choices", list, where)
         usage = body.get("usage") or {}
         single = len(choices) == 1
+        # The usage is the request's: per choice only when there is one.
+        counted = "usage.completion_tokens_details.reasoning_tokens"
+        reasoning_tokens = optional_field(body, counted, int, where) if single else None
         for index, choice in enumerate(choices):
             if not isinstance(choice, dict):
                 raise GenerationsFileError(where, f"field choices.{index} must be an object")
             reason = finish_reason(choice.get("finish_reason"), FINISH_REASONS, where)
             if "message" in choice:
-                message = field(choice, "message", dict, where)
-                content = message.get("content")
-                if content is not None and not isinstance(content, str):
-                    raise GenerationsFileError(where, "field message.content must be a string")
-                reasoning = _reasoning(message, where)
-                text, split = join_split(reasoning, content), reasoning is not None
+                split, text = _split(choice, where), ""
             else:
-                text, split = field(choice, "text", str, where), False
+                split, text = None, field(choice, "text", str, where)
             yield FileRecord(
                 where=where,
                 text=text,
+                split=split,
+                reasoning_tokens=reasoning_tokens,
                 finish_reason=reason,
                 probe_id=custom_id,
                 sample=int(choice.get("index", index)),
                 prompt_tokens=int(usage.get("prompt_tokens") or 0),
                 completion_tokens=int(usage.get("completion_tokens") or 0) if single else 0,
-                split=split,
             )

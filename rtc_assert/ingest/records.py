@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from rtc_assert.errors import GenerationsFileError
-from rtc_assert.generation.requests import FinishReason, Generation
+from rtc_assert.generation.requests import FinishReason, Generation, ServerSplit
 from rtc_assert.probes.probe import Probe, ProbeSet
-from rtc_assert.traces.classify import STANDARD_FORMATS
 
 _SHOWN = 5
 """Names listed in one error before the rest are counted."""
@@ -27,10 +26,15 @@ class FileRecord:
 
     where: str
     """``FILE:LINE`` (or ``FILE!MEMBER`` inside an archive), for errors."""
-    text: str
-    """The completion with its reasoning markup (rebuilt from a server split if ``split``)."""
     finish_reason: FinishReason | None
     """None when the file does not say how generation ended."""
+    text: str = ""
+    """The raw completion, reasoning markup included; unused with ``split``."""
+    split: ServerSplit | None = None
+    """The reasoning and answer as the file held them apart (a server's reasoning parser,
+    Inspect's reasoning parts), classified by `rtc_assert.traces.server_split`."""
+    reasoning_tokens: int | None = None
+    """The server's count of reasoning tokens, where the file has it."""
     probe_id: str | None = None
     doc_id: int | None = None
     """lm-evaluation-harness: the document's index in its task (paired by position)."""
@@ -40,31 +44,6 @@ class FileRecord:
     """The reference answer the file logged (lm-eval's ``target``), checked against the probe's."""
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    split: bool = False
-    """The file held reasoning and answer apart (a server's reasoning parser, Inspect's
-    content parts); ``text`` joins them with ``<think>``/``</think>``."""
-
-
-SPLIT_MARKUP = STANDARD_FORMATS[0]
-"""The tags a server-split record is rebuilt with, and classified with."""
-
-
-def join_split(reasoning: str | None, answer: str | None) -> str:
-    """The server-split rule: reasoning and answer fields as one text with ``<think>`` tags.
-
-    Both present: a closed block (``valid``, or ``empty`` when the reasoning is blank).
-    Reasoning with no answer (null or absent): the server found no end of the block (vLLM and
-    SGLang put everything in ``reasoning``), so the block stays open: ``truncated``, with
-    ``length`` or ``unterminated`` from the finish reason. (vLLM 0.32 also nulls the answer of
-    a block closed at the very end: that one reads as open too.) No reasoning field: the answer as
-    is (tags left inside it, a known server bug, are still classified).
-    """
-    if reasoning is None:
-        return answer or ""
-    opened = f"{SPLIT_MARKUP.open_tag}{reasoning}"
-    if answer is None:
-        return opened
-    return f"{opened}{SPLIT_MARKUP.close_tag}{answer}"
 
 
 def finish_reason(value: Any, known: dict[str, FinishReason | None], where: str) -> Any:
@@ -131,6 +110,21 @@ def json_lines(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
 
 def field(record: dict[str, Any], path: str, kind: type | tuple[type, ...], where: str) -> Any:
     """``record[a][b]...`` for ``path`` ``"a.b"``, checked to be of ``kind``."""
+    found, value = _lookup(record, path)
+    if not found:
+        raise GenerationsFileError(where, f"field {path} is missing")
+    return _checked(value, path, kind, where)
+
+
+def optional_field(
+    record: dict[str, Any], path: str, kind: type | tuple[type, ...], where: str
+) -> Any:
+    """`field`, or None where ``path`` is absent or null."""
+    found, value = _lookup(record, path)
+    return _checked(value, path, kind, where) if found and value is not None else None
+
+
+def _lookup(record: dict[str, Any], path: str) -> tuple[bool, Any]:
     value: Any = record
     for part in path.split("."):
         if isinstance(value, list) and part.isdigit() and int(part) < len(value):
@@ -138,7 +132,11 @@ def field(record: dict[str, Any], path: str, kind: type | tuple[type, ...], wher
         elif isinstance(value, dict) and part in value:
             value = value[part]
         else:
-            raise GenerationsFileError(where, f"field {path} is missing")
+            return False, None
+    return True, value
+
+
+def _checked(value: Any, path: str, kind: type | tuple[type, ...], where: str) -> Any:
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
         raise GenerationsFileError(
             where, f"field {path} must be {_kind_name(kind)}, got {type(value).__name__}"
@@ -161,8 +159,8 @@ def pair(
     probe_set: ProbeSet,
     source: str,
     prompt_of: Callable[[Probe], str] | None = None,
-) -> Iterator[tuple[FileRecord, Generation]]:
-    """Each record beside the `Generation` of its probe, checked while it streams by.
+) -> Iterator[Generation]:
+    """The `Generation` of each record for its probe, checked while it streams by.
 
     A record is paired by ``probe_id``, else by ``doc_id`` (the probe at that position).
     ``prompt_of`` renders the prompt of a record that stores none (the model's chat
@@ -212,18 +210,18 @@ def pair(
             )
         count += 1
         prompt = record.prompt or (prompt_of(probe) if prompt_of is not None else "")
-        yield (
-            record,
-            Generation(
-                probe_id=probe.id,
-                sample=record.sample,
-                prompt=prompt,
-                text=record.text,
-                finish_reason=record.finish_reason,
-                prompt_tokens=record.prompt_tokens,
-                completion_tokens=record.completion_tokens,
-                prefilled=False,
-            ),
+        yield Generation(
+            probe_id=probe.id,
+            sample=record.sample,
+            prompt=prompt,
+            # A split's text is its content, as a chat backend's generation has it.
+            text=record.text if record.split is None else record.split.content or "",
+            finish_reason=record.finish_reason,
+            prompt_tokens=record.prompt_tokens,
+            completion_tokens=record.completion_tokens,
+            prefilled=False,
+            reasoning_tokens=record.reasoning_tokens,
+            split=record.split,
         )
     if count == 0:
         raise GenerationsFileError(source, "holds no generations (0 records)")

@@ -1,11 +1,13 @@
-"""Classify a chat response whose server split the reasoning out of the text.
+"""Classify a response whose reasoning was split out of the text, live or from a file.
 
 A server started with a reasoning parser (vLLM ``--reasoning-parser``, SGLang), a hosted API
 (DeepSeek, OpenRouter, Together, Fireworks) or Ollama returns the reasoning in a field of its
-own and the answer in ``content``. The tags are gone, so DESIGN.md's three rules cannot be
-applied to the text; `SHAPE_RULES` maps each response shape onto the same four statuses, in
-order, and says where a shape cannot tell two statuses apart. The valid-reasoning rate stays
-exact in every shape but hidden reasoning, where it cannot be computed at all.
+own and the answer in ``content``; files keep that split (OpenAI batch output, ``vllm
+run-batch``, Inspect's reasoning parts, the plain format's ``reasoning``). The tags are gone,
+so DESIGN.md's three rules cannot be applied to the text; `SHAPE_RULES` maps each response
+shape onto the same four statuses, in order, and says where a shape cannot tell two statuses
+apart. The valid-reasoning rate stays exact in every shape but hidden reasoning, where it
+cannot be computed at all.
 
 Written against vLLM 0.32 (``deepseek_r1``/``qwen3`` parsers: no closing tag sends the whole
 text to ``reasoning`` with ``content`` null; a block closed at the very end gives null
@@ -61,6 +63,14 @@ SHAPE_RULES: tuple[ShapeRule, ...] = (
         "the block closed; valid when the reasoning has min_reasoning_chars non-blank characters",
     ),
     ShapeRule(
+        "blank reasoning of a block the file's writer parsed out of closed tags, content "
+        "present (Inspect's <think> parse)",
+        "empty",
+        "closed",
+        "the writer keeps an empty block it parsed (and drops an empty server field), so "
+        "blank reasoning is an empty block here, not ambiguous",
+    ),
+    ShapeRule(
         "reasoning present, content null, finish_reason length",
         "truncated",
         "length",
@@ -112,6 +122,7 @@ def classify_split(
     reasoning_tokens: int | None = None,
     budget_exhausted: bool = False,
     thinking_disabled: bool = False,
+    parsed_block: bool = False,
     fmt: Markup | None = None,
     min_reasoning_chars: int = 1,
     budget_counts_as_valid: bool = False,
@@ -125,6 +136,8 @@ def classify_split(
         reasoning_tokens: ``usage.completion_tokens_details.reasoning_tokens``, if reported.
         budget_exhausted: the reasoning reached the thinking budget the request set.
         thinking_disabled: the request turned thinking off.
+        parsed_block: the reasoning is a closed block the file's writer parsed out of the
+            text (Inspect's ``<think>`` parse): blank reasoning is an empty block.
         fmt: the markup to find tags left in ``content`` with; default the standard tags.
         budget_counts_as_valid: a budget-closed trace is classified as closed (else truncated).
     """
@@ -141,12 +154,13 @@ def classify_split(
         if raw.status is not TraceStatus.MISSING:
             extra = ["tags_in_content"] + (["reasoning_field_ignored"] if reasoning else [])
             return Trace(raw.status, raw.reasoning, raw.answer, ",".join([raw.detail, *extra]))
-    if not reasoning:
+    if not reasoning and not parsed_block:
         if reasoning_tokens:
             return missing_trace(content or "", HIDDEN)
         if content and thinking_disabled:
             return Trace(TraceStatus.EMPTY, "", content.strip(), "disabled_by_prompt")
         return missing_trace(content or "", "ambiguous" if content else "no_output")
+    reasoning = reasoning or ""
     if budget_exhausted:
         if budget_counts_as_valid:
             return closed_trace(reasoning, content or "", ["budget"], min_reasoning_chars)
