@@ -50,6 +50,8 @@ class RtcSession:
     _contexts: dict[str, int | None] = field(default_factory=dict, repr=False)
     _trace_setups: dict[str, TraceSetup] = field(default_factory=dict, repr=False)
     _probe_sets: dict[str, ProbeSet] = field(default_factory=dict, repr=False)
+    _whole_probe_sets: dict[str, ProbeSet] = field(default_factory=dict, repr=False)
+    """Before ``limit``/``sample``: what a generations file was written on."""
     _runs: dict[tuple[str, str], Run] = field(default_factory=dict, repr=False)
     _prefixes: dict[tuple[str, str, int], Run] = field(default_factory=dict, repr=False)
     _results: dict[str, GateResult] = field(default_factory=dict, repr=False)
@@ -128,6 +130,7 @@ class RtcSession:
                 split=entry.split,
                 answer_pattern=entry.answer_pattern,
             )
+            self._whole_probe_sets[name] = probe_set
             if entry.sample:
                 probe_set = probe_set.sample(entry.sample, entry.seed)
             self._probe_sets[name] = probe_set.head(entry.limit) if entry.limit else probe_set
@@ -153,8 +156,8 @@ class RtcSession:
     def _generate(self, spec: str, probes: ProbeSet, wanted: Sequence[Probe]) -> Run:
         """The run of ``spec`` on ``probes`` so far, extended to cover ``wanted``."""
         key = self._run_key(spec, probes)
-        if key not in self._runs and (source := self._generations_file(spec, probes)):
-            self._runs[key] = self._file_run(spec, probes, source)
+        if key not in self._runs and (found := self._generations_file(spec, probes)):
+            self._runs[key] = self._file_run(spec, probes, *found)
         have = self._runs.get(key)
         covered = () if have is None else have.probe_set.probes
         covered_ids = {probe.id for probe in covered}
@@ -184,16 +187,22 @@ class RtcSession:
         self._runs[key] = replace(part, probes_available=None if complete else len(probes))
         return self._runs[key]
 
-    def _generations_file(self, spec: str, probes: ProbeSet) -> GenerationsFileConfig | None:
-        """The configured file of ``spec``'s generations on ``probes``, if any."""
+    def _generations_file(
+        self, spec: str, probes: ProbeSet
+    ) -> tuple[GenerationsFileConfig, ProbeSet] | None:
+        """The configured file of ``spec``'s generations on ``probes``, if any, and the whole
+        probe set (before ``limit``/``sample``) the file was written on."""
         name = next((n for n, p in self._probe_sets.items() if p is probes), None)
         for role, files in self.config.generations.items():
             if name in files and self.model_spec(role) == spec:
-                return files[name]
+                return files[name], self._whole_probe_sets[name]
         return None
 
-    def _file_run(self, spec: str, probes: ProbeSet, source: GenerationsFileConfig) -> Run:
-        """The run read from a generations file; the model, when named, gives the markup."""
+    def _file_run(
+        self, spec: str, probes: ProbeSet, source: GenerationsFileConfig, whole: ProbeSet
+    ) -> Run:
+        """The run on ``probes`` read from a generations file written on ``whole``; the model,
+        when named, gives the markup."""
         started = time.perf_counter()
         path = self.config_dir / source.file
         tokenizer = None
@@ -206,7 +215,8 @@ class RtcSession:
             detected = file_template(self.config.trace_format.configured_markup(), str(path))
         run = generations_run(
             path,
-            probes,
+            whole,
+            gated=probes,
             model=spec,
             fmt=source.format,
             tokenizer=tokenizer,

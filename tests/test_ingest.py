@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from rtc_assert.cli.main import main
-from rtc_assert.config import ConfigError, load_config
+from rtc_assert.config import ConfigError, Overrides, load_config
 from rtc_assert.generation.models import resolve_model
 from rtc_assert.generation.tokenizers import load_tokenizer
 from rtc_assert.ingest import (
@@ -404,6 +404,50 @@ def test_thresholds_yaml_gates_on_files(tmp_path, inspect_log):
     (result,) = session.decide_all()
     assert not result.passed
     assert {run.model for run in session.runs} == {"demo:collapsed", "generations:base"}
+
+
+def test_a_limit_or_sample_gates_part_of_a_file_written_on_the_whole_set(probes):
+    path = LM_EVAL.format("collapsed")
+    whole = generations_run(path, probes, model="c", markup=TraceFormat())
+    head = generations_run(path, probes, model="c", markup=TraceFormat(), gated=probes.head(8))
+    assert [o.probe_id for o in head.outcomes] == [p.id for p in probes.probes[:8]]
+    assert head.outcomes == whole.outcomes[:8]
+    assert head.probe_set == probes.head(8)
+    assert any("24 of its 32 records are of probes outside the 8 gated" in n for n in head.notes)
+    assert not any("outside" in note for note in whole.notes)
+    drawn = probes.sample(5, seed=3)
+    sampled = generations_run(path, probes, model="c", markup=TraceFormat(), gated=drawn)
+    assert [o.probe_id for o in sampled.outcomes] == [p.id for p in drawn.probes]
+
+
+def test_a_file_of_a_limited_run_covers_the_same_limit_only(tmp_path, probes):
+    lines = Path(LM_EVAL.format("base")).read_text(encoding="utf-8").splitlines(keepends=True)
+    limited = tmp_path / "samples_limited.jsonl"  # as `lm_eval --limit 8` writes it
+    limited.write_text("".join(lines[:8]), encoding="utf-8")
+    run = generations_run(limited, probes, model="b", markup=TraceFormat(), gated=probes.head(8))
+    assert statuses(run) == {"valid": 8}
+    with pytest.raises(GenerationsFileError, match=r"2 of 10 probes of .* have no record"):
+        generations_run(limited, probes, model="b", markup=TraceFormat(), gated=probes.head(10))
+
+
+@pytest.mark.parametrize("limit", ["config", "override"])
+def test_thresholds_yaml_limit_applies_to_files(tmp_path, limit):
+    path = tmp_path / "thresholds.yaml"
+    text = THRESHOLDS.format(
+        probes=PROBES, candidate=LM_EVAL.format("collapsed"), base=INSPECT.format("base")
+    )
+    if limit == "config":
+        text = text.replace("reasoning: {source: ", "reasoning: {limit: 6, source: ", 1)
+    path.write_text(text)
+    config = load_config(path)
+    config = Overrides(limit=6).apply(config) if limit == "override" else config
+    session = RtcSession(config=config, config_dir=tmp_path)
+    (result,) = session.decide_all()
+    assert not result.passed
+    assert {run.model: len(run.outcomes) for run in session.runs} == {
+        "demo:collapsed": 6,
+        "generations:base": 6,
+    }
 
 
 def test_a_role_with_files_and_no_model_says_it_cannot_generate(tmp_path):

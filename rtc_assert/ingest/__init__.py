@@ -130,11 +130,13 @@ def scored_generations(
     min_reasoning_chars: int = 1,
     tokenizer: Any = None,
     prompt_of: Callable[[Probe], str] | None = None,
+    gated: ProbeSet | None = None,
 ) -> Iterator[tuple[Generation, ScoredTrace]]:
     """Pair, classify and score records in chunks of `CHUNK`, without holding the file.
 
     ``prompt_of`` gives a probe's prompt when the file stores none (the model's chat
     template), so a prefilled or thinking-off prompt is still read from its tail.
+    ``gated``: only these probes of ``probe_set`` (see `pair`).
     """
     chunk: list[Generation] = []
 
@@ -153,7 +155,7 @@ def scored_generations(
         chunk.clear()
 
     marked = (_marked(record, markup, source) for record in records)
-    for generation in pair(marked, probe_set, source, prompt_of):
+    for generation in pair(marked, probe_set, source, prompt_of, gated):
         chunk.append(generation)
         if len(chunk) == CHUNK:
             yield from flush()
@@ -188,8 +190,9 @@ def generations_run(
     trace: TraceSetup | None = None,
     settings: GenerationSettings | None = None,
     confidence: float = 0.95,
+    gated: ProbeSet | None = None,
 ) -> Run:
-    """The `Run` of ``model`` on ``probe_set`` read from a generations file.
+    """The `Run` of ``model`` on ``probe_set`` (or its ``gated`` part) read from a file.
 
     Args:
         path: the file another tool wrote (lm-eval samples, an Inspect ``.eval`` or JSON
@@ -203,6 +206,9 @@ def generations_run(
             ``markup``.
         settings: how the file was generated, for the record (``enable_thinking`` renders
             prompts the file lacks).
+        gated: the part of ``probe_set`` to gate (a ``limit:`` or ``sample:`` of it): the
+            file may hold the other probes too, which are checked and left out (a note says
+            how many records).
 
     Raises:
         GenerationsFileError: naming the file and line of the first problem.
@@ -230,8 +236,16 @@ def generations_run(
 
     generations: list[Generation] = []
     outcomes: list[ScoredTrace] = []
+    records = 0
+
+    def counted() -> Iterator[FileRecord]:
+        nonlocal records
+        for record in read_generations(path, fmt):
+            records += 1
+            yield record
+
     for generation, outcome in scored_generations(
-        read_generations(path, fmt),
+        counted(),
         probe_set,
         source=source,
         markup=raw_markup,
@@ -239,19 +253,27 @@ def generations_run(
         min_reasoning_chars=trace.min_reasoning_chars,
         tokenizer=tokenizer,
         prompt_of=prompt_of,
+        gated=gated,
     ):
         generations.append(generation)
         outcomes.append(outcome)
+    notes = _notes(path, generations, outcomes)
+    if records > len(generations):
+        notes += (
+            f"{path.name}: {records - len(generations)} of its {records} records are of "
+            f"probes outside the {len((gated or probe_set).probes)} gated (the probe set's "
+            "limit or sample) and were left out",
+        )
     return Run(
         model=model,
         backend=f"file:{fmt or detect_format(path)}",
-        probe_set=probe_set,
+        probe_set=gated or probe_set,
         settings=settings,
         generations=tuple(generations),
         outcomes=tuple(outcomes),
         metrics=compute_metrics(outcomes, confidence),
         trace=trace,
-        notes=_notes(path, generations, outcomes),
+        notes=notes,
     )
 
 

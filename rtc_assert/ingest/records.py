@@ -159,18 +159,23 @@ def pair(
     probe_set: ProbeSet,
     source: str,
     prompt_of: Callable[[Probe], str] | None = None,
+    gated: ProbeSet | None = None,
 ) -> Iterator[Generation]:
     """The `Generation` of each record for its probe, checked while it streams by.
 
     A record is paired by ``probe_id``, else by ``doc_id`` (the probe at that position).
     ``prompt_of`` renders the prompt of a record that stores none (the model's chat
-    template). Memory grows with probes x samples (one bit each), not with the file.
+    template). ``gated`` is the part of ``probe_set`` to gate (its ``limit:`` or
+    ``sample:``): records of the other probes are paired and checked, then left out, and only
+    gated probes need a record. Memory grows with probes x samples (one bit each), not with
+    the file.
 
     Raises:
         GenerationsFileError: a record names no probe of the set, two records are for one
-            (probe, sample), a probe has no record, or the file holds none.
+            (probe, sample), a gated probe has no record, or the file holds none.
     """
     probes = probe_set.probes
+    kept = None if gated is None else {probe.id for probe in gated.probes}
     index = {probe.id: position for position, probe in enumerate(probes)}
     seen = [bytearray() for _ in probes]
     count = 0
@@ -209,6 +214,8 @@ def pair(
                 f"another task, or of another version of {probe_set.name}",
             )
         count += 1
+        if kept is not None and probe.id not in kept:
+            continue
         prompt = record.prompt or (prompt_of(probe) if prompt_of is not None else "")
         yield Generation(
             probe_id=probe.id,
@@ -225,11 +232,16 @@ def pair(
         )
     if count == 0:
         raise GenerationsFileError(source, "holds no generations (0 records)")
-    without = [probe.id for probe, bits in zip(probes, seen, strict=True) if not any(bits)]
+    without = [
+        probe.id
+        for probe, bits in zip(probes, seen, strict=True)
+        if not any(bits) and (kept is None or probe.id in kept)
+    ]
     if without:
+        needed = len(probes) if kept is None else len(kept)
         raise GenerationsFileError(
             source,
-            f"{len(without)} of {len(probes)} probes of {probe_set.name} have no record: "
+            f"{len(without)} of {needed} probes of {probe_set.name} have no record: "
             f"{_listed([ascii(name) for name in without[:_SHOWN]], len(without))}; generate them "
             "or cut the probe set (limit:, or a probe file of the probes you ran)",
         )
