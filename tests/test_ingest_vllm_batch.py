@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from test_ingest import EXPECTED, FIXTURES, PROBES, statuses  # tests/ is on sys.path
 
 from rtc_assert.cli.main import main
 from rtc_assert.generation.models import resolve_model
@@ -27,13 +28,9 @@ from rtc_assert.record import run_record
 from rtc_assert.traces.classify import TraceFormat
 from rtc_assert.traces.server_split import shape_rules
 
-FIXTURES = Path(__file__).parent / "fixtures" / "generations"
-PROBES = FIXTURES / "probes.jsonl"
 BATCH = FIXTURES / "vllm-run-batch"
 SCRIPT = FIXTURES / "vllm_run_batch.py"
 VARIANTS = ("chat-deepseek_r1", "chat-raw")
-EXPECTED = {"base": {"valid": 32}, "collapsed": {"empty": 32}}
-"""rtc-assert's own statuses on these probes (tests/test_ingest.py's EXPECTED)."""
 DETAILS = {
     "chat-deepseek_r1": {"base": {"closed": 32}, "collapsed": {"blank,closed": 32}},
     "chat-raw": {
@@ -52,10 +49,6 @@ def probes():
 @pytest.fixture(scope="module")
 def tokenizer():
     return load_tokenizer(resolve_model("demo:base"))
-
-
-def statuses(run) -> dict[str, int]:
-    return dict(Counter(outcome.trace.status.value for outcome in run.outcomes))
 
 
 def details(run) -> dict[str, int]:
