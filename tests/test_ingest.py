@@ -552,6 +552,66 @@ def test_cli_eval_and_compare_read_files(capsys, tmp_path):
     assert "probes.jsonl:1: not a generations file" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("command", "option", "role"),
+    [("compare", "--candidate", "candidate"), ("compare", "--base", "base"),
+     ("eval", "--model", "candidate"), ("sweep", "--base", "base")],
+)  # fmt: skip
+def test_cli_models_over_the_configs_files_are_refused(capsys, tmp_path, command, option, role):
+    path = files_thresholds(tmp_path)
+    report = tmp_path / "report"
+    extra = []
+    if command == "sweep":  # checkpoints that would be generated, were the base not refused
+        for step in (1, 2):
+            (tmp_path / "run" / f"checkpoint-{step}").mkdir(parents=True)
+            (tmp_path / "run" / f"checkpoint-{step}" / "config.json").write_text("{}")
+        extra = ["--checkpoints", str(tmp_path / "run")]
+    assert (
+        main([command, "--config", str(path), option, "demo:base", "--report", str(report), *extra])
+        == 2
+    )
+    captured = capsys.readouterr()
+    message = captured.err.removeprefix("rtc-assert: error: ").rstrip("\n")
+    file = LM_EVAL.format("collapsed") if role == "candidate" else INSPECT.format("base")
+    assert re.match(
+        refusal(path, 8 if role == "candidate" else 10, role, file, option, "demo:base"), message
+    )
+    assert "Traceback" not in captured.err and captured.out == ""
+    assert not report.exists()  # refused before any work: no record, not even a partial one
+
+
+def test_cli_models_the_config_or_the_command_line_files_name_are_taken(capsys, tmp_path):
+    path = files_thresholds(tmp_path)
+    same = ["compare", "--config", str(path), "--candidate", "demo:collapsed"]
+    assert main([*same, "--report", str(tmp_path / "same")]) == 1  # the collapse, as configured
+    record = json.loads((tmp_path / "same" / "rtc-run.json").read_text())
+    assert [(run["model"], run["backend"]) for run in record["runs"]] == [
+        ("demo:collapsed", "file:lm-eval"),
+        ("generations:base", "file:inspect"),
+    ]
+    # Files on the command line replace the config's for their role: the model names those.
+    own = ["--candidate-generations", LM_EVAL.format("base"), "--candidate", "demo:base"]
+    report = tmp_path / "own"
+    assert main(["compare", "--config", str(path), *own, "--report", str(report)]) == 0
+    record = json.loads((report / "rtc-run.json").read_text())
+    assert record["models"]["demo:base"] == {"generations": LM_EVAL.format("base")}
+    assert (
+        main(
+            [
+                "eval",
+                "--config",
+                str(path),
+                "--generations",
+                LM_EVAL.format("base"),
+                "--model",
+                "demo:base",
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["base", "collapsed"])
 def test_the_fixtures_match_rtc_asserts_own_run(probes, name):
