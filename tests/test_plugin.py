@@ -533,7 +533,7 @@ def test_the_config(rtc_config):
     ],
     ids=["candidate", "base"],
 )
-def test_a_model_named_over_a_roles_files_stops_the_run_before_any_work(
+def test_a_model_named_over_a_roles_generations_files_stops_the_run_before_any_work(
     pytester, option, role, line, file
 ):
     file_project(
@@ -567,7 +567,7 @@ def test_a_model_named_over_a_roles_files_stops_the_run_before_any_work(
     assert not (pytester.path / "report").exists()  # nothing generated, read or recorded
 
 
-def test_the_files_own_model_named_on_the_command_line_changes_nothing(pytester):
+def test_the_generations_files_own_model_named_on_the_command_line_changes_nothing(pytester):
     file_project(
         pytester.path, LM_EVAL_SAMPLES.format("collapsed"), INSPECT_LOG.format("base"),
         model="demo:collapsed",
