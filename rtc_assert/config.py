@@ -19,6 +19,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -35,6 +36,9 @@ from rtc_assert.traces.detection import DetectedTemplate, TraceSetup
 from rtc_assert.traces.markups import MarkupName, markup_named
 
 SCHEMA_VERSION = 1
+
+Role = Literal["candidate", "base"]
+ROLES: tuple[Role, ...] = ("candidate", "base")
 
 
 class _Strict(BaseModel):
@@ -214,11 +218,13 @@ class RtcConfig(_Strict):
     decision: DecisionConfig = Field(default_factory=DecisionConfig)
     probe_sets: dict[str, ProbeSetConfig] = Field(min_length=1)
     gates: tuple[GateConfig, ...] = Field(min_length=1)
-    generations: dict[Literal["candidate", "base"], dict[str, GenerationsFileConfig]] = Field(
-        default_factory=dict
-    )
+    generations: dict[Role, dict[str, GenerationsFileConfig]] = Field(default_factory=dict)
     """Role -> probe set -> a file of existing generations, read instead of generating; the
     role's model (``candidate:``/``base:``), if named, gives the markup and the tokenizer."""
+    _source: str | None = PrivateAttr(default=None)
+    """The file (or options) this configuration was read from, for errors; None if built."""
+    _lines: dict[tuple[Any, ...], int] = PrivateAttr(default_factory=dict)
+    """The line of each field in that file, by its path."""
 
     @model_validator(mode="after")
     def _generations_name_known_probe_sets(self) -> RtcConfig:
@@ -310,6 +316,21 @@ class RtcConfig(_Strict):
         """Whether any gate compares against the base model."""
         return any(gate.kind == "max_drop" for gate in self.gates)
 
+    def role_model(self, role: Role) -> str | None:
+        """The model the configuration names for a role: ``base``, or ``candidate`` (the one
+        of ``candidates`` where it names a single one); None when it names none."""
+        if role == "candidate" and self.candidate is None and len(self.candidates) == 1:
+            return self.candidates[0]
+        return getattr(self, role)
+
+    def where(self, *location: str | int) -> str:
+        """``FILE:LINE: FIELD`` of a field, as errors name it (without what the configuration
+        was read from, for one built in code: ``FIELD``)."""
+        field = ".".join(str(part) for part in location)
+        if self._source is None:
+            return field
+        return f"{_where(self._source, self._lines, location)}: {field}"
+
 
 @dataclass(frozen=True)
 class Overrides:
@@ -319,12 +340,21 @@ class Overrides:
     base: str | None = None
     backend: str | None = None
     limit: int | None = None
+    candidate_option: str = "Overrides.candidate"
+    """How errors name the option that gave ``candidate`` (the plugin: ``--rtc-candidate``)."""
+    base_option: str = "Overrides.base"
+    """How errors name the option that gave ``base``."""
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"limit: {self.limit} probes is no run; give at least 1")
 
     def apply(self, config: RtcConfig) -> RtcConfig:
+        """``config`` with these overrides; a model named for a role whose generations it
+        reads from files is refused (see `check_model_over_files`)."""
+        for role in ROLES:
+            if spec := getattr(self, role):
+                check_model_over_files(config, role, spec, getattr(self, f"{role}_option"))
         update: dict[str, Any] = {}
         if self.candidate:  # one candidate from the command line replaces the file's
             update.update(candidate=self.candidate, candidates=())
@@ -340,6 +370,38 @@ class Overrides:
                 for name, entry in config.probe_sets.items()
             }
         return config.model_copy(update=update)
+
+
+def check_model_over_files(config: RtcConfig, role: Role, spec: str, option: str) -> None:
+    """Refuse ``spec``, named by ``option`` for ``role``, where ``config`` reads the role's
+    generations from files.
+
+    The files' generations would be reported under ``spec`` and ``spec`` never generated: a
+    build would pass a model nobody gated. The model ``config`` itself names for the role (the
+    one that wrote the files) is allowed: nothing changes.
+
+    Raises:
+        ConfigError: naming the file of generations, its line in thresholds.yaml, and what
+            to do.
+    """
+    files = config.generations.get(role, {})
+    named = config.role_model(role)
+    if not files or spec == named:
+        return
+    probe_set, source = next(iter(files.items()))
+    more = f" (and on {len(files) - 1} more probe set(s))" if len(files) > 1 else ""
+    gate_the_file = (
+        f"thresholds.yaml names its model: {named}"
+        if named
+        else f"to name the model that wrote it, set '{role}:' in thresholds.yaml"
+    )
+    raise ConfigError(
+        f"{config.where('generations', role, probe_set)}: the {role}'s generations on "
+        f"{probe_set!r} are read from {source.file}{more}, so {option} {spec} would not be "
+        f"generated and the file's generations would be reported as {spec}'s. Drop {option} "
+        f"to gate the file ({gate_the_file}), or, to gate {spec}, remove generations.{role} "
+        f"from thresholds.yaml or replace its files with {spec}'s generations"
+    )
 
 
 def _node_lines(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
@@ -363,6 +425,12 @@ def _line_of(lines: dict[tuple[Any, ...], int], location: tuple[Any, ...]) -> in
     return None
 
 
+def _where(path: Path | str, lines: dict[tuple[Any, ...], int], location: tuple[Any, ...]) -> str:
+    """``PATH:LINE`` of a field, or ``PATH`` where its line is not known."""
+    line = _line_of(lines, location)
+    return f"{path}:{line}" if line else str(path)
+
+
 def _describe(path: Path | str, error: ValidationError, lines: dict[tuple[Any, ...], int]) -> str:
     problems = []
     items = error.errors()
@@ -382,9 +450,7 @@ def _describe(path: Path | str, error: ValidationError, lines: dict[tuple[Any, .
         ):
             continue  # a list left short by its own invalid item: that item's error says it
         field = ".".join(str(part) for part in location) or "(top level)"
-        line = _line_of(lines, location)
-        where = f"{path}:{line}" if line else str(path)
-        problems.append(f"{where}: {field}: {message}")
+        problems.append(f"{_where(path, lines, location)}: {field}: {message}")
     return "\n".join(problems)
 
 
@@ -448,9 +514,11 @@ def validate_config(
         ConfigError: naming ``source`` (and the line, where ``lines`` knows it) and the field.
     """
     try:
-        return RtcConfig.model_validate(data)
+        config = RtcConfig.model_validate(data)
     except ValidationError as error:
         raise ConfigError(_describe(source, error, lines or {})) from None
+    config._source, config._lines = str(source), lines or {}
+    return config
 
 
 def positive_int(text: str) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from rtc_assert.cli.main import main
-from rtc_assert.config import ConfigError, Overrides, load_config
+from rtc_assert.config import ConfigError, Overrides, RtcConfig, load_config
 from rtc_assert.generation.models import resolve_model
 from rtc_assert.generation.tokenizers import load_tokenizer
 from rtc_assert.ingest import (
@@ -487,6 +488,92 @@ def test_thresholds_yaml_generations_errors_name_the_line(tmp_path):
         load_config(path)
 
 
+def files_thresholds(folder: Path, *, candidate: str | None = "demo:collapsed") -> Path:
+    """THRESHOLDS in ``folder``: the collapsed model's lm-eval samples as the candidate's
+    generations (``candidate`` names their model, or none), the base's Inspect log as the
+    base's (no model named)."""
+    text = THRESHOLDS.format(
+        probes=PROBES, candidate=LM_EVAL.format("collapsed"), base=INSPECT.format("base")
+    )
+    named = f"candidate: {candidate}\n" if candidate else ""
+    path = folder / "thresholds.yaml"
+    path.write_text(text.replace("candidate: demo:collapsed\n", named, 1))
+    return path
+
+
+def refusal(path: Path | str, line: int, role: str, file: str, option: str, spec: str) -> str:
+    """The pattern of the refusal of ``option spec`` over ``role``'s file at ``path:line``."""
+    return (
+        rf"^{re.escape(f'{path}:{line}: generations.{role}.reasoning: the {role}')}'s "
+        rf"generations on 'reasoning' are read from {re.escape(file)}, so "
+        rf"{re.escape(f'{option} {spec}')} would not be generated and the file's generations "
+        rf"would be reported as {re.escape(spec)}'s\. Drop {re.escape(option)} to gate the "
+        rf"file \(.*\), or, to gate {re.escape(spec)}, remove generations\.{role} from "
+        rf"thresholds\.yaml or replace its files with {re.escape(spec)}'s generations$"
+    )
+
+
+@pytest.mark.parametrize("named", ["demo:collapsed", None])
+def test_overrides_naming_another_model_over_a_roles_files_are_refused(tmp_path, named):
+    config = load_config(files_thresholds(tmp_path, candidate=named))
+    path = tmp_path / "thresholds.yaml"
+    with pytest.raises(ConfigError) as refused:
+        Overrides(candidate="demo:base").apply(config)
+    lm_eval = LM_EVAL.format("collapsed")
+    line = 8 if named else 7
+    assert re.match(
+        refusal(path, line, "candidate", lm_eval, "Overrides.candidate", "demo:base"),
+        str(refused.value),
+    )
+    hint = "thresholds.yaml names its model: demo:collapsed" if named else "set 'candidate:'"
+    assert hint in str(refused.value)
+    with pytest.raises(ConfigError) as refused:
+        Overrides(base="demo:base", base_option="--rtc-base").apply(config)
+    base_file = INSPECT.format("base")
+    assert re.match(
+        refusal(path, line + 2, "base", base_file, "--rtc-base", "demo:base"), str(refused.value)
+    )
+    assert "(to name the model that wrote it, set 'base:' in thresholds.yaml)" in str(refused.value)
+
+
+def test_overrides_naming_the_files_own_model_change_nothing(tmp_path):
+    config = load_config(files_thresholds(tmp_path))
+    same = Overrides(candidate="demo:collapsed").apply(config)
+    assert same.candidate == "demo:collapsed" and same.generations == config.generations
+    session = RtcSession(config=same, config_dir=tmp_path)
+    (result,) = session.decide_all()
+    assert not result.passed
+    assert [(run.model, run.backend) for run in session.runs] == [
+        ("demo:collapsed", "file:lm-eval"),
+        ("generations:base", "file:inspect"),
+    ]
+    # One of `candidates` is the files' model as well; a role without files takes any model.
+    one = load_config(files_thresholds(tmp_path, candidate=None)).model_copy(
+        update={"candidates": ("demo:collapsed",)}
+    )
+    assert Overrides(candidate="demo:collapsed").apply(one).candidate == "demo:collapsed"
+    no_base_files = config.model_copy(
+        update={"generations": {"candidate": config.generations["candidate"]}}
+    )
+    assert Overrides(base="demo:base").apply(no_base_files).base == "demo:base"
+
+
+def test_a_config_built_in_code_names_the_field_it_refuses_on():
+    config = RtcConfig.model_validate(
+        {
+            "probe_sets": {"reasoning": {"source": str(PROBES)}, "other": {"source": str(PROBES)}},
+            "gates": [{"metric": "valid_rate", "min": 0.5}],
+            "generations": {"candidate": {"reasoning": "a.jsonl", "other": "b.jsonl"}},
+        }
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"^generations\.candidate\.reasoning: the candidate's "
+        r"generations on 'reasoning' are read from a\.jsonl \(and on 1 more ",
+    ):
+        Overrides(candidate="m").apply(config)
+
+
 def test_cli_eval_and_compare_read_files(capsys, tmp_path):
     def out() -> str:  # the notes as words, however wide the terminal wrapped them
         return " ".join(capsys.readouterr().out.split())
@@ -513,6 +600,66 @@ def test_cli_eval_and_compare_read_files(capsys, tmp_path):
     assert "base.json gives no finish reason for 32 of 32" in out()
     assert main(["eval", "--generations", str(PROBES), "--probes", str(PROBES)]) == 2
     assert "probes.jsonl:1: not a generations file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "role"),
+    [("compare", "--candidate", "candidate"), ("compare", "--base", "base"),
+     ("eval", "--model", "candidate"), ("sweep", "--base", "base")],
+)  # fmt: skip
+def test_cli_models_over_the_configs_files_are_refused(capsys, tmp_path, command, option, role):
+    path = files_thresholds(tmp_path)
+    report = tmp_path / "report"
+    extra = []
+    if command == "sweep":  # checkpoints that would be generated, were the base not refused
+        for step in (1, 2):
+            (tmp_path / "run" / f"checkpoint-{step}").mkdir(parents=True)
+            (tmp_path / "run" / f"checkpoint-{step}" / "config.json").write_text("{}")
+        extra = ["--checkpoints", str(tmp_path / "run")]
+    assert (
+        main([command, "--config", str(path), option, "demo:base", "--report", str(report), *extra])
+        == 2
+    )
+    captured = capsys.readouterr()
+    message = captured.err.removeprefix("rtc-assert: error: ").rstrip("\n")
+    file = LM_EVAL.format("collapsed") if role == "candidate" else INSPECT.format("base")
+    assert re.match(
+        refusal(path, 8 if role == "candidate" else 10, role, file, option, "demo:base"), message
+    )
+    assert "Traceback" not in captured.err and captured.out == ""
+    assert not report.exists()  # refused before any work: no record, not even a partial one
+
+
+def test_cli_models_the_config_or_the_command_line_files_name_are_taken(capsys, tmp_path):
+    path = files_thresholds(tmp_path)
+    same = ["compare", "--config", str(path), "--candidate", "demo:collapsed"]
+    assert main([*same, "--report", str(tmp_path / "same")]) == 1  # the collapse, as configured
+    record = json.loads((tmp_path / "same" / "rtc-run.json").read_text())
+    assert [(run["model"], run["backend"]) for run in record["runs"]] == [
+        ("demo:collapsed", "file:lm-eval"),
+        ("generations:base", "file:inspect"),
+    ]
+    # Files on the command line replace the config's for their role: the model names those.
+    own = ["--candidate-generations", LM_EVAL.format("base"), "--candidate", "demo:base"]
+    report = tmp_path / "own"
+    assert main(["compare", "--config", str(path), *own, "--report", str(report)]) == 0
+    record = json.loads((report / "rtc-run.json").read_text())
+    assert record["models"]["demo:base"] == {"generations": LM_EVAL.format("base")}
+    assert (
+        main(
+            [
+                "eval",
+                "--config",
+                str(path),
+                "--generations",
+                LM_EVAL.format("base"),
+                "--model",
+                "demo:base",
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
 
 
 @pytest.mark.slow

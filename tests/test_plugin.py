@@ -513,3 +513,71 @@ def test_generations_of_an_unknown_probe_set_name_the_line(pytester):
     output = result.stdout.str()
     assert "Traceback" not in output and "Ctrl-C" not in output  # no interruption but pytest's
     assert not (pytester.path / "report").exists()
+
+
+OVERRIDE_FIXTURE_TESTS = """
+def test_the_session(rtc):
+    assert rtc.run("reasoning")
+
+
+def test_the_config(rtc_config):
+    assert rtc_config.candidate
+"""
+
+
+@pytest.mark.parametrize(
+    ("option", "role", "line", "file"),
+    [
+        ("--rtc-candidate", "candidate", 8, f"runs/{LM_EVAL_SAMPLES.format('collapsed')}"),
+        ("--rtc-base", "base", 10, f"runs/{INSPECT_LOG.format('base')}"),
+    ],
+    ids=["candidate", "base"],
+)
+def test_a_model_named_over_a_roles_generations_files_stops_the_run_before_any_work(
+    pytester, option, role, line, file
+):
+    file_project(
+        pytester.path, LM_EVAL_SAMPLES.format("collapsed"), INSPECT_LOG.format("base"),
+        model="demo:collapsed",
+    )  # fmt: skip
+    pytester.makepyfile(test_custom=OVERRIDE_FIXTURE_TESTS)
+    refusal = (
+        f"*thresholds.yaml:{line}: generations.{role}.reasoning: the {role}'s generations on "
+        f"'reasoning' are read from {file}, so {option} demo:base would not be generated and "
+        f"the file's generations would be reported as demo:base's. Drop {option} to gate the "
+        f"file (*), or, to gate demo:base, remove generations.{role} from thresholds.yaml or "
+        "replace its files with demo:base's generations"
+    )
+    gates = pytester.runpytest_subprocess(
+        "thresholds.yaml", option, "demo:base", "--rtc-report=report"
+    )
+    assert gates.ret == pytest.ExitCode.INTERRUPTED  # a collection error: no gate runs
+    gates.stdout.fnmatch_lines(["*ERROR collecting thresholds.yaml*", refusal])
+    # The fixtures alone refuse the same, in each test that asks for them.
+    fixtures = pytester.runpytest_subprocess(
+        "test_custom.py", option, "demo:base", "--rtc-report=report"
+    )
+    fixtures.assert_outcomes(errors=2)
+    fixtures.stdout.fnmatch_lines(
+        ["*ERROR at setup of test_the_session*", refusal, "*at setup of test_the_config*", refusal]
+    )
+    for result in (gates, fixtures):
+        output = result.stdout.str() + result.stderr.str()
+        assert "Traceback" not in output and "ConfigError" not in output
+    assert not (pytester.path / "report").exists()  # nothing generated, read or recorded
+
+
+def test_the_generations_files_own_model_named_on_the_command_line_changes_nothing(pytester):
+    file_project(
+        pytester.path, LM_EVAL_SAMPLES.format("collapsed"), INSPECT_LOG.format("base"),
+        model="demo:collapsed",
+    )  # fmt: skip
+    result = pytester.runpytest_subprocess(
+        "thresholds.yaml", "--rtc-candidate", "demo:collapsed", "--rtc-report=report"
+    )
+    result.assert_outcomes(failed=2)  # the collapse the files show, as without the option
+    record = json.loads((pytester.path / "report" / "rtc-run.json").read_text())
+    assert [(run["model"], run["backend"]) for run in record["runs"]] == [
+        ("demo:collapsed", "file:lm-eval"),
+        ("generations:base", "file:inspect"),
+    ]

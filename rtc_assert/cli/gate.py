@@ -17,7 +17,9 @@ from rtc_assert import demo
 from rtc_assert.config import (
     ConfigError,
     Overrides,
+    Role,
     RtcConfig,
+    check_model_over_files,
     folder_path,
     load_config,
     positive_int,
@@ -126,9 +128,19 @@ def _cache(args: argparse.Namespace) -> GenerationCache | None:
     return None if getattr(args, "no_cache", False) else GenerationCache(args.cache_dir)
 
 
-def _config(args: argparse.Namespace, *, models: dict[str, str | None], gates: list) -> RtcConfig:
+def _config(
+    args: argparse.Namespace, *, models: dict[Role, tuple[str, str | None]], gates: list
+) -> RtcConfig:
+    """The configuration of a command: ``--config`` (or ``gates``) with the options over it;
+    ``models`` gives each role's option and the model spec it named, if any."""
+    files = _generations_files(args)
     if args.config is not None:
-        base = load_config(args.config).model_dump()
+        loaded = load_config(args.config)
+        for role, (option, spec) in models.items():
+            # A role whose files the command line gives is read from those: spec names them.
+            if spec and role not in files:
+                check_model_over_files(loaded, role, spec, option)
+        base = loaded.model_dump()
     else:
         base = {"probe_sets": {}, "gates": gates}
     if args.probes:
@@ -145,23 +157,30 @@ def _config(args: argparse.Namespace, *, models: dict[str, str | None], gates: l
         )
     if args.max_new_tokens is not None:
         base.setdefault("generation", {})["max_new_tokens"] = args.max_new_tokens
-    base.update({role: spec for role, spec in models.items() if spec})
-    _generations_options(args, base)
+    base.update({role: spec for role, (_, spec) in models.items() if spec})
+    _generations_options(args, files, base)
     config = validate_config(base, "the command-line options")
     return Overrides(backend=args.backend, limit=args.limit).apply(config)
 
 
-def _generations_options(args: argparse.Namespace, base: dict[str, Any]) -> None:
-    """--generations, --candidate-generations, --base-generations and the markup options."""
-    files = {
+def _generations_files(args: argparse.Namespace) -> dict[Role, Path]:
+    """--generations, --candidate-generations and --base-generations, by role."""
+    roles: tuple[tuple[Role, str], ...] = (
+        ("candidate", "generations"),
+        ("candidate", "candidate_generations"),
+        ("base", "base_generations"),
+    )
+    return {
         role: getattr(args, option)
-        for role, option in (
-            ("candidate", "generations"),
-            ("candidate", "candidate_generations"),
-            ("base", "base_generations"),
-        )
+        for role, option in roles
         if getattr(args, option, None) is not None
     }
+
+
+def _generations_options(
+    args: argparse.Namespace, files: dict[Role, Path], base: dict[str, Any]
+) -> None:
+    """The generations files of the command line (``files``) and the markup options."""
     if files:
         if len(base["probe_sets"]) != 1:
             raise ConfigError(
@@ -222,7 +241,7 @@ def eval_command(args: argparse.Namespace) -> int:
     """Metrics of one model on the probe sets (or of a file of its generations); no gates."""
     if args.model is None and args.generations is None:
         raise ConfigError("give --model, or --generations FILE (with --model for its template)")
-    config = _config(args, models={"candidate": args.model}, gates=DEFAULT_GATES)
+    config = _config(args, models={"candidate": ("--model", args.model)}, gates=DEFAULT_GATES)
     session = RtcSession(config=config, config_dir=_config_dir(args), cache=_cache(args))
     with _partial_record(session, config.model_dump(mode="json"), args):
         for name in config.probe_sets:
@@ -233,9 +252,11 @@ def eval_command(args: argparse.Namespace) -> int:
 
 def compare_command(args: argparse.Namespace) -> int:
     """The gate without pytest: exit status 1 when a gate fails."""
-    config = _config(
-        args, models={"candidate": args.candidate, "base": args.base}, gates=DEFAULT_GATES
-    )
+    models: dict[Role, tuple[str, str | None]] = {
+        "candidate": ("--candidate", args.candidate),
+        "base": ("--base", args.base),
+    }
+    config = _config(args, models=models, gates=DEFAULT_GATES)
     session = RtcSession(config=config, config_dir=_config_dir(args), cache=_cache(args))
     with _partial_record(session, config.model_dump(mode="json"), args):
         results = session.decide_all()
@@ -246,7 +267,7 @@ def compare_command(args: argparse.Namespace) -> int:
 def sweep_command(args: argparse.Namespace) -> int:
     """Gate each checkpoint of a series against the base; exit status 1 when any fails."""
     checkpoints = find_checkpoints(args.checkpoints)
-    config = _config(args, models={"base": args.base}, gates=DEFAULT_GATES)
+    config = _config(args, models={"base": ("--base", args.base)}, gates=DEFAULT_GATES)
     session = RtcSession(config=config, config_dir=_config_dir(args), cache=_cache(args))
     try:
         record = run_sweep(session, checkpoints)

@@ -73,6 +73,8 @@ class GatePlugin:
                 base=option("--rtc-base"),
                 backend=option("--rtc-backend"),
                 limit=option("--rtc-limit"),
+                candidate_option="--rtc-candidate",
+                base_option="--rtc-base",
             ),
             report_dir=Path(report) if report else None,
             cache_dir=cache_dir,

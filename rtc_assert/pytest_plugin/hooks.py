@@ -140,10 +140,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     plugin.finish()
 
 
+def _first_session(pytestconfig: pytest.Config) -> RtcSession:
+    """The configured thresholds file's first session; where the file or the options over it
+    are refused, the tests that ask fail with the reason alone, no traceback."""
+    try:
+        return pytestconfig.stash[PLUGIN_KEY].session_for(None)
+    except RtcAssertError as error:
+        reason = printable(redact(str(error)))
+    pytest.fail(reason, pytrace=False)  # outside the except: pytest shows no chained error
+
+
 @pytest.fixture(scope="session")
 def rtc_config(pytestconfig: pytest.Config) -> RtcConfig:
     """The validated thresholds.yaml, with command-line overrides applied."""
-    return pytestconfig.stash[PLUGIN_KEY].session_for(None).config
+    return _first_session(pytestconfig).config
 
 
 @pytest.fixture(scope="session")
@@ -153,7 +163,7 @@ def rtc(pytestconfig: pytest.Config) -> RtcSession:
     Where thresholds.yaml names several ``candidates``, this is the first one's session;
     ``rtc.run(probe_set, "OTHER-SPEC")`` generates any other model.
     """
-    return pytestconfig.stash[PLUGIN_KEY].session_for(None)
+    return _first_session(pytestconfig)
 
 
 class GateFailed(Exception):
