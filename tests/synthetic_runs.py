@@ -1,5 +1,5 @@
-"""Runs of made-up completions, for the renderer tests: real classification, scoring and
-metrics, no model."""
+"""Runs of made-up completions and scored traces, for the renderer and decision tests: real
+classification, scoring and metrics, no model."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from collections.abc import Sequence
 
 from rtc_assert.generation.requests import Generation, GenerationSettings
 from rtc_assert.metrics import compute_metrics
-from rtc_assert.probes.probe import ProbeSet
+from rtc_assert.probes.probe import Probe, ProbeSet
 from rtc_assert.runs import Run, score_generations
+from rtc_assert.scoring import ScoredTrace
 
 
 def synthetic_run(
@@ -37,4 +38,21 @@ def synthetic_run(
     settings = GenerationSettings(max_new_tokens=64)
     return Run(
         model, "synthetic", probe_set, settings, generations, outcomes, compute_metrics(outcomes)
+    )
+
+
+def scored_run(
+    outcomes: Sequence[ScoredTrace], *, probe_set: str = "s", backend: str = "test"
+) -> Run:
+    """A run of model ``m`` made of ``outcomes``, its probes their ids in order of first use."""
+    ids = dict.fromkeys(outcome.probe_id for outcome in outcomes)
+    probes = tuple(Probe(id=i, prompt="q", answer="4", scorer="numeric") for i in ids)
+    return Run(
+        model="m",
+        backend=backend,
+        probe_set=ProbeSet(name=probe_set, version="1", probes=probes),
+        settings=GenerationSettings(),
+        generations=(),
+        outcomes=tuple(outcomes),
+        metrics=compute_metrics(outcomes),
     )

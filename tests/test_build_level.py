@@ -7,13 +7,13 @@ from __future__ import annotations
 import random
 
 import pytest
+from synthetic_runs import scored_run
 
 from benchmarks.build_false_fail import CASES, boundary_gates, boundary_run, decide_build, red_share
-from rtc_assert import Probe, ProbeSet, ScoredTrace, classify, compute_metrics
+from rtc_assert import ScoredTrace, classify
 from rtc_assert.decide.gates import RPASS_MIN_VALID, evaluate_gate
 from rtc_assert.decide.spec import DecisionConfig, EarlyStoppingConfig, GateSpec
 from rtc_assert.decide.stats import look_confidences
-from rtc_assert.generation.requests import GenerationSettings
 from rtc_assert.runs import Run
 
 
@@ -69,7 +69,7 @@ def rpass_runs(rng: random.Random, valid: int, accuracy: float) -> tuple[Run, Ru
 
     def run(valid_probes: set[int], rate: float) -> Run:
         text = {True: "<think>w</think>4", False: "<think></think>4"}
-        outcomes = tuple(
+        outcomes = [
             ScoredTrace(
                 probe_id=f"p{i:04d}",
                 sample=0,
@@ -77,19 +77,8 @@ def rpass_runs(rng: random.Random, valid: int, accuracy: float) -> tuple[Run, Ru
                 correct=rng.random() < rate,
             )
             for i in range(200)
-        )
-        probes = tuple(
-            Probe(id=f"p{i:04d}", prompt="q", answer="4", scorer="numeric") for i in range(200)
-        )
-        return Run(
-            model="m",
-            backend="simulation",
-            probe_set=ProbeSet(name="s", version="1", probes=probes),
-            settings=GenerationSettings(),
-            generations=(),
-            outcomes=outcomes,
-            metrics=compute_metrics(outcomes),
-        )
+        ]
+        return scored_run(outcomes, backend="simulation")
 
     return run(set(rng.sample(range(200), valid)), accuracy), run(set(range(160)), 0.7)
 

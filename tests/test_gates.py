@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from synthetic_runs import scored_run
 
 from rtc_assert import Probe, ProbeSet, ScoredTrace, classify, compute_metrics
 from rtc_assert.decide.gates import evaluate_gate
@@ -24,21 +25,11 @@ POINT = DecisionConfig(policy="point")
 
 def make_run(statuses: list[str], correct: list[bool] | None = None) -> Run:
     correct = correct or [True] * len(statuses)
-    probes = tuple(
-        Probe(id=f"p{i}", prompt="q", answer="4", scorer="numeric") for i in range(len(statuses))
-    )
-    outcomes = tuple(
-        ScoredTrace(probe_id=f"p{i}", sample=0, trace=classify(TEXT[s]), correct=c)
-        for i, (s, c) in enumerate(zip(statuses, correct, strict=True))
-    )
-    return Run(
-        model="m",
-        backend="test",
-        probe_set=ProbeSet(name="s", version="1", probes=probes),
-        settings=GenerationSettings(),
-        generations=(),
-        outcomes=outcomes,
-        metrics=compute_metrics(outcomes),
+    return scored_run(
+        [
+            ScoredTrace(probe_id=f"p{i}", sample=0, trace=classify(TEXT[s]), correct=c)
+            for i, (s, c) in enumerate(zip(statuses, correct, strict=True))
+        ]
     )
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import random
 
 import pytest
+from synthetic_runs import scored_run
 
-from rtc_assert import Probe, ProbeSet, ScoredTrace, classify, compute_metrics
+from rtc_assert import ScoredTrace, classify
 from rtc_assert.decide.early_stopping import decide_sequentially, look_sizes, shuffled
 from rtc_assert.decide.gates import decide_gates, evaluate_gate
 from rtc_assert.decide.spec import DecisionConfig, EarlyStoppingConfig, GateSpec
-from rtc_assert.generation.requests import GenerationSettings
 from rtc_assert.runs import Run, merge_runs
 
 VALID, EMPTY = "<think>work</think>4", "<think></think>4"
@@ -19,25 +19,14 @@ VALID, EMPTY = "<think>work</think>4", "<think></think>4"
 
 def synthetic_run(valid: list[list[bool]], name: str = "s") -> Run:
     """One run: ``valid[i][k]`` says whether sample k of probe i has a valid trace."""
-    probes = tuple(
-        Probe(id=f"p{i:04d}", prompt="q", answer="4", scorer="numeric") for i in range(len(valid))
-    )
-    outcomes = tuple(
+    outcomes = [
         ScoredTrace(
             probe_id=f"p{i:04d}", sample=k, trace=classify(VALID if ok else EMPTY), correct=ok
         )
         for i, samples in enumerate(valid)
         for k, ok in enumerate(samples)
-    )
-    return Run(
-        model="m",
-        backend="test",
-        probe_set=ProbeSet(name=name, version="1", probes=probes),
-        settings=GenerationSettings(),
-        generations=(),
-        outcomes=outcomes,
-        metrics=compute_metrics(outcomes),
-    )
+    ]
+    return scored_run(outcomes, probe_set=name)
 
 
 def gate(metric: str, kind: str, threshold: float, probe_set: str = "s") -> GateSpec:
