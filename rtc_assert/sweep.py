@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict
 
@@ -21,6 +22,11 @@ from rtc_assert.runs import Run
 from rtc_assert.session import RtcSession
 
 logger = logging.getLogger(__name__)
+
+SWEEP_INTERRUPTED = (
+    "interrupted (Ctrl-C) before the sweep finished: these are the checkpoints gated"
+)
+"""A sweep record's ``error`` after Ctrl-C."""
 
 
 class StepRecord(BaseModel):
@@ -59,6 +65,9 @@ class SweepRecord(BaseModel):
     passing_after_failure: list[int]
     """Steps that pass again after the first failure (noise, or a recovery worth a look)."""
     fingerprints: dict[str, dict[str, str]]
+    error: str | None = None
+    """Why the sweep stopped before its last checkpoint, if it did: ``steps`` are those gated
+    before, and the verdicts are theirs."""
 
     def step(self, number: int) -> StepRecord:
         return next(step for step in self.steps if step.step == number)
@@ -73,17 +82,22 @@ def _verdicts(steps: Sequence[StepRecord]) -> tuple[int | None, int | None, list
     return first_failing, before[-1] if before else None, after
 
 
+def require_base(config: RtcConfig) -> None:
+    """Raises `ConfigError` when a gate compares against a base that is not configured."""
+    if config.needs_base() and not config.base:
+        raise ConfigError(
+            "the gates compare against a base model (max_drop): pass --base or set "
+            "'base:' in thresholds.yaml"
+        )
+
+
 def base_runs(session: RtcSession) -> dict[str, Run]:
     """The base's run on every configured probe set (none without a base), then release it.
 
     Raises `ConfigError` when a gate compares against a base that is not configured.
     """
     config = session.config
-    if config.needs_base() and not config.base:
-        raise ConfigError(
-            "the gates compare against a base model (max_drop): pass --base or set "
-            "'base:' in thresholds.yaml"
-        )
+    require_base(config)
     runs = {name: session.run(name, "base") for name in config.probe_sets} if config.base else {}
     session.release("base")
     return runs
@@ -116,9 +130,13 @@ def step_record(
 
 
 def sweep_record(
-    session: RtcSession, base: dict[str, Run], steps: Sequence[StepRecord]
+    session: RtcSession,
+    base: dict[str, Run],
+    steps: Sequence[StepRecord],
+    error: str | None = None,
 ) -> SweepRecord:
-    """The record of the steps gated so far, with where the gates first fail."""
+    """The record of the steps gated so far, with where the gates first fail; ``error``
+    says why the sweep stopped early, if it did."""
     first_failing, last_passing, after = _verdicts(steps)
     return SweepRecord(
         base=session.config.base,
@@ -129,16 +147,40 @@ def sweep_record(
         last_passing=last_passing,
         passing_after_failure=after,
         fingerprints=session.fingerprints,
+        error=error,
     )
+
+
+@dataclass
+class Sweep:
+    """A sweep as it goes: the base's runs once generated and each checkpoint's step once
+    gated, so that what was done is still there (`record`) when the sweep is interrupted.
+
+    Raises `ConfigError` when a gate compares against a base that is not configured.
+    """
+
+    session: RtcSession
+    base: dict[str, Run] = field(default_factory=dict)
+    steps: list[StepRecord] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        require_base(self.session.config)
+
+    def run(self, checkpoints: Sequence[Checkpoint]) -> SweepRecord:
+        """Generate and gate each checkpoint against the session's base, in step order."""
+        self.base = base_runs(self.session)
+        for checkpoint in checkpoints:
+            spec = str(checkpoint.path)
+            logger.info("sweep: step %d (%s)", checkpoint.step, spec)
+            self.steps.append(gate_step(self.session, spec, checkpoint.step, self.base))
+            self.session.release(spec)
+        return self.record()
+
+    def record(self, error: str | None = None) -> SweepRecord:
+        """The record of the steps gated so far; ``error`` says why the sweep stopped."""
+        return sweep_record(self.session, self.base, self.steps, error)
 
 
 def run_sweep(session: RtcSession, checkpoints: Sequence[Checkpoint]) -> SweepRecord:
     """Generate and gate each checkpoint against the session's base, in step order."""
-    base = base_runs(session)
-    steps = []
-    for checkpoint in checkpoints:
-        spec = str(checkpoint.path)
-        logger.info("sweep: step %d (%s)", checkpoint.step, spec)
-        steps.append(gate_step(session, spec, checkpoint.step, base))
-        session.release(spec)
-    return sweep_record(session, base, steps)
+    return Sweep(session).run(checkpoints)

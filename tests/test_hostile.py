@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rtc_assert import demo
 from rtc_assert.assertions import assert_valid_rate
 from rtc_assert.cli import gate as cli_gate
 from rtc_assert.cli.main import main
@@ -42,11 +43,18 @@ from rtc_assert.record import INTERRUPTED, SessionRecord, read_record, session_r
 from rtc_assert.reports.html import html_report
 from rtc_assert.reports.markdown import markdown_summary
 from rtc_assert.reports.safe_text import one_line, printable
-from rtc_assert.reports.sweep import sweep_svg, table_rows, verdict_lines
+from rtc_assert.reports.sweep import (
+    CHART_FILE,
+    STOPPED_NOTE,
+    SWEEP_FILE,
+    sweep_svg,
+    table_rows,
+    verdict_lines,
+)
 from rtc_assert.reports.terminal import print_summary
 from rtc_assert.runs import Run, score_generations
 from rtc_assert.scoring import score
-from rtc_assert.sweep import StepRecord, SweepRecord
+from rtc_assert.sweep import SWEEP_INTERRUPTED, StepRecord, SweepRecord
 
 CONFIG = """\
 probe_sets:
@@ -615,6 +623,190 @@ def test_a_run_killed_mid_generation_loses_seconds_and_resumes_identically(tmp_p
     assert resumed.wait(timeout=600) == 0 and fresh.wait(timeout=600) == 0
     assert _stored(cache) == 96
     assert _generations(tmp_path / "resumed") == _generations(tmp_path / "fresh")
+
+
+# Ctrl-C for real: SIGINT to a running rtc-assert, the partial record, the resumed run ------
+
+RESUME_HINT = (
+    "rtc-assert: interrupted; the generations finished so far are in the cache: run the same "
+    "command again to resume"
+)
+INTERRUPTED_COMPARE = """\
+candidate: demo:collapsed
+base: demo:base
+generation: {max_new_tokens: 64, batch_size: 2}
+decision: {holm: false, early_stopping: {enabled: false}}
+probe_sets:
+  r: {source: "demo:reasoning", limit: 8}
+  f: {source: "demo:finetune", limit: 48}
+gates:
+  - {metric: valid_rate, max_drop: 0.15, probe_sets: [r]}
+  - {metric: valid_rate, max_drop: 0.15, probe_sets: [f]}
+"""
+"""Gates decided one by one: r's runs (8 probes, each model) and gate come first, then f's
+runs of 48 probes, two per engine batch, give seconds to interrupt in."""
+INTERRUPTED_SWEEP = """\
+base: demo:base
+generation: {max_new_tokens: 64, batch_size: 2}
+probe_sets:
+  reasoning: {source: "demo:reasoning", limit: 8}
+  finetune: {source: "demo:finetune", limit: 8}
+gates:
+  - {metric: valid_rate, max_drop: 0.15}
+"""
+CANARY_TOKENS = 987_654
+"""completion_tokens written over every cached generation: only a run that reads the cache
+reports it."""
+
+
+def _sigint_default() -> None:
+    """In the child before exec: SIGINT's default disposition, which Python turns into
+    KeyboardInterrupt, even where the test runner was started with SIGINT ignored (a
+    background job of a non-interactive shell)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _interruptible(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    """``rtc-assert ARGS`` in a new process that Ctrl-C reaches, output into files."""
+    out = (tmp_path / "stdout").open("w", encoding="utf-8")
+    err = (tmp_path / "stderr").open("w", encoding="utf-8")
+    with out, err:
+        return _cli(*args, stdout=out, stderr=err, preexec_fn=_sigint_default)
+
+
+def _ctrl_c_after(process: subprocess.Popen[str], cache: Path, stored: int) -> int:
+    """SIGINT to ``process`` as soon as the cache holds more than ``stored`` generations (its
+    work so far is done and more has begun); returns its exit status."""
+    deadline = time.monotonic() + 300
+    while _stored(cache) <= stored:
+        assert process.poll() is None, "the run ended before it could be interrupted"
+        assert time.monotonic() < deadline, f"no more than {stored} generations in 300 s"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    return process.wait(timeout=120)
+
+
+def _assert_one_paragraph(tmp_path: Path) -> None:
+    err = (tmp_path / "stderr").read_text(encoding="utf-8")
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    # Beside the libraries' progress bars, one message: the last line.
+    assert [line for line in err.splitlines() if "rtc-assert" in line] == [RESUME_HINT], err
+    assert err.rstrip().endswith(RESUME_HINT), err
+
+
+def _mark_cached(cache: Path) -> int:
+    """Write `CANARY_TOKENS` over every cached generation; returns how many there are."""
+    with sqlite3.connect(cache / CACHE_FILE) as connection:
+        rows = connection.execute("SELECT key, record FROM generations").fetchall()
+        marked = [(json.dumps({**json.loads(r), "completion_tokens": CANARY_TOKENS}), k)
+                  for k, r in rows]  # fmt: skip
+        connection.executemany("UPDATE generations SET record = ? WHERE key = ?", marked)
+    return len(rows)
+
+
+def _demo_series(tmp_path: Path, *steps: int) -> Path:
+    """A copy of these checkpoints of the demo series, to damage."""
+    series = tmp_path / "series"
+    for step in steps:
+        name = f"checkpoint-{step}"
+        shutil.copytree(demo.ZOO_DIR / "sweep" / name, series / name)
+    return series
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_compare_with_the_partial_record_and_a_rerun_resumes(tmp_path):
+    config = tmp_path / "thresholds.yaml"
+    config.write_text(INTERRUPTED_COMPARE, encoding="utf-8")
+    cache, partial = tmp_path / "cache", tmp_path / "partial"
+    command = ("compare", "--config", str(config), "--cache-dir", str(cache))
+    process = _interruptible(tmp_path, *command, "--report", str(partial))
+    # Interrupted once both models' runs on r are stored and the candidate's on f has begun.
+    assert _ctrl_c_after(process, cache, stored=2 * 8) == 130
+    _assert_one_paragraph(tmp_path)
+    out = (tmp_path / "stdout").read_text(encoding="utf-8")
+    assert f"partial run record: {partial / 'rtc-run.json'}" in out
+    record = read_record(partial / "rtc-run.json")
+    assert record.error == INTERRUPTED
+    assert sorted((run.model, run.probe_set, len(run.generations)) for run in record.runs) == [
+        ("demo:base", "demo-reasoning", 8),
+        ("demo:collapsed", "demo-reasoning", 8),
+    ]
+    assert [gate.gate.id for gate in record.gates] == ["r::valid_rate[max_drop]"]
+
+    kept = _mark_cached(cache)
+    assert 2 * 8 < kept < 2 * (8 + 48)
+    rerun = _cli(*command, "--report", str(tmp_path / "rerun"), stdout=subprocess.DEVNULL)
+    assert rerun.wait(timeout=600) == 1  # the collapse fails f's gate
+    resumed = read_record(tmp_path / "rerun" / "rtc-run.json")
+    assert resumed.error is None and [gate.passed for gate in resumed.gates] == [
+        record.gates[0].passed,
+        False,
+    ]
+    generations = [(run.probe_set, g) for run in resumed.runs for g in run.generations]
+    assert len(generations) == _stored(cache) == 2 * (8 + 48)
+    from_cache = [name for name, g in generations if g.completion_tokens == CANARY_TOKENS]
+    assert len(from_cache) == kept  # every generation stored before Ctrl-C is reused
+    assert from_cache.count("demo-reasoning") == 2 * 8
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_sweep_with_the_checkpoints_gated_so_far_and_a_rerun_resumes(tmp_path):
+    config = tmp_path / "thresholds.yaml"
+    config.write_text(INTERRUPTED_SWEEP, encoding="utf-8")
+    series = _demo_series(tmp_path, 4, 8, 12)
+    cache, partial = tmp_path / "cache", tmp_path / "partial"
+    command = ("sweep", "--checkpoints", str(series), "--config", str(config),
+               "--cache-dir", str(cache))  # fmt: skip
+    process = _interruptible(tmp_path, *command, "--report", str(partial))
+    # Interrupted once the base and checkpoint-4 are stored (two sets of 8) and step 8 began.
+    assert _ctrl_c_after(process, cache, stored=2 * 2 * 8) == 130
+    _assert_one_paragraph(tmp_path)
+    out = (tmp_path / "stdout").read_text(encoding="utf-8")
+    where = f"partial sweep record: {partial / SWEEP_FILE}; chart: {partial / CHART_FILE}"
+    assert out.splitlines() == [where]  # and no table or verdict of a sweep not finished
+    record = SweepRecord.model_validate_json((partial / SWEEP_FILE).read_text(encoding="utf-8"))
+    assert record.error == SWEEP_INTERRUPTED
+    assert [step.step for step in record.steps] == [4]
+    assert set(record.base_metrics) == {"reasoning", "finetune"}
+    assert (record.first_failing, record.last_passing) == (None, 4)
+    chart = ElementTree.parse(partial / CHART_FILE).getroot()
+    titles = [text.text for text in chart.iter("{http://www.w3.org/2000/svg}text")]
+    assert f"reasoning {STOPPED_NOTE}" in titles and f"finetune {STOPPED_NOTE}" in titles
+
+    # checkpoint-4's weights zeroed, with the same size and time, so its fingerprint (and
+    # cache keys) stand: the rerun can only get past it by reading its generations back.
+    weights = series / "checkpoint-4" / "model.safetensors"
+    before = weights.stat()
+    weights.write_bytes(bytes(before.st_size))
+    os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))
+    full = tmp_path / "full"
+    rerun = _cli(*command, "--report", str(full), stdout=subprocess.DEVNULL)
+    assert rerun.wait(timeout=600) == 1  # the collapse fails a gate by step 12
+    resumed = SweepRecord.model_validate_json((full / SWEEP_FILE).read_text(encoding="utf-8"))
+    assert resumed.error is None and [step.step for step in resumed.steps] == [4, 8, 12]
+    assert resumed.step(4) == record.step(4) and resumed.base_metrics == record.base_metrics
+    assert STOPPED_NOTE not in (full / CHART_FILE).read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_a_sweep_stopped_by_an_error_keeps_the_checkpoints_gated_before(tmp_path, capsys):
+    series = _demo_series(tmp_path, 4, 8)
+    weights = series / "checkpoint-8" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    report = tmp_path / "report"
+    argv = ["sweep", "--base", "demo:base", "--checkpoints", str(series), "--probes",
+            "demo:finetune", "--limit", "2", "--max-new-tokens", "8", "--no-cache",
+            "--report", str(report)]  # fmt: skip
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert f"partial sweep record: {report / SWEEP_FILE}" in out
+    checkpoint = series / "checkpoint-8"
+    assert f"rtc-assert: error: cannot load the weights of {str(checkpoint)!r}" in err
+    assert "Traceback" not in err
+    record = SweepRecord.model_validate_json((report / SWEEP_FILE).read_text(encoding="utf-8"))
+    assert [step.step for step in record.steps] == [4]
+    assert record.error is not None
+    assert record.error.startswith(f"cannot load the weights of {str(checkpoint)!r}")
 
 
 def test_a_model_folder_without_tokenizer_files_is_one_clear_error(tmp_path, capsys):

@@ -43,7 +43,7 @@ from rtc_assert.reports.sweep import (
 )
 from rtc_assert.reports.terminal import print_summary, summary_console, terminal_width
 from rtc_assert.session import RtcSession
-from rtc_assert.sweep import run_sweep
+from rtc_assert.sweep import SWEEP_INTERRUPTED, Sweep
 
 DEFAULT_GATES: list[dict[str, Any]] = [
     {"metric": "valid_rate", "max_drop": 0.10},
@@ -269,8 +269,15 @@ def sweep_command(args: argparse.Namespace) -> int:
     checkpoints = find_checkpoints(args.checkpoints)
     config = _config(args, models={"base": ("--base", args.base)}, gates=DEFAULT_GATES)
     session = RtcSession(config=config, config_dir=_config_dir(args), cache=_cache(args))
+    sweep = Sweep(session)
     try:
-        record = run_sweep(session, checkpoints)
+        record = sweep.run(checkpoints)
+    except (KeyboardInterrupt, Exception) as error:
+        # The checkpoints gated before Ctrl-C or an error midway are kept: a partial record.
+        reason = SWEEP_INTERRUPTED if isinstance(error, KeyboardInterrupt) else redact(str(error))
+        path = write_sweep(sweep.record(reason), args.report)
+        print(f"partial sweep record: {path}; chart: {path.parent / CHART_FILE}")
+        raise
     finally:
         session.close()
     console = summary_console(sys.stdout, width=terminal_width(), color=None)

@@ -16,6 +16,8 @@ from rtc_assert.sweep import SweepRecord
 
 SWEEP_FILE = "sweep.json"
 CHART_FILE = "sweep.svg"
+STOPPED_NOTE = "(the sweep stopped early: the checkpoints gated before)"
+"""After each panel's title when the record is partial (its ``error`` is set)."""
 COLOURS = {
     "valid_rate": "#2a9d8f",
     "empty_rate": "#e9c46a",
@@ -127,10 +129,12 @@ def _marker(x: float, top: float, colour: str, label: str, kind: str) -> str:
 def _panel(record: SweepRecord, probe_set: str, index: int) -> list[str]:
     top = index * PANEL_HEIGHT + TOP
     first, last = record.steps[0].step, record.steps[-1].step
+    # A sweep that stopped early says so: its markers are of the checkpoints gated before.
+    stopped = f" {STOPPED_NOTE}" if record.error is not None else ""
     parts = [
         f'<g data-probe-set="{escape(one_line(probe_set))}">',
         f'<text x="{LEFT}" y="{top - 14}" font-size="13" font-weight="bold">'
-        f"{escape(one_line(probe_set))}</text>",
+        f"{escape(one_line(probe_set))}{stopped}</text>",
     ]
     for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
         y = _y(tick, top)
