@@ -7,7 +7,8 @@ Writes a plain generations file (``rtc_assert/ingest/generations.schema.json``) 
 with 200 to 3,000 characters of reasoning (70% closed, 10% empty, 10% cut off, 10% with no
 block), over 1,000 numeric probes with as many samples each. Then:
 
-1. side by side, in one pass over the file: each chunk of lines is parsed once, then
+1. side by side, in one pass over the file: each chunk of lines (the ingest's chunk,
+   ``rtc_assert.ingest.CHUNK``) is parsed once, then
    classified by rtc-assert one call per output (``classify``) and per chunk
    (``classify_many``, what the ingest uses), scored, and parsed by thinkpack (``parse`` of
    the chunk's list, its batch form), each timed on its own, in alternating order;
@@ -28,14 +29,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from rtc_assert.ingest import scored_generations
+from rtc_assert.ingest import CHUNK, scored_generations
 from rtc_assert.ingest.plain import read_plain
 from rtc_assert.probes.probe import Probe, ProbeSet
 from rtc_assert.scoring import score_trace
 from rtc_assert.traces.classify import TraceFormat, classify, classify_many
 
 PROBES = 1000
-CHUNK = 10_000
 ALPHABET = "abcdefghijklmnopqrstuvwxyz      0123456789+=\n"
 
 
