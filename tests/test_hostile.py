@@ -16,8 +16,10 @@ from typing import Any
 from xml.etree import ElementTree
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
 
 from rtc_assert import demo
 from rtc_assert.assertions import assert_valid_rate
@@ -30,13 +32,19 @@ from rtc_assert.errors import ScorerError
 from rtc_assert.generation.backends import load_backend
 from rtc_assert.generation.backends.transformers_backend import TransformersBackend
 from rtc_assert.generation.cache import CACHE_FILE, CHUNK, next_chunk
-from rtc_assert.generation.models import resolve_model
+from rtc_assert.generation.models import context_length, resolve_model
 from rtc_assert.generation.requests import (
+    PREFIX_CHARS_PER_TOKEN,
+    PREFIX_MARGIN,
     Generation,
     GenerationError,
+    GenerationRequest,
     GenerationSettings,
     ServerSplit,
+    build_requests,
+    check_prompt_lengths,
 )
+from rtc_assert.generation.tokenizers import load_tokenizer
 from rtc_assert.metrics import compute_metrics
 from rtc_assert.probes.probe import Probe, ProbeSet
 from rtc_assert.record import INTERRUPTED, SessionRecord, read_record, session_record
@@ -390,6 +398,212 @@ def test_a_budget_past_the_context_is_warned_about(tmp_path, caplog, capsys):
     assert main(argv) == 0
     assert "plus max_new_tokens 250 runs past demo:base's context of 256 positions" in caplog.text
     assert "lower max_new_tokens to" in caplog.text
+
+
+@pytest.fixture(scope="module")
+def demo_tokenizer() -> Any:
+    return load_tokenizer(resolve_model("demo:base"))
+
+
+@pytest.fixture(scope="module")
+def trained_bpe() -> Any:
+    """A byte-level BPE (GPT-2's pre-tokenizer) trained here, with tokens of 30 characters and
+    more: no tokenizer of a real model is on disk offline."""
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    words = ["supercalifragilistic", "1234567890" * 4, "=" * 32, "héllo wörld", "<think>"]
+    corpus = [" ".join(words[i % 5 :] + words[: i % 5]) for i in range(200)]
+    bpe.train_from_iterator(
+        corpus,
+        trainers.BpeTrainer(
+            vocab_size=400,
+            special_tokens=["<|endoftext|>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe)
+    assert max(len(token) for token in tokenizer.get_vocab()) >= 30
+    return tokenizer
+
+
+@pytest.fixture
+def tokenized(monkeypatch) -> list[list[int]]:
+    """The lengths, in characters, of the texts of every call of a real tokenizer."""
+    calls: list[list[int]] = []
+    tokenize = PreTrainedTokenizerFast.__call__
+
+    def recording(self: Any, text: Any = None, *args: Any, **kwargs: Any) -> Any:
+        calls.append([len(text)] if isinstance(text, str) else [len(t) for t in text])
+        return tokenize(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(PreTrainedTokenizerFast, "__call__", recording)
+    return calls
+
+
+def _refusal(tokenizer: Any, prompts: list[str], context: int) -> str | None:
+    requests = [
+        GenerationRequest(Probe(id=f"p{i}", prompt="x", answer="2", scorer="exact"), prompt, 0)
+        for i, prompt in enumerate(prompts)
+    ]
+    try:
+        check_prompt_lengths(
+            tokenizer, requests, GenerationSettings(), context, probe_set="s", model="m"
+        )
+    except GenerationError as error:
+        return str(error)
+    return None
+
+
+def _whole_count(tokenizer: Any, prompt: str) -> int:
+    """What the check counted before it counted prefixes: the whole prompt's tokens."""
+    return len(tokenizer([prompt], add_special_tokens=False).input_ids[0])
+
+
+def _refused_as(size: str, context: int, probe: str = "p0") -> str:
+    return (
+        f"probe set 's', probe {probe!r}: the rendered prompt is {size}, and m's context is "
+        f"{context:,} positions, so nothing can be generated; shorten the prompt, drop the "
+        "probe, or use a model with a longer context"
+    )
+
+
+def _at_least(tokens: int, chars: int) -> str:
+    return f"at least {tokens:,} tokens (counted on a prefix of its {chars:,} characters)"
+
+
+def test_a_giant_prompt_is_refused_on_a_prefix_never_tokenized_whole(demo_tokenizer, tokenized):
+    context = context_length(resolve_model("demo:base"), demo_tokenizer)
+    assert context == 256
+    probes = [
+        Probe(id="giant", prompt="Add 12 and 34. " * 333_334, answer="46", scorer="exact"),
+        Probe(id="short", prompt="1+1", answer="2", scorer="exact"),
+    ]
+    requests = build_requests(demo_tokenizer, probes, GenerationSettings(), model="demo:base")
+    giant, short = (len(request.prompt) for request in requests)
+    assert giant > 5_000_000
+    tokenized.clear()
+    with pytest.raises(GenerationError) as raised:
+        check_prompt_lengths(
+            demo_tokenizer,
+            requests,
+            GenerationSettings(),
+            context,
+            probe_set="hostile",
+            model="demo:base",
+        )
+    prefix = PREFIX_CHARS_PER_TOKEN * (context + PREFIX_MARGIN)
+    assert tokenized == [[prefix], [short]]  # of the giant prompt, its first 10,240 characters
+    # A token a character, but for the template's "<|im_start|>" (12 characters, one token).
+    least = prefix - 11 - PREFIX_MARGIN
+    assert str(raised.value) == (
+        f"probe set 'hostile', probe 'giant': the rendered prompt is {_at_least(least, giant)}, "
+        "and demo:base's context is 256 positions, so nothing can be generated; shorten the "
+        "prompt, drop the probe, or use a model with a longer context"
+    )
+
+
+@pytest.mark.parametrize(
+    ("repeats", "calls", "size"),
+    [
+        # 13 characters a token: the first prefix (787 tokens and 9 characters of a cut one)
+        # falls short of the margin; the second, 3,150 tokens and 10 characters, does not.
+        (100_000, [[10_240], [40_960]], _at_least(3_160 - PREFIX_MARGIN, 1_300_000)),
+        # Under twice the second prefix: counted whole, exactly, after the first prefix.
+        (4_000, [[10_240], [52_000]], "4,000 tokens"),
+    ],
+)
+def test_long_tokens_grow_the_prefix_or_count_the_prompt_whole(
+    demo_tokenizer, tokenized, repeats, calls, size
+):
+    message = _refusal(demo_tokenizer, ["<|endoftext|>" * repeats], 256)
+    assert tokenized == calls
+    assert message == _refused_as(size, 256)
+
+
+PIECES = ["1", "ab", " ", "\n", "é", "<|im_start|>", "<|endoftext|>", "<think>", "=" * 32]
+PIECES += ["supercalifragilistic", "1234567890"]
+"""Text the demo tokenizer (a token a character, added tokens of 7 to 13) and the trained BPE
+(tokens of 30 characters and more) cut differently."""
+
+
+def _text(pieces: list[tuple[int, int]]) -> str:
+    return "".join(PIECES[piece] * repeats for piece, repeats in pieces)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    pieces=st.lists(
+        st.tuples(st.integers(0, len(PIECES) - 1), st.integers(1, 60)), min_size=1, max_size=8
+    ),
+    offset=st.integers(-3, 3),
+)
+def test_prompts_at_the_context_get_the_decisions_of_counting_them_whole(
+    demo_tokenizer, pieces, offset
+):
+    prompt = _text(pieces)
+    count = _whole_count(demo_tokenizer, prompt)
+    context = max(count + offset, 2)  # just under, at, or just over the prompt's length
+    message = _refusal(demo_tokenizer, ["1", prompt], context)
+    if count >= context:
+        assert message == _refused_as(f"{count:,} tokens", context, probe="p1")
+    else:
+        assert message is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["demo_tokenizer", "trained_bpe"])
+def test_any_prompt_gets_the_decision_of_counting_it_whole(request, which):
+    tokenizer = request.getfixturevalue(which)
+    seen: set[str] = set()
+
+    @settings(max_examples=40, deadline=None)
+    @example(pieces=[(0, 50_000)], share=0.01)  # far past the context: refused on a prefix
+    @example(pieces=[(5, 3_000)], share=1.0)  # 12 characters a token, at the context
+    @example(pieces=[(9, 3_000)], share=1.5)  # fits
+    @given(
+        pieces=st.lists(
+            st.tuples(st.integers(0, len(PIECES) - 1), st.integers(1, 3000)),
+            min_size=1,
+            max_size=8,
+        ),
+        share=st.floats(0.0, 2.0),
+    )
+    def decided_as_whole(pieces: list[tuple[int, int]], share: float) -> None:
+        prompt = _text(pieces)
+        count = _whole_count(tokenizer, prompt)
+        context = max(round(count * share), 1)  # from far short of the prompt to twice it
+        message = _refusal(tokenizer, [prompt], context)
+        if count < context:
+            seen.add("fits")
+            assert message is None
+        elif message is not None and "at least" in message:
+            seen.add("refused on a prefix")
+            least = int(message.partition("at least ")[2].partition(" ")[0].replace(",", ""))
+            assert context <= least <= count
+            assert message == _refused_as(_at_least(least, len(prompt)), context)
+        else:
+            seen.add("refused")
+            assert message == _refused_as(f"{count:,} tokens", context)
+
+    decided_as_whole()
+    assert seen == {"fits", "refused", "refused on a prefix"}
+
+
+def test_eval_refuses_a_giant_prompt_without_tokenizing_it_whole(
+    tmp_path, capsys, monkeypatch, tokenized
+):
+    monkeypatch.setattr(TransformersBackend, "generate", None)  # nothing may be generated
+    path = _probe_file(tmp_path, "1" * 2_000_000)
+    argv = ["eval", "--model", "demo:base", "--probes", str(path), "--scorer", "exact"]
+    assert main([*argv, "--no-cache"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "probe set 'long', probe 'long': the rendered prompt is at least 9,205 tokens (counted "
+        "on a prefix of its 2,000,050 characters), and demo:base's context is 256 positions, "
+        "so nothing can be generated; shorten the prompt, drop the probe" in err
+    )
+    assert "Traceback" not in err
+    assert max(length for call in tokenized for length in call) == 10_240
 
 
 def test_probes_check_warns_about_a_giant_prompt(tmp_path, capsys):

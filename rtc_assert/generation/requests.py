@@ -202,6 +202,50 @@ def build_requests(
     return requests
 
 
+PREFIX_MARGIN = 1024
+"""Tokens past the context a prompt's prefix must reach to decide alone that the whole does
+not fit: far more than cutting a text can add (`check_prompt_lengths`)."""
+
+PREFIX_CHARS_PER_TOKEN = 8
+"""Characters of the first prefix per token it must reach: prose and code average 1 to 5
+characters a token in today's vocabularies, so the first prefix decides for nearly every
+prompt far past the context (`check_prompt_lengths`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Count:
+    tokens: int
+    exact: bool
+    """False: ``tokens`` is a lower bound, from a prefix."""
+
+
+def _token_counts(tokenizer: Any, texts: Sequence[str]) -> list[int]:
+    if not texts:
+        return []  # the tokenizer fails on an empty batch
+    return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False).input_ids]
+
+
+def _prompt_counts(tokenizer: Any, prompts: Sequence[str], context: int) -> list[_Count]:
+    """Each prompt's tokens; for one far past ``context``, a lower bound from a prefix."""
+    decisive = context + PREFIX_MARGIN
+    counts: dict[int, _Count] = {}
+    size = PREFIX_CHARS_PER_TOKEN * decisive
+    pending = [i for i, prompt in enumerate(prompts) if 2 * size < len(prompt)]
+    while pending:
+        found = _token_counts(tokenizer, [prompts[i][:size] for i in pending])
+        counts.update(
+            (i, _Count(tokens - PREFIX_MARGIN, exact=False))
+            for i, tokens in zip(pending, found, strict=True)
+            if tokens >= decisive
+        )
+        size *= 4
+        pending = [i for i in pending if i not in counts and 2 * size < len(prompts[i])]
+    whole = [i for i in range(len(prompts)) if i not in counts]
+    found = _token_counts(tokenizer, [prompts[i] for i in whole])
+    counts.update((i, _Count(tokens, exact=True)) for i, tokens in zip(whole, found, strict=True))
+    return [counts[i] for i in range(len(prompts))]
+
+
 def check_prompt_lengths(
     tokenizer: Any,
     requests: Sequence[GenerationRequest],
@@ -214,23 +258,53 @@ def check_prompt_lengths(
     """Refuse prompts that leave no room in the model's ``context`` to generate; warn when
     ``max_new_tokens`` would run past it.
 
+    A prompt is counted whole unless it is more than twice ``PREFIX_CHARS_PER_TOKEN * (context
+    + PREFIX_MARGIN)`` characters long: such a prompt (a broken or hostile probe file) is
+    counted first on a prefix of half that, and refused, as "at least N tokens", when the
+    prefix alone reaches ``context + PREFIX_MARGIN`` tokens. Why that is safe: cutting a text
+    changes how the text next to the cut is tokenized, and nothing before it. The normalizer
+    and the pre-tokenizer act on characters and their neighbours, and the model tokenizes each
+    pre-tokenized piece on its own, so the pieces before the cut are the same tokens in the
+    prefix as in the whole; within the piece the cut falls in, BPE's merges join neighbours,
+    so what changes is within a few tokens of the cut. The cut can make the prefix's last
+    characters cost more tokens than the same characters do in the whole (an added token cut
+    in two: the demo's ``<|im_start|>`` is one token, ``<|im_st`` seven; the cut piece of a
+    byte-level vocabulary, at most one token a byte), a few tokens, far from
+    ``PREFIX_MARGIN``. So the whole has at least the prefix's count less ``PREFIX_MARGIN``
+    (that is N, the context or more), and a prompt that fits never reaches the margin on a
+    prefix: it is counted whole and decided exactly as before. One past the context is refused
+    either way, with its exact count when it is counted whole.
+
+    The first prefix decides whenever its tokens average ``PREFIX_CHARS_PER_TOKEN`` characters
+    or fewer, whatever the prompt's length. Longer tokens (long added tokens, runs of spaces or
+    symbols some vocabularies hold as one token) can leave it short of the margin: the prefix
+    then grows fourfold, while under half the prompt, and the prompt is counted whole when no
+    prefix decides, which costs less than 5/3 of counting it whole at once.
+
     Raises:
         GenerationError: naming the probe set, the first such probe and the lengths.
     """
     prompts = {request.probe.id: request.prompt for request in requests}
-    counts = tokenizer(list(prompts.values()), add_special_tokens=False).input_ids
-    lengths = {probe_id: len(ids) for probe_id, ids in zip(prompts, counts, strict=True)}
-    too_long = [probe_id for probe_id, length in lengths.items() if length >= context]
+    counts = _prompt_counts(tokenizer, list(prompts.values()), context)
+    lengths = dict(zip(prompts, counts, strict=True))
+    too_long = [probe_id for probe_id, length in lengths.items() if length.tokens >= context]
     if too_long:
         first = too_long[0]
         others = f" (and {len(too_long) - 1} more probes)" if len(too_long) > 1 else ""
+        count = lengths[first]
+        size = (
+            f"{count.tokens:,} tokens"
+            if count.exact
+            else f"at least {count.tokens:,} tokens (counted on a prefix of its "
+            f"{len(prompts[first]):,} characters)"
+        )
         raise GenerationError(
             f"probe set {probe_set!r}, probe {first!r}{others}: the rendered prompt is "
-            f"{lengths[first]:,} tokens, and {model}'s context is {context:,} positions, so "
-            "nothing can be generated; shorten the prompt, drop the probe, or use a model "
-            "with a longer context"
+            f"{size}, and {model}'s context is {context:,} positions, so nothing can be "
+            "generated; shorten the prompt, drop the probe, or use a model with a longer "
+            "context"
         )
-    longest = max(lengths.values(), default=0)
+    longest = max((length.tokens for length in lengths.values()), default=0)
     if longest + settings.max_new_tokens > context:
         logger.warning(
             "probe set %r: the longest prompt (%d tokens) plus max_new_tokens %d runs past "
