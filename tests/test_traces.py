@@ -437,6 +437,8 @@ def rules(text, pairs, finish, prefilled, min_chars):
 )
 @example((TAG_SETS[2], " [T]] 4"), "stop", False, 1)  # the opener overlaps the closer
 @example((TAG_SETS[3], "abc"), None, True, 1)
+@example((STANDARD_TAGS, "<thinking>x</think>4"), "stop", False, 1)  # another pair's opener
+@example((TAG_SETS[4], "\n<t>x</t>4"), "stop", False, 1)  # the shared closer's other opener
 def test_any_tag_set_follows_the_rules(case, finish, prefilled, min_chars):
     tags, text = case
     trace = classify(
