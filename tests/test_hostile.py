@@ -355,12 +355,9 @@ def _probe_file(tmp_path: Path, prompt: str) -> Path:
     return path
 
 
-def test_a_prompt_longer_than_the_context_is_refused_before_generating(
-    tmp_path, capsys, monkeypatch
-):
-    monkeypatch.setattr(TransformersBackend, "generate", None)  # nothing may be generated
-    path = _probe_file(tmp_path, "1" * 2000)
-    argv = [
+def _eval_argv(path: Path) -> list[str]:
+    """``rtc-assert eval`` of demo:base on a `_probe_file`, uncached."""
+    return [
         "eval",
         "--model",
         "demo:base",
@@ -370,7 +367,14 @@ def test_a_prompt_longer_than_the_context_is_refused_before_generating(
         "exact",
         "--no-cache",
     ]
-    assert main(argv) == 2
+
+
+def test_a_prompt_longer_than_the_context_is_refused_before_generating(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(TransformersBackend, "generate", None)  # nothing may be generated
+    path = _probe_file(tmp_path, "1" * 2000)
+    assert main(_eval_argv(path)) == 2
     err = capsys.readouterr().err
     assert (
         "probe set 'long', probe 'long': the rendered prompt is 2,0" in err
@@ -383,19 +387,7 @@ def test_a_prompt_longer_than_the_context_is_refused_before_generating(
 
 def test_a_budget_past_the_context_is_warned_about(tmp_path, caplog, capsys):
     path = _probe_file(tmp_path, "1+2")
-    argv = [
-        "eval",
-        "--model",
-        "demo:base",
-        "--probes",
-        str(path),
-        "--scorer",
-        "exact",
-        "--no-cache",
-        "--max-new-tokens",
-        "250",
-    ]
-    assert main(argv) == 0
+    assert main([*_eval_argv(path), "--max-new-tokens", "250"]) == 0
     assert "plus max_new_tokens 250 runs past demo:base's context of 256 positions" in caplog.text
     assert "lower max_new_tokens to" in caplog.text
 
@@ -594,8 +586,7 @@ def test_eval_refuses_a_giant_prompt_without_tokenizing_it_whole(
 ):
     monkeypatch.setattr(TransformersBackend, "generate", None)  # nothing may be generated
     path = _probe_file(tmp_path, "1" * 2_000_000)
-    argv = ["eval", "--model", "demo:base", "--probes", str(path), "--scorer", "exact"]
-    assert main([*argv, "--no-cache"]) == 2
+    assert main(_eval_argv(path)) == 2
     err = capsys.readouterr().err
     assert (
         "probe set 'long', probe 'long': the rendered prompt is at least 9,205 tokens (counted "
