@@ -342,6 +342,13 @@ TAG_SETS = [
     TagSet((TraceFormat("ab", "bc"),)),  # the tags overlap ("abc")
     TagSet((TraceFormat("\n<t>", "</t>"), TraceFormat("<u>", "</t>"))),  # a shared closer
     TagSet((TraceFormat("<think>", "</think>"), TraceFormat("<thinking>", "</thinking>"))),
+    # Where every tag starts with "<" the hot path walks the text with str.find; these test
+    # the conditions on the tags it needs, and the pairing of a shared closer on that path.
+    TagSet((TraceFormat("<t>", "<t>>"),)),  # "<"-led, but the opener prefixes the closer
+    TagSet((TraceFormat("<a<", "</a>"),)),  # "<" inside a tag
+    TagSet((TraceFormat("<T>", "</T>"), TraceFormat("<U>", "</T>"))),
+    TagSet((TraceFormat("<k>", "</k>"),)),  # the Kelvin sign's "<\u212a>" matches it
+    TagSet((TraceFormat("ka", "kb"),)),  # one first character, but a cased one
 ]
 FRAGMENTS = st.sampled_from(
     [
@@ -358,6 +365,17 @@ FRAGMENTS = st.sampled_from(
         "\n<t>",
         "</t>",
         "<u>",
+        "<",
+        "</think>",
+        "<t>>",
+        "<a<",
+        "</a>",
+        "<U>",
+        "</T>",
+        "<\u212a>",
+        "</k>",
+        "Ka",
+        "KB",
         " ",
         "\n",
         "\u00a0",
@@ -439,12 +457,50 @@ def rules(text, pairs, finish, prefilled, min_chars):
 @example((TAG_SETS[3], "abc"), None, True, 1)
 @example((STANDARD_TAGS, "<thinking>x</think>4"), "stop", False, 1)  # another pair's opener
 @example((TAG_SETS[4], "\n<t>x</t>4"), "stop", False, 1)  # the shared closer's other opener
+@example((TAG_SETS[1], "x</think>4"), "stop", False, 1)  # an implicit opener
+@example((TAG_SETS[1], "<think>x</THINK>4"), "stop", False, 1)  # the closer in another case
+@example((TAG_SETS[6], "<t>>x<t>>4"), "stop", False, 1)
+@example((TAG_SETS[7], "<a<x</a>4"), None, False, 1)
+@example((TAG_SETS[7], "<a</a>4"), "stop", False, 1)  # a closer inside the opener
+@example((TAG_SETS[8], "<U>x</T>4<"), "length", False, 1)
+@example((TAG_SETS[10], "KBx"), "stop", False, 1)
 def test_any_tag_set_follows_the_rules(case, finish, prefilled, min_chars):
     tags, text = case
     trace = classify(
         text, finish_reason=finish, prefilled=prefilled, fmt=tags, min_reasoning_chars=min_chars
     )
     assert trace == rules(text, tags.pairs, finish, prefilled, min_chars)
+
+
+# Tags where lower() is not the regex engine's case folding ("\u017f" folds to "s"), which
+# the plain rules above cannot model: the hot path is held to the full rules instead.
+FOLDED_TAG_SETS = [
+    *TAG_SETS,
+    TagSet((TraceFormat("<\u017f>", "<s>x"),)),  # the opener folds to a prefix of the closer
+    TagSet((TraceFormat("<\u017f>", "</\u017f>"),)),
+]
+FOLDED_TEXT = st.lists(
+    st.one_of(FRAGMENTS, st.sampled_from(["<s>x", "<S>", "<\u017f>", "</s>", "</\u017f>"])),
+    max_size=6,
+).map("".join)
+
+
+@given(
+    st.sampled_from(FOLDED_TAG_SETS),
+    FOLDED_TEXT,
+    st.sampled_from([None, "stop", "length"]),
+    st.booleans(),
+    st.integers(1, 3),
+)
+@example(FOLDED_TAG_SETS[-2], "<s>x4", "stop", False, 1)
+def test_the_hot_path_gives_what_the_full_rules_give(tags, text, finish, prefilled, min_chars):
+    closing = tags._tags.close_any.search(text)
+    full = (
+        tags._unclosed(text, finish, prefilled)
+        if closing is None
+        else tags._closed(text, closing, prefilled, min_chars)
+    )
+    assert tags.split_many([text], [finish], [prefilled], min_chars) == [full]
 
 
 PROMPTS = st.sampled_from([None, QWEN3_PROMPT, QWEN3_NO_THINK_PROMPT, R1_PROMPT, OLMO3_PROMPT])
@@ -499,3 +555,10 @@ def test_classify_many_without_columns_and_with_wrong_lengths():
         classify_many(texts, prompts=[None, None, None])
     with pytest.raises(ValueError, match="min_reasoning_chars"):
         classify_many(texts, min_reasoning_chars=0)
+
+
+def test_a_closer_matched_by_case_folding_alone_is_classified():
+    # The regex engine matches "\u017f" (long s) to "s"; lower() does not: no KeyError.
+    text = "<reasoning>x</rea\u017foning>4"
+    assert classify(text) == (V, "x", "4", "closed")
+    assert prompt_state("<reasoning></REA\u017fONING>").thinking_disabled

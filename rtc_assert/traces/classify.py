@@ -115,6 +115,9 @@ def missing_trace(answer: str, detail: str = "no_tags") -> Trace:
     return Trace(TraceStatus.MISSING, "", answer.strip(), detail)
 
 
+_IMPLICIT = ("implicit_open",)
+
+
 @dataclass(frozen=True)
 class _Tags:
     """Compiled patterns for a set of tag pairs."""
@@ -129,6 +132,27 @@ class _Tags:
     """Lowercased close tag to its lowercased open tag; None for a single pair."""
     prompt_prefilled: re.Pattern[str]
     prompt_closed: re.Pattern[str]
+    lead: str | None
+    """The character every tag starts with, for `TagSet.split_many`; see `_lead_character`."""
+    exact_open: str | tuple[()]
+    exact_close: str | tuple[()]
+    """One pair's tags as written, a test cheaper than the case-blind regex, where ``lead``
+    is set; else ``()``, which ``str.startswith`` never matches."""
+
+    def close_key(self, closing: str) -> str:
+        """The lowercased close tag (the key of ``open_by_close``) that ``closing`` matched.
+
+        Its lowercase, unless the regex engine folded a character that ``lower`` keeps (the
+        long s matches ``s``): then the first close tag that matches it whole.
+        """
+        key = closing.lower()
+        if key in self.open_by_close:
+            return key
+        return next(
+            tag
+            for tag in self.open_by_close
+            if re.fullmatch(re.escape(tag), closing, re.IGNORECASE)
+        )
 
 
 def _alternation(tags: list[str]) -> str:
@@ -159,7 +183,7 @@ class TagSet:
         before = tail[: closing.start()]
         previous_close_end = max((m.end() for m in tags.close_any.finditer(before)), default=0)
         block = before[previous_close_end:]
-        openings = list(tags.open_by_close[closing.group(0).lower()].finditer(block))
+        openings = list(tags.open_by_close[tags.close_key(closing.group(0))].finditer(block))
         closes_empty_block = not openings or not block[openings[-1].end() :].strip()
         return PromptState(prefilled=False, thinking_disabled=closes_empty_block)
 
@@ -178,12 +202,19 @@ class TagSet:
     ) -> list[Trace]:
         """`split` of each text: the hot path of every run and file.
 
-        The common shape (an opener after nothing but whitespace, its closer, then only the
-        answer) takes the fewest steps here; `_closed` and `_unclosed` hold the full rules.
+        The common shapes take the fewest steps here: an opener after nothing but
+        whitespace, its closer, then only the answer; an opener and nothing after it; no tag
+        at all. Where every tag starts with one character found nowhere else in the tags
+        (``<``), a tag can only begin at that character, so ``str.find`` (memchr) walks the
+        text instead of the regex engine. `_closed` and `_unclosed` hold the full rules.
         """
         tags = self._tags
-        close, leading_open, any_tag = (
+        lead, exact_open, exact_close = tags.lead, tags.exact_open, tags.exact_close
+        open_length, close_length = len(exact_open), len(exact_close)
+        find, starts = str.find, str.startswith
+        close, close_at, leading_open, any_tag = (
             tags.close_any.search,
+            tags.close_any.match,
             tags.leading_open.match,
             tags.any_tag.search,
         )
@@ -193,28 +224,48 @@ class TagSet:
         traces: list[Trace] = []
         add = traces.append
         for text, finish, prefill in zip(texts, finish_reasons, prefilled, strict=True):
+            if lead is not None:  # a tag can only start at `lead`: str.find (memchr) finds it
+                opener = None
+                if starts(text, exact_open):
+                    after_open = open_length
+                elif (opener := leading_open(text)) is not None:
+                    after_open = opener.end()
+                else:  # no leading opener: opened by the prompt, implicitly, or no block
+                    after_open = 0
+                at = find(text, lead, after_open)
+                if at < 0:
+                    if after_open:  # the leading opener is the only tag
+                        add(truncated_trace(text[after_open:], finish))
+                    else:  # no tag at all
+                        add(truncated_trace(text, finish) if prefill else missing_trace(text))
+                    continue
+                if starts(text, exact_close, at):
+                    end = at + close_length
+                elif (
+                    (closing := close_at(text, at)) is not None
+                    and (
+                        open_tag_of is None  # one pair, or the opener must be the closer's
+                        or opener is None
+                        or open_tag_of[tags.close_key(closing.group(0))]
+                        == text[opener.start(1) : after_open].lower()
+                    )
+                ):
+                    end = closing.end()
+                else:  # another tag first: the full rules
+                    end = -1
+                if end >= 0 and (find(text, lead, end) < 0 or any_tag(text, end) is None):
+                    reasoning = text[after_open:at].strip()
+                    if not after_open and not prefill:
+                        add(closed_trace(reasoning, text[end:], _IMPLICIT, min_reasoning_chars))
+                    elif len(reasoning) >= min_reasoning_chars:
+                        # tuple.__new__: the named tuple without its Python-level __new__.
+                        add(new_trace(Trace, (valid, reasoning, text[end:].strip(), "closed")))
+                    else:
+                        add(closed_trace(reasoning, text[end:], (), min_reasoning_chars))
+                    continue
             closing = close(text)
             if closing is None:
                 add(unclosed(text, finish, prefill))
-                continue
-            start, end = closing.span()
-            leading = leading_open(text)
-            if (
-                leading is not None
-                and (after_open := leading.end()) <= start
-                and any_tag(text, end) is None
-                and (
-                    open_tag_of is None  # one pair, or the opener must be the closer's
-                    or open_tag_of[closing.group(0).lower()]
-                    == text[leading.start(1) : after_open].lower()
-                )
-            ):
-                reasoning = text[after_open:start].strip()
-                if len(reasoning) >= min_reasoning_chars:
-                    # tuple.__new__: the named tuple without its Python-level __new__.
-                    add(new_trace(Trace, (valid, reasoning, text[end:].strip(), "closed")))
-                else:
-                    add(closed_trace(reasoning, text[end:], (), min_reasoning_chars))
             else:
                 add(closed(text, closing, prefill, min_reasoning_chars))
         return traces
@@ -237,7 +288,7 @@ class TagSet:
         tags = self._tags
         start, end = closing.span()
         reasons = []
-        opening = tags.open_by_close[closing.group(0).lower()].search(text, 0, start)
+        opening = tags.open_by_close[tags.close_key(closing.group(0))].search(text, 0, start)
         if opening is None:
             reasoning = text[:start]
             if not prefilled:
@@ -327,7 +378,31 @@ def _compile(formats: tuple[TraceFormat, ...]) -> _Tags:
         ),
         prompt_prefilled=re.compile(f"(?:{opens})\\Z", re.IGNORECASE),
         prompt_closed=re.compile(f"(?:{closes})\\Z", re.IGNORECASE),
+        lead=(lead := _lead_character(formats)),
+        exact_open=formats[0].open_tag if lead and len(formats) == 1 else (),
+        exact_close=formats[0].close_tag if lead and len(formats) == 1 else (),
     )
+
+
+def _lead_character(formats: tuple[TraceFormat, ...]) -> str | None:
+    """The first character of every tag, where a tag match can only begin at it, else None.
+
+    That holds when the tags are ASCII, all start with one uncased, non-blank character
+    that no tag has anywhere else, and no opener is a prefix of a closer or the reverse (so
+    no closer can match where an opener does). Then after an opener, the next such
+    character is the only place the next tag can start.
+    """
+    opens = [f.open_tag.lower() for f in formats]
+    closes = [f.close_tag.lower() for f in formats]
+    lead = opens[0][0]
+    usable = lead.lower() == lead.upper() and not lead.isspace()
+    if not usable or any(
+        not tag.isascii() or tag[0] != lead or lead in tag[1:] for tag in opens + closes
+    ):
+        return None
+    if any(o.startswith(c) or c.startswith(o) for o in opens for c in closes):
+        return None
+    return lead
 
 
 def prompt_state(prompt: str, fmt: Markup | None = None) -> PromptState:
