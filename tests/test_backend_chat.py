@@ -24,6 +24,7 @@ from rtc_assert.generation.backends.chat import OpenAIChatBackend
 from rtc_assert.generation.http_client import _Limit
 from rtc_assert.generation.models import resolve_model
 from rtc_assert.generation.requests import GenerationError, GenerationSettings, build_requests
+from rtc_assert.ingest import generations_run
 from rtc_assert.metrics import compute_metrics
 from rtc_assert.probes.probe import Probe, ProbeSet
 from rtc_assert.record import run_record
@@ -143,6 +144,118 @@ def test_ollama_api_chat_thinking(server):
     path, body = seen[0]
     assert path == "/api/chat" and body["think"] is True and body["stream"] is False
     assert body["options"]["num_predict"] == SETTINGS.max_new_tokens
+
+
+def in_field(field: str, text: str) -> dict[str, Any]:
+    """A message's reasoning ``text`` in ``field``, as the providers that use it write it."""
+    if field == "reasoning_details":  # OpenRouter: text entries, an encrypted one among them
+        return {
+            field: [
+                {"type": "reasoning.text", "text": text[:4]},
+                {"type": "reasoning.encrypted", "data": "opaque"},
+                {"type": "reasoning.text", "text": text[4:]},
+            ]
+        }
+    return {field: text}
+
+
+def live_and_from_a_batch_file(
+    server: Callable[[Reply], str], tmp_path: Any, reply: Reply
+) -> tuple[Run, Run]:
+    """The run of one response through the backend from a local server, and the run read from
+    an OpenAI batch output line that holds the same body."""
+    url = server(reply)
+    chat_backend = backend(url)
+    requests = build_requests(None, PROBES.probes, SETTINGS, model="my-model")
+    generations = tuple(chat_backend.generate(requests, SETTINGS))
+    chat_backend.close()
+    outcomes = tuple(score_generations(PROBES, generations, budget_counts_as_valid=False))
+    metrics = compute_metrics(outcomes)
+    live = Run("my-model", "openai-chat", PROBES, SETTINGS, generations, outcomes, metrics)
+    _, body, _ = reply("/v1/chat/completions", {})
+    line = {"id": "b", "custom_id": "p1", "response": {"status_code": 200, "body": body}}
+    path = tmp_path / "batch.jsonl"
+    path.write_text(json.dumps({**line, "error": None}) + "\n", encoding="utf-8")
+    return live, generations_run(path, PROBES, model="my-model")  # no markup: the field says
+
+
+FIELDS = ("reasoning", "reasoning_content", "thinking", "reasoning_details")
+SHAPES_IN_EACH_FIELD = [
+    # (reasoning, content, finish_reason, (status, detail))
+    ("one plus one", "2", "stop", ("valid", "closed")),
+    ("\n", "2", "stop", ("empty", "blank,closed")),
+    ("", "2", "stop", ("missing", "ambiguous")),
+    ("one plus", None, "length", ("truncated", "length")),
+    ("one plus", None, "stop", ("truncated", "unterminated_or_misrouted")),
+]
+
+
+@pytest.mark.parametrize(("reasoning", "content", "finish", "expected"), SHAPES_IN_EACH_FIELD)
+@pytest.mark.parametrize("field", FIELDS)
+def test_a_batch_file_reads_each_reasoning_field_as_the_live_backend_does(
+    server, tmp_path, field, reasoning, content, finish, expected
+):
+    message = {**in_field(field, reasoning), "content": content}
+    live, read = live_and_from_a_batch_file(server, tmp_path, chat(message, finish))
+    assert read.outcomes[0].trace == live.outcomes[0].trace
+    trace = live.outcomes[0].trace
+    assert (trace.status.value, trace.detail) == expected
+    assert trace.reasoning == reasoning.strip()
+    assert read.generations[0].split == live.generations[0].split
+    assert live.generations[0].split.field == field
+    recorded = [run_record(run).generations[0].reasoning_field for run in (live, read)]
+    assert recorded == [field, field]
+
+
+HIDDEN_USAGE = {
+    "prompt_tokens": 4,
+    "completion_tokens": 90,
+    "completion_tokens_details": {"reasoning_tokens": 80},
+}
+
+
+@pytest.mark.parametrize(
+    ("message", "usage", "field", "expected"),
+    [
+        (  # OpenRouter sends both; the plain field is read
+            {
+                "reasoning": "one plus one",
+                "reasoning_details": [{"type": "reasoning.text", "text": "other"}],
+                "content": "2",
+            },
+            None,
+            "reasoning",
+            ("valid", "closed", "one plus one"),
+        ),
+        (  # a null field is no value: the next one is read
+            {"reasoning": None, "reasoning_content": "one plus one", "content": "2"},
+            None,
+            "reasoning_content",
+            ("valid", "closed", "one plus one"),
+        ),
+        (
+            {"thinking": "one plus one", "reasoning_details": [{"text": "x"}], "content": "2"},
+            None,
+            "thinking",
+            ("valid", "closed", "one plus one"),
+        ),
+        (  # encrypted reasoning only, its tokens counted: hidden
+            {"reasoning_details": [{"type": "reasoning.encrypted", "data": "x"}], "content": "2"},
+            HIDDEN_USAGE,
+            None,
+            ("missing", "hidden", ""),
+        ),
+    ],
+)
+def test_a_batch_file_picks_the_reasoning_field_the_live_backend_picks(
+    server, tmp_path, message, usage, field, expected
+):
+    live, read = live_and_from_a_batch_file(server, tmp_path, chat(message, usage=usage))
+    assert read.outcomes[0].trace == live.outcomes[0].trace
+    trace = live.outcomes[0].trace
+    assert (trace.status.value, trace.detail, trace.reasoning) == expected
+    assert read.generations[0].split == live.generations[0].split
+    assert [run.generations[0].split.field for run in (live, read)] == [field, field]
 
 
 def test_null_content_with_length_is_truncated(server):

@@ -157,6 +157,23 @@ def test_a_split_with_no_reasoning_field_needs_a_named_markup_unless_hidden(tmp_
     assert generations_run(path, ONE, model="m").outcomes[0].trace.detail == "hidden"
 
 
+@pytest.mark.parametrize(
+    ("message", "pattern"),
+    [
+        ({"reasoning": 1, "content": "2"}, r"message.reasoning must be str, got int"),
+        ({"reasoning_content": ["x"]}, r"message.reasoning_content must be str, got list"),
+        ({"thinking": {"type": "enabled"}}, r"message.thinking must be str, got dict"),
+        ({"reasoning_details": "x"}, r"message.reasoning_details must be list, got str"),
+    ],
+)
+def test_a_batch_reasoning_field_of_another_kind_is_refused(tmp_path, message, pattern):
+    """The batch reader checks the kind of every field it reads, naming the line; the live
+    backend passes over such a value."""
+    path = write_file(tmp_path, "openai-batch", body({"content": "2", **message}, "stop", None))
+    with pytest.raises(GenerationsFileError, match=r"jsonl:1: field " + pattern):
+        generations_run(path, ONE, model="m", markup=MARKUP)
+
+
 def test_a_plain_null_completion_needs_a_split(tmp_path):
     path = tmp_path / "g.jsonl"
     path.write_text(json.dumps({"probe_id": "p1", "completion": None}) + "\n")

@@ -61,8 +61,8 @@ class ServerSplit(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     reasoning: str | None
-    """The reasoning field (``reasoning``, ``reasoning_content``, ``reasoning_details[].text``
-    or Ollama's ``thinking``); None when absent or null."""
+    """The reasoning field's text (a chat message's: see
+    `rtc_assert.traces.server_split.message_reasoning`); None when absent or null."""
     content: str | None
     """``message.content``; None when null."""
     field: str | None = None

@@ -1,13 +1,16 @@
 """OpenAI Batch output JSONL, as the Batch API and ``vllm run-batch`` write it.
 
 One line per request: ``{id, custom_id, response: {status_code, request_id, body}, error}``.
-The body is a chat completion (``choices[i].message.content``, with ``reasoning`` or
-``reasoning_content`` where a reasoning parser split the reasoning out) or a completion
-(``choices[i].text``). ``custom_id`` is the probe id; choice ``i`` is sample ``i``.
+The body is a chat completion (``choices[i].message.content``, with the reasoning in a field
+of its own where a reasoning parser split it out) or a completion (``choices[i].text``).
+``custom_id`` is the probe id; choice ``i`` is sample ``i``.
 
-A chat message is classified as a live ``openai-chat`` response is: its reasoning field,
-``content`` (null kept) and ``usage.completion_tokens_details.reasoning_tokens`` (with one
-choice) by `rtc_assert.traces.server_split.SHAPE_RULES`. A completion's ``text`` is raw text.
+A chat message is classified as a live ``openai-chat`` response is: its reasoning field (the
+first of `rtc_assert.traces.server_split.MESSAGE_REASONING_FIELDS` with a value, read by
+`rtc_assert.traces.server_split.message_reasoning`: ``reasoning``, ``reasoning_content``,
+``thinking``, ``reasoning_details[].text``; a value of another kind is an error), ``content``
+(null kept) and ``usage.completion_tokens_details.reasoning_tokens`` (with one choice) by
+`rtc_assert.traces.server_split.SHAPE_RULES`. A completion's ``text`` is raw text.
 
 Written against the OpenAI Batch output format and vLLM 0.32.0's ``run-batch``, checked on
 files it wrote (tests/fixtures/generations/vllm-run-batch/, tests/test_ingest_vllm_batch.py):
@@ -43,6 +46,7 @@ from rtc_assert.ingest.records import (
     json_lines,
     optional_field,
 )
+from rtc_assert.traces.server_split import MESSAGE_REASONING_FIELDS, message_reasoning
 
 FINISH_REASONS: dict[str, FinishReason | None] = {
     "stop": "stop",
@@ -59,14 +63,12 @@ detector ended neither by itself nor at the token cap: it says nothing of the tr
 
 def _split(choice: dict[str, Any], where: str) -> ServerSplit:
     """A chat choice's message as the server split it: its reasoning field (if any), content."""
-    field(choice, "message", dict, where)
+    message = field(choice, "message", dict, where)
     content = optional_field(choice, "message.content", str, where)
-    # vLLM renamed reasoning_content to reasoning (late 2025); SGLang, DeepSeek keep the old.
-    for name in ("reasoning", "reasoning_content"):
-        reasoning = optional_field(choice, f"message.{name}", str, where)
-        if reasoning is not None:
-            return ServerSplit(reasoning=reasoning, content=content, field=name)
-    return ServerSplit(reasoning=None, content=content)
+    for name, kind in MESSAGE_REASONING_FIELDS.items():
+        optional_field(choice, f"message.{name}", kind, where)  # a field of another kind: refused
+    reasoning_field, reasoning = message_reasoning(message)
+    return ServerSplit(reasoning=reasoning, content=content, field=reasoning_field)
 
 
 def _error_message(error: Any) -> str:

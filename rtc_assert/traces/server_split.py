@@ -16,7 +16,10 @@ text to ``reasoning`` with ``content`` null; a block closed at the very end give
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from types import MappingProxyType
+from typing import Any
 
 from rtc_assert.traces.classify import (
     STANDARD_TAGS,
@@ -30,6 +33,41 @@ from rtc_assert.traces.classify import (
 
 HIDDEN = "hidden"
 """The detail of a response whose server counted reasoning tokens but returned no text."""
+
+MESSAGE_REASONING_FIELDS: Mapping[str, type] = MappingProxyType(
+    {
+        "reasoning": str,  # vLLM (since its late-2025 rename), OpenRouter, Together
+        "reasoning_content": str,  # vLLM before the rename, SGLang, DeepSeek, Fireworks
+        "thinking": str,  # Ollama's /api/chat
+        "reasoning_details": list,  # OpenRouter: the text of its entries
+    }
+)
+"""The fields a chat-completion message may hold its reasoning in, in the order they are read
+(first with a value wins), and the kind of value each holds. One list for a live chat response
+and a chat message read from a file (OpenAI batch output, ``vllm run-batch``)."""
+
+
+def message_reasoning(message: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(field, text) of a chat message's reasoning: the first of `MESSAGE_REASONING_FIELDS`
+    with a value, or ``(None, None)``.
+
+    A string field's value is its text, ``""`` included. ``reasoning_details`` has a value when
+    one of its entries has a string ``text``: the texts joined (entries without one, such as
+    OpenRouter's encrypted ones, are skipped). A null or a value of another kind is no value.
+    """
+    for name, kind in MESSAGE_REASONING_FIELDS.items():
+        value = message.get(name)
+        if kind is str and isinstance(value, str):
+            return name, value
+        if kind is list and isinstance(value, list):
+            texts = [
+                entry["text"]
+                for entry in value
+                if isinstance(entry, dict) and isinstance(entry.get("text"), str)
+            ]
+            if texts:
+                return name, "".join(texts)
+    return None, None
 
 
 @dataclass(frozen=True)

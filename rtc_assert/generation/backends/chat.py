@@ -8,9 +8,10 @@ it counts tokens. The response's reasoning field and content are kept apart
 (`rtc_assert.generation.requests.ServerSplit`) and classified by
 `rtc_assert.traces.server_split.SHAPE_RULES`.
 
-Reasoning fields read, first present wins: ``message.reasoning`` (vLLM, OpenRouter,
-Together), ``message.reasoning_content`` (vLLM before 2026, SGLang, DeepSeek, Fireworks),
-``message.reasoning_details[].text`` (OpenRouter), Ollama's ``message.thinking``.
+Reasoning fields read, first with a value wins: those of
+`rtc_assert.traces.server_split.MESSAGE_REASONING_FIELDS` (``message.reasoning``,
+``reasoning_content``, Ollama's ``thinking``, OpenRouter's ``reasoning_details[].text``), as
+`rtc_assert.traces.server_split.message_reasoning` reads them; batch files are read the same way.
 
 Special tokens: a reasoning parser splits on token ids, server-side, so markers that are
 special tokens are not lost to the split. Markup left in ``content`` (parser off or failed)
@@ -37,9 +38,9 @@ from rtc_assert.generation.requests import (
     ServerSplit,
 )
 from rtc_assert.generation.tokenizers import load_tokenizer
+from rtc_assert.traces.server_split import MESSAGE_REASONING_FIELDS, message_reasoning
 
 ThinkingSwitchName = Literal["chat_template_kwargs", "deepseek", "openrouter", "ollama", "none"]
-REASONING_FIELDS = ("reasoning", "reasoning_content", "reasoning_details", "thinking")
 _FINISH: dict[str, FinishReason] = {
     "stop": "stop",
     "eos": "stop",
@@ -232,10 +233,10 @@ class OpenAIChatBackend:
             usage = body["usage"] if isinstance(body.get("usage"), dict) else {}
         if not isinstance(message, dict):
             raise self._layout_error("no message object", body)
-        if "content" not in message and not any(f in message for f in REASONING_FIELDS):
+        if "content" not in message and not any(f in message for f in MESSAGE_REASONING_FIELDS):
             raise self._layout_error(
                 "the message has neither content nor a reasoning field "
-                f"({', '.join(REASONING_FIELDS)})",
+                f"({', '.join(MESSAGE_REASONING_FIELDS)})",
                 body,
             )
         finish_reason = _FINISH.get(str(finish))
@@ -246,7 +247,7 @@ class OpenAIChatBackend:
                 "leaves nothing to classify)"
             )
         content = _text(message.get("content"))
-        field, reasoning = _reasoning(message)
+        field, reasoning = message_reasoning(message)
         details = usage.get("completion_tokens_details") or {}
         reasoning_tokens = details.get("reasoning_tokens") if isinstance(details, dict) else None
         if reasoning_tokens is None and reasoning and self.tokenizer is not None:
@@ -284,22 +285,6 @@ def _text(value: Any) -> str | None:
     if isinstance(value, list):
         return "".join(part.get("text", "") for part in value if isinstance(part, dict))
     return str(value)
-
-
-def _reasoning(message: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(field name, text) of the first reasoning field with a value."""
-    for field in ("reasoning", "reasoning_content", "thinking"):
-        value = message.get(field)
-        if isinstance(value, str):
-            return field, value
-    details = message.get("reasoning_details")
-    if isinstance(details, list):
-        texts = [
-            d["text"] for d in details if isinstance(d, dict) and isinstance(d.get("text"), str)
-        ]
-        if texts:
-            return "reasoning_details", "".join(texts)
-    return None, None
 
 
 def _count(tokenizer: Any, text: str) -> int:
