@@ -59,9 +59,10 @@ SHAPE_RULES: tuple[ShapeRule, ...] = (
         "valid, else missing",
         HIDDEN,
         "hidden reasoning, as below: a valid trace made by the visible reasoning alone stays "
-        "valid (detail closed,partly_hidden), since hidden text can only add to it; blank, "
-        "short or unanswered visible reasoning says nothing of the hidden part, so the trace "
-        "is hidden, as the redacted part alone is. A summary is not read as the trace",
+        "valid (detail closed,partly_hidden), since hidden text can only add to it; blank or "
+        "short visible reasoning says nothing of the hidden part, and a message without an "
+        "answer is hidden as the redacted part alone is (and a live o-series response cut at "
+        "the cap), so these are hidden. A summary is not read as the trace",
     ),
     ShapeRule(
         "thinking budget ran out (reasoning tokens reached the budget)",
