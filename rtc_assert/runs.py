@@ -80,6 +80,7 @@ def score_generations(
             budget_exhausted=generation.split.budget_exhausted,
             thinking_disabled=generation.split.thinking_disabled,
             parsed_block=generation.split.parsed_block,
+            hidden=generation.split.hidden,
             fmt=fmt,
             min_reasoning_chars=min_reasoning_chars,
             budget_counts_as_valid=budget_counts_as_valid,

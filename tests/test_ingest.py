@@ -21,7 +21,11 @@ import pytest
 
 from rtc_assert.cli.main import main
 from rtc_assert.config import ConfigError, Overrides, RtcConfig, load_config
+from rtc_assert.decide.gates import evaluate_gate
+from rtc_assert.decide.spec import DecisionConfig, GateSpec
+from rtc_assert.generation.backends import load_backend
 from rtc_assert.generation.models import resolve_model
+from rtc_assert.generation.requests import GenerationRequest
 from rtc_assert.generation.tokenizers import load_tokenizer
 from rtc_assert.ingest import (
     GenerationsFileError,
@@ -31,6 +35,8 @@ from rtc_assert.ingest import (
 )
 from rtc_assert.ingest.plain import SCHEMA_FILE, schema
 from rtc_assert.probes.probe import load_probe_set
+from rtc_assert.record import run_record
+from rtc_assert.runs import score_generations
 from rtc_assert.session import RtcSession
 from rtc_assert.traces.classify import TraceFormat
 
@@ -179,7 +185,6 @@ def test_inspect_parts_stop_reasons_and_epochs_in_either_log_format(tmp_path, pr
     [
         ("unknown id", r"{where}: 'nope' is no probe of probes \(32 probes\).*another task"),
         ("no output", r"{where}: sample 'reasoning-003' has no output \(error: 'boom'\)"),
-        ("redacted", r"{where}: the reasoning is redacted"),
         ("no epoch", r"{where}: field epoch is missing"),
         ("no content", r"{where}: field message.content is missing"),
         ("stop reason", r"{where}: finish reason 'halted' is not one of"),
@@ -196,8 +201,6 @@ def test_bad_inspect_samples_name_file_and_sample(tmp_path, probes, suffix, chan
     elif change == "no output":
         bad["output"]["choices"] = []
         bad["error"] = "boom"
-    elif change == "redacted":
-        choice["message"]["content"] = [{"type": "reasoning", "reasoning": "", "redacted": True}]
     elif change == "no epoch":
         bad.pop("epoch")
     elif change == "no content":
@@ -207,6 +210,105 @@ def test_bad_inspect_samples_name_file_and_sample(tmp_path, probes, suffix, chan
     path = write_inspect(tmp_path / f"log{suffix}", samples)
     with pytest.raises(GenerationsFileError, match=pattern.format(where=where)):
         generations_run(path, probes, model="m", markup=TraceFormat())
+
+
+INSPECT_VLLM = FIXTURES / "inspect-vllm" / "deepseek_r1" / "base.eval"
+"""A log of Inspect's ``vllm`` provider against a real ``vllm serve --reasoning-parser
+deepseek_r1`` (see test_ingest_split.py): each message a reasoning part and a text part, all
+32 ``valid``."""
+BLOB = "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa/WBMkJYqG+5XShC2tQ6Wx+="
+"""What a redacted part's ``reasoning`` holds: an encrypted blob or a signature, not text."""
+
+
+def redacted(**extra) -> dict:
+    return {"type": "reasoning", "reasoning": BLOB, "redacted": True, **extra}
+
+
+REDACTIONS = {
+    # sample: (its new content from the real (reasoning part, text part), its stop reason)
+    0: (lambda r, t: [redacted(), t], "stop"),  # Anthropic's redacted_thinking
+    # Inspect >= 0.3.156 writes Anthropic's summarized thinking so: a summary, not the trace.
+    1: (lambda r, t: [redacted(summary=r["reasoning"]), t], "stop"),
+    2: (lambda r, t: [redacted()], "max_tokens"),  # cut before any answer
+    3: (lambda r, t: [r, redacted(), t], "stop"),  # visible reasoning beside a redacted part
+    4: (lambda r, t: [{**r, "reasoning": " "}, redacted(), t], "stop"),  # blank beside one
+}
+REDACTED_TRACES = {
+    0: ("missing", "hidden"),
+    1: ("missing", "hidden"),
+    2: ("missing", "hidden"),
+    3: ("valid", "closed,partly_hidden"),  # hidden text cannot undo a valid trace
+    4: ("missing", "hidden"),  # nor could a blank visible part say it is empty
+}
+
+
+def real_inspect_samples(path: Path) -> list[dict]:
+    with zipfile.ZipFile(path) as archive:
+        names = sorted(n for n in archive.namelist() if n.startswith("samples/"))
+        return [json.loads(archive.read(name)) for name in names]
+
+
+def redacted_log(path: Path) -> Path:
+    """The real log, with the samples of `REDACTIONS` redacted as hosted providers' are and
+    their reasoning-token count dropped (the part alone says the reasoning is hidden)."""
+    samples = real_inspect_samples(INSPECT_VLLM)
+    for index, (change, stop_reason) in REDACTIONS.items():
+        choice = samples[index]["output"]["choices"][0]
+        reasoning, text = choice["message"]["content"]
+        assert (reasoning["type"], text["type"]) == ("reasoning", "text")
+        choice["message"]["content"] = change(reasoning, text)
+        choice["stop_reason"] = stop_reason
+        samples[index]["output"]["usage"].pop("reasoning_tokens")
+    return write_inspect(path, samples)
+
+
+@pytest.mark.parametrize("suffix", [".eval", ".json"])
+def test_redacted_reasoning_in_an_inspect_log_is_hidden_reasoning(tmp_path, probes, suffix):
+    run = generations_run(redacted_log(tmp_path / f"log{suffix}"), probes, model="m")
+    kept = generations_run(INSPECT_VLLM, probes, model="m")
+    ids = [sample["id"] for sample in real_inspect_samples(INSPECT_VLLM)]
+    by_id = {o.probe_id: o for o in run.outcomes}
+    kept_by_id = {o.probe_id: o for o in kept.outcomes}
+    generations = {g.probe_id: g for g in run.generations}
+    got = {i: (by_id[ids[i]].trace.status.value, by_id[ids[i]].trace.detail) for i in REDACTIONS}
+    assert got == REDACTED_TRACES
+    others = {
+        (o.trace.status.value, o.trace.detail)
+        for o in run.outcomes
+        if o.probe_id not in {ids[i] for i in REDACTIONS}
+    }
+    assert others == {("valid", "closed")}
+    # Hidden traces are live o-series ones: no reasoning text, the answer kept and scored.
+    chat = load_backend("openai-chat", resolve_model("m"), {"base_url": "http://127.0.0.1:9"})
+    for index in (0, 1, 2, 4):
+        outcome, generation = by_id[ids[index]], generations[ids[index]]
+        assert generation.split is not None and generation.split.hidden
+        usage = {"completion_tokens_details": {"reasoning_tokens": 80}}
+        finish = "length" if index == 2 else "stop"
+        message = {"role": "assistant", "content": generation.text}
+        body = {"choices": [{"message": message, "finish_reason": finish}], "usage": usage}
+        live = chat.parse(GenerationRequest(probes.by_id()[ids[index]], "", 0), body)
+        assert score_generations(probes, [live])[0].trace == outcome.trace
+        assert generation.finish_reason == finish
+        assert outcome.trace.reasoning == "" and BLOB not in outcome.trace.answer
+    for index in (0, 1, 3, 4):  # the text parts are still the answer
+        assert by_id[ids[index]].trace.answer == kept_by_id[ids[index]].trace.answer
+        assert by_id[ids[index]].correct == kept_by_id[ids[index]].correct
+    assert by_id[ids[3]].trace.reasoning == kept_by_id[ids[3]].trace.reasoning
+    assert generations[ids[2]].text == "" and by_id[ids[2]].trace.answer == ""
+    # The run says so, as a live one does, and its status gates fail instead of passing.
+    assert run.metrics.hidden_reasoning == 4
+    why = run.metrics.status_unknown()
+    assert why is not None and why.startswith("4 of 32 generations have hidden reasoning")
+    for metric in ("valid_rate", "empty_rate", "reasoning_conditioned_accuracy"):
+        gate = GateSpec(probe_set=probes.name, metric=metric, kind="min", threshold=0.0)
+        result = evaluate_gate(gate, run, None, DecisionConfig())
+        assert not result.passed and f"for the candidate: {why}" in result.reason
+    gate = GateSpec(probe_set=probes.name, metric="answer_accuracy", kind="min", threshold=0.0)
+    assert evaluate_gate(gate, run, None, DecisionConfig()).passed
+    fields = {g.probe_id: g.reasoning_field for g in run_record(run).generations}
+    assert [fields[ids[i]] for i in range(4)] == ["redacted reasoning part"] * 3 + ["reasoning"]
+    assert kept.metrics.hidden_reasoning == 0 and kept.metrics.status_unknown() is None
 
 
 @pytest.mark.parametrize("suffix", [".eval", ".json"])
@@ -405,6 +507,20 @@ def test_thresholds_yaml_gates_on_files(tmp_path, inspect_log):
     (result,) = session.decide_all()
     assert not result.passed
     assert {run.model for run in session.runs} == {"demo:collapsed", "generations:base"}
+
+
+def test_a_gate_against_a_base_log_with_redacted_reasoning_fails_saying_so(tmp_path):
+    path = tmp_path / "thresholds.yaml"
+    base = redacted_log(tmp_path / "base.eval")
+    path.write_text(
+        THRESHOLDS.format(probes=PROBES, candidate=LM_EVAL.format("collapsed"), base=base)
+    )
+    session = RtcSession(config=load_config(path), config_dir=tmp_path)
+    (result,) = session.decide_all()
+    assert not result.passed
+    assert "cannot be computed for the base: 4 of 32 generations have hidden reasoning" in (
+        result.reason
+    )
 
 
 def test_a_limit_or_sample_gates_part_of_a_file_written_on_the_whole_set(probes):

@@ -174,6 +174,30 @@ def test_a_batch_reasoning_field_of_another_kind_is_refused(tmp_path, message, p
         generations_run(path, ONE, model="m", markup=MARKUP)
 
 
+@pytest.mark.parametrize(
+    ("reasoning", "content", "finish", "expected"),
+    [
+        (None, "2", "stop", ("missing", "hidden")),
+        (None, None, "length", ("missing", "hidden")),  # as a live o-series cut at the cap
+        ("one plus one", "2", "stop", ("valid", "closed,partly_hidden")),
+        ("one", "2", "stop", ("missing", "hidden")),  # below min_reasoning_chars, not empty
+        (" ", "2", "stop", ("missing", "hidden")),  # blank, not empty
+        ("one plus one", None, "length", ("missing", "hidden")),
+        (None, "<think>one plus one</think>2", "stop", ("valid", "closed,tags_in_content,reasoning_field_ignored")),
+    ],
+)  # fmt: skip
+def test_reasoning_returned_without_its_text_is_hidden_unless_the_visible_part_is_valid(
+    reasoning, content, finish, expected
+):
+    """Inspect's redacted parts: hidden text can only add to the visible reasoning beside it."""
+    trace = classify_split(
+        reasoning, content, finish_reason=finish, hidden=True, fmt=MARKUP, min_reasoning_chars=5
+    )
+    assert (trace.status.value, trace.detail) == expected
+    if expected[1] == "hidden":
+        assert trace.reasoning == "" and trace.answer == (content or "")
+
+
 def test_a_plain_null_completion_needs_a_split(tmp_path):
     path = tmp_path / "g.jsonl"
     path.write_text(json.dumps({"probe_id": "p1", "completion": None}) + "\n")

@@ -74,6 +74,9 @@ class ServerSplit(BaseModel):
     parsed_block: bool = False
     """The reasoning is a closed block the file's writer parsed out of the text itself
     (Inspect's ``<think>`` parse), kept even when empty."""
+    hidden: bool = False
+    """Reasoning came back without its text (Inspect's redacted reasoning parts: encrypted,
+    or signed with a summary only); ``reasoning`` holds only the visible parts beside it."""
 
 
 class Generation(BaseModel):

@@ -107,8 +107,11 @@ def read_generations(path: Path, fmt: GenerationsFormat | None = None) -> Iterat
 def _marked(record: FileRecord, markup: Markup | None, source: str) -> FileRecord:
     """``record``, checked to be classifiable: its reasoning is split out, or a markup is named."""
     split = record.split
-    # A reasoning field, or the server's count of reasoning it returned no text of (hidden).
-    split_out = split is not None and (split.reasoning is not None or bool(record.reasoning_tokens))
+    # A reasoning field, or reasoning returned without its text (hidden): the server's count
+    # of it, or a redacted part.
+    split_out = split is not None and (
+        split.reasoning is not None or split.hidden or bool(record.reasoning_tokens)
+    )
     if markup is None and not split_out:
         what = "a raw completion" if split is None else "no reasoning field beside the content"
         raise GenerationsFileError(

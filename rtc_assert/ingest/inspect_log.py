@@ -27,7 +27,14 @@ server-split rules (`rtc_assert.traces.server_split.SHAPE_RULES`), read as:
   ``max_tokens``), as the server's own response is;
 - ``internal: "think"``: a block Inspect parsed from closed tags, so blank reasoning is an
   empty block (``empty``), not the ``ambiguous`` of a server's empty field, for which Inspect
-  writes no part at all.
+  writes no part at all;
+- ``redacted: true``: the provider returned the reasoning without its text (Anthropic's
+  ``redacted_thinking`` and, since inspect-ai 0.3.156, its summarized thinking; OpenAI's
+  encrypted reasoning; Google's thought signatures). The part's ``reasoning`` is the
+  encrypted blob or signature and its ``summary`` at most a summary, so neither is read: the
+  split is hidden (`ServerSplit.hidden`), classified ``missing`` with detail ``hidden`` as a
+  live o-series response is, whatever the stop reason. Visible reasoning parts beside it
+  are kept, and stand only when they make a valid trace alone (``closed,partly_hidden``).
 
 A string content (the ``hf`` provider's raw text; a server's answer with no reasoning) is raw
 text, classified with the named markup. Checked on logs Inspect's ``vllm`` provider wrote
@@ -95,23 +102,23 @@ def _message(content: Any, where: str) -> tuple[ServerSplit | None, str]:
     for part in content:
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "reasoning":
-            if part.get("redacted"):
-                raise GenerationsFileError(
-                    where,
-                    "the reasoning is redacted (the provider returned it encrypted): there "
-                    "is no trace to classify; gate a model whose reasoning text is returned",
-                )
             reasoning.append(part)
         elif kind == "text":
             texts.append(str(part.get("text", "")))
     if not reasoning:
         return None, "".join(texts)
-    source = reasoning[0].get("internal")
+    # A redacted part's ``reasoning`` is an encrypted blob or a signature, and its
+    # ``summary`` not the trace: hidden reasoning, read from neither.
+    visible = [part for part in reasoning if not part.get("redacted")]
+    source = visible[0].get("internal") if visible else None
     split = ServerSplit(
-        reasoning="".join(str(part.get("reasoning", "")) for part in reasoning),
+        reasoning="".join(str(part.get("reasoning", "")) for part in visible) if visible else None,
         content="".join(texts) or None,  # Inspect writes a null content as ""
-        field=source if isinstance(source, str) else "reasoning part",
+        field=source
+        if isinstance(source, str)
+        else ("reasoning part" if visible else "redacted reasoning part"),
         parsed_block=source == "think",
+        hidden=len(visible) < len(reasoning),
     )
     return split, ""
 

@@ -32,7 +32,10 @@ from rtc_assert.traces.classify import (
 )
 
 HIDDEN = "hidden"
-"""The detail of a response whose server counted reasoning tokens but returned no text."""
+"""The detail of a response whose reasoning came back without its text: the server counted
+reasoning tokens but returned none, or returned it encrypted (Inspect's redacted parts)."""
+PARTLY_HIDDEN = "partly_hidden"
+"""Added to the detail of a valid trace whose visible reasoning came with hidden reasoning."""
 
 MESSAGE_REASONING_FIELDS: Mapping[str, type] = MappingProxyType(
     {
@@ -89,6 +92,17 @@ SHAPE_RULES: tuple[ShapeRule, ...] = (
         "detected markup (a reasoning field beside it adds reasoning_field_ignored)",
     ),
     ShapeRule(
+        "reasoning returned without its text (Inspect's redacted reasoning parts: encrypted, "
+        "or signed with a summary only), with or without visible reasoning beside it",
+        "valid, else missing",
+        HIDDEN,
+        "hidden reasoning, as below: a valid trace made by the visible reasoning alone stays "
+        "valid (detail closed,partly_hidden), since hidden text can only add to it; blank or "
+        "short visible reasoning says nothing of the hidden part, and a message without an "
+        "answer is hidden as the redacted part alone is (and a live o-series response cut at "
+        "the cap), so these are hidden. A summary is not read as the trace",
+    ),
+    ShapeRule(
         "thinking budget ran out (reasoning tokens reached the budget)",
         "valid/empty, or truncated",
         "budget",
@@ -122,7 +136,8 @@ SHAPE_RULES: tuple[ShapeRule, ...] = (
         "block closed with nothing after it): the shape cannot tell these apart",
     ),
     ShapeRule(
-        "no reasoning text, reasoning tokens counted in usage",
+        "no reasoning text, reasoning tokens counted in usage (or reasoning returned "
+        "encrypted, above)",
         "missing",
         HIDDEN,
         "hidden reasoning (OpenAI o-series): nothing to classify, so the valid-reasoning "
@@ -161,6 +176,7 @@ def classify_split(
     budget_exhausted: bool = False,
     thinking_disabled: bool = False,
     parsed_block: bool = False,
+    hidden: bool = False,
     fmt: Markup | None = None,
     min_reasoning_chars: int = 1,
     budget_counts_as_valid: bool = False,
@@ -176,6 +192,9 @@ def classify_split(
         thinking_disabled: the request turned thinking off.
         parsed_block: the reasoning is a closed block the file's writer parsed out of the
             text (Inspect's ``<think>`` parse): blank reasoning is an empty block.
+        hidden: reasoning came back without its text (Inspect's redacted parts) beside
+            ``reasoning``, the visible reasoning if any: the trace is hidden unless the visible
+            reasoning and ``content`` make a valid trace alone.
         fmt: the markup to find tags left in ``content`` with; default the standard tags.
         budget_counts_as_valid: a budget-closed trace is classified as closed (else truncated).
     """
@@ -190,15 +209,22 @@ def classify_split(
             min_reasoning_chars=min_reasoning_chars,
         )
         if raw.status is not TraceStatus.MISSING:
-            extra = ["tags_in_content"] + (["reasoning_field_ignored"] if reasoning else [])
+            ignored = reasoning or hidden
+            extra = ["tags_in_content"] + (["reasoning_field_ignored"] if ignored else [])
             return Trace(raw.status, raw.reasoning, raw.answer, ",".join([raw.detail, *extra]))
     if not reasoning and not parsed_block:
-        if reasoning_tokens:
+        if reasoning_tokens or hidden:
             return missing_trace(content or "", HIDDEN)
         if content and thinking_disabled:
             return Trace(TraceStatus.EMPTY, "", content.strip(), "disabled_by_prompt")
         return missing_trace(content or "", "ambiguous" if content else "no_output")
     reasoning = reasoning or ""
+    if hidden:
+        if content is not None:
+            trace = closed_trace(reasoning, content, ["closed", PARTLY_HIDDEN], min_reasoning_chars)
+            if trace.status is TraceStatus.VALID:
+                return trace
+        return missing_trace(content or "", HIDDEN)
     if budget_exhausted:
         if budget_counts_as_valid:
             return closed_trace(reasoning, content or "", ["budget"], min_reasoning_chars)
