@@ -2,7 +2,9 @@
 
 One `RtcSession` runs the base once per probe set and each checkpoint once, through the
 generation cache, and decides the configured gates on each checkpoint's full runs (no early
-stopping: a sweep wants every checkpoint's metrics, not only its verdict). The result is a
+stopping: a sweep wants every checkpoint's metrics, not only its verdict). The base's runs
+are read from files instead where thresholds.yaml gives its generations (``generations.base``,
+as ``compare`` reads them); the checkpoints are always generated. The result is a
 `SweepRecord`; `rtc_assert.reports.sweep` renders and writes it.
 """
 
@@ -12,9 +14,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from rtc_assert.config import ConfigError, RtcConfig
+from rtc_assert.config import ConfigError, Role, RtcConfig
 from rtc_assert.decide.gates import GateInputs, GateResult, decide_gates
 from rtc_assert.generation.checkpoints import Checkpoint
 from rtc_assert.metrics import RunMetrics
@@ -48,12 +50,25 @@ class StepRecord(BaseModel):
         return [gate for gate in self.gates if not gate.passed]
 
 
+class BaseFile(BaseModel):
+    """A file the base's run on one probe set was read from, instead of generated."""
+
+    model_config = ConfigDict(frozen=True)
+
+    file: str
+    """The path, as the sweep read it (relative paths in thresholds.yaml joined to its folder)."""
+    format: str
+    """``lm-eval``, ``inspect``, ``openai-batch`` or ``plain``: as given or detected."""
+
+
 class SweepRecord(BaseModel):
     """A whole sweep: the base's metrics, each checkpoint's, and where the gates first fail."""
 
     model_config = ConfigDict(frozen=True)
 
     base: str | None
+    """The base's model, ``generations:base`` where its runs are read from files that
+    thresholds.yaml names no model of, None without a base."""
     probe_sets: list[str]
     base_metrics: dict[str, RunMetrics]
     steps: list[StepRecord]
@@ -65,6 +80,9 @@ class SweepRecord(BaseModel):
     passing_after_failure: list[int]
     """Steps that pass again after the first failure (noise, or a recovery worth a look)."""
     fingerprints: dict[str, dict[str, str]]
+    base_files: dict[str, BaseFile] = Field(default_factory=dict)
+    """By probe set: the file the base's run there was read from (``generations.base`` in
+    thresholds.yaml); a probe set not listed had its base run generated."""
     error: str | None = None
     """Why the sweep stopped before its last checkpoint, if it did: ``steps`` are those gated
     before, and the verdicts are theirs."""
@@ -82,25 +100,109 @@ def _verdicts(steps: Sequence[StepRecord]) -> tuple[int | None, int | None, list
     return first_failing, before[-1] if before else None, after
 
 
-def require_base(config: RtcConfig) -> None:
-    """Raises `ConfigError` when a gate compares against a base that is not configured."""
-    if config.needs_base() and not config.base:
+def base_spec(config: RtcConfig) -> str | None:
+    """The base as a sweep names it: its model, ``generations:base`` where only files of its
+    generations are given, or None."""
+    if config.base:
+        return config.base
+    return "generations:base" if config.generations.get("base") else None
+
+
+def _where(config: RtcConfig, file: RtcConfig | None, role: Role) -> str:
+    """Where errors name ``generations.ROLE``: the line of ``file`` (the thresholds.yaml that
+    ``config`` was built from with command-line options) where that came from it."""
+    if file is not None and file.generations.get(role) == config.generations.get(role):
+        return file.where("generations", role)
+    return config.where("generations", role)
+
+
+def refuse_candidate_files(config: RtcConfig, file: RtcConfig | None = None) -> None:
+    """Refuse ``generations.candidate``: a sweep's candidates are its checkpoints, each
+    generated, so the files would be left unread while the sweep passed.
+
+    Raises:
+        ConfigError: naming the line of thresholds.yaml (of ``file``, where ``config`` was
+            built from it) and what to do.
+    """
+    files = config.generations.get("candidate", {})
+    if not files:
+        return
+    probe_set, source = next(iter(files.items()))
+    more = f" (and on {len(files) - 1} more probe set(s))" if len(files) > 1 else ""
+    raise ConfigError(
+        f"{_where(config, file, 'candidate')}: a sweep gates each checkpoint, generating "
+        f"it on every probe set, so the candidate's generations on {probe_set!r} read from "
+        f"{source.file}{more} would be left unread: remove generations.candidate from the "
+        "thresholds.yaml of the sweep (generations.base may stay: the base is read from its "
+        "files), or gate those generations with rtc-assert compare"
+    )
+
+
+def require_base(config: RtcConfig, file: RtcConfig | None = None) -> None:
+    """Raises `ConfigError` when a gate compares against a base that is not configured: no
+    model, and no file of its generations on a probe set that a ``max_drop`` gate gates (the
+    error names the line of ``file``, where ``config`` was built from it)."""
+    if not config.needs_base() or config.base:
+        return
+    files = config.generations.get("base", {})
+    if not files:
         raise ConfigError(
             "the gates compare against a base model (max_drop): pass --base or set "
-            "'base:' in thresholds.yaml"
+            "'base:' in thresholds.yaml, or give the base's generations under "
+            "'generations: base:' in thresholds.yaml"
         )
+    gated = {spec.probe_set for spec in config.gate_specs() if spec.kind == "max_drop"}
+    uncovered = [name for name in config.probe_sets if name in gated and name not in files]
+    if uncovered:
+        raise ConfigError(
+            f"{_where(config, file, 'base')}: the base's generations are read from "
+            f"files on {', '.join(map(repr, files))} only, and thresholds.yaml names no "
+            f"'base:' to generate it on {', '.join(map(repr, uncovered))}, where a max_drop "
+            f"gate compares against it: add the base's file on {uncovered[0]!r} under "
+            "generations.base, or set 'base:' to the model that wrote the files (it then "
+            "generates the probe sets without one)"
+        )
+
+
+def check_sweep(config: RtcConfig, file: RtcConfig | None = None) -> None:
+    """Refuse a configuration a sweep cannot gate: candidate generations from files
+    (`refuse_candidate_files`), or a base that is not configured (`require_base`).
+
+    ``file``: the thresholds.yaml ``config`` was built from with command-line options, if it
+    was, whose lines the errors name.
+    """
+    refuse_candidate_files(config, file)
+    require_base(config, file)
 
 
 def base_runs(session: RtcSession) -> dict[str, Run]:
     """The base's run on every configured probe set (none without a base), then release it.
 
+    A probe set with a file of the base's generations (``generations.base``) is read from it;
+    where thresholds.yaml names no base model, only those probe sets have a base run.
+
     Raises `ConfigError` when a gate compares against a base that is not configured.
     """
     config = session.config
     require_base(config)
-    runs = {name: session.run(name, "base") for name in config.probe_sets} if config.base else {}
+    files = config.generations.get("base", {})
+    names = [name for name in config.probe_sets if config.base or name in files]
+    runs = {name: session.run(name, "base") for name in names}
     session.release("base")
     return runs
+
+
+def base_files(session: RtcSession, base: dict[str, Run]) -> dict[str, BaseFile]:
+    """By probe set, the file each of the base's runs in ``base`` was read from, if any."""
+    files = session.config.generations.get("base", {})
+    return {
+        name: BaseFile(
+            file=str(session.config_dir / files[name].file),
+            format=run.backend.removeprefix("file:"),
+        )
+        for name, run in base.items()
+        if name in files and run.backend.startswith("file:")
+    }
 
 
 def gate_step(
@@ -139,7 +241,7 @@ def sweep_record(
     says why the sweep stopped early, if it did."""
     first_failing, last_passing, after = _verdicts(steps)
     return SweepRecord(
-        base=session.config.base,
+        base=base_spec(session.config),
         probe_sets=list(session.config.probe_sets),
         base_metrics={name: run.metrics for name, run in base.items()},
         steps=list(steps),
@@ -147,6 +249,7 @@ def sweep_record(
         last_passing=last_passing,
         passing_after_failure=after,
         fingerprints=session.fingerprints,
+        base_files=base_files(session, base),
         error=error,
     )
 
@@ -156,7 +259,8 @@ class Sweep:
     """A sweep as it goes: the base's runs once generated and each checkpoint's step once
     gated, so that what was done is still there (`record`) when the sweep is interrupted.
 
-    Raises `ConfigError` when a gate compares against a base that is not configured.
+    Raises `ConfigError` (see `check_sweep`) when a gate compares against a base that is not
+    configured, or thresholds.yaml gives the candidate's generations as files.
     """
 
     session: RtcSession
@@ -164,7 +268,7 @@ class Sweep:
     steps: list[StepRecord] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        require_base(self.session.config)
+        check_sweep(self.session.config)
 
     def run(self, checkpoints: Sequence[Checkpoint]) -> SweepRecord:
         """Generate and gate each checkpoint against the session's base, in step order."""

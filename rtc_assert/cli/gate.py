@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -37,13 +37,14 @@ from rtc_assert.reports.safe_text import one_line, printable
 from rtc_assert.reports.sweep import (
     CHART_FILE,
     TABLE_HEADER,
+    base_lines,
     table_rows,
     verdict_lines,
     write_sweep,
 )
 from rtc_assert.reports.terminal import print_summary, summary_console, terminal_width
 from rtc_assert.session import RtcSession
-from rtc_assert.sweep import SWEEP_INTERRUPTED, Sweep
+from rtc_assert.sweep import SWEEP_INTERRUPTED, Sweep, check_sweep
 
 DEFAULT_GATES: list[dict[str, Any]] = [
     {"metric": "valid_rate", "max_drop": 0.10},
@@ -129,11 +130,18 @@ def _cache(args: argparse.Namespace) -> GenerationCache | None:
 
 
 def _config(
-    args: argparse.Namespace, *, models: dict[Role, tuple[str, str | None]], gates: list
+    args: argparse.Namespace,
+    *,
+    models: dict[Role, tuple[str, str | None]],
+    gates: list,
+    check: Callable[[RtcConfig, RtcConfig | None], None] | None = None,
 ) -> RtcConfig:
     """The configuration of a command: ``--config`` (or ``gates``) with the options over it;
-    ``models`` gives each role's option and the model spec it named, if any."""
+    ``models`` gives each role's option and the model spec it named, if any. ``check`` is
+    called with it and the ``--config`` it was built from (None without), whose lines its
+    errors can name (the configuration built here knows none)."""
     files = _generations_files(args)
+    loaded = None
     if args.config is not None:
         loaded = load_config(args.config)
         for role, (option, spec) in models.items():
@@ -160,7 +168,10 @@ def _config(
     base.update({role: spec for role, (_, spec) in models.items() if spec})
     _generations_options(args, files, base)
     config = validate_config(base, "the command-line options")
-    return Overrides(backend=args.backend, limit=args.limit).apply(config)
+    config = Overrides(backend=args.backend, limit=args.limit).apply(config)
+    if check is not None:
+        check(config, loaded)
+    return config
 
 
 def _generations_files(args: argparse.Namespace) -> dict[Role, Path]:
@@ -265,9 +276,11 @@ def compare_command(args: argparse.Namespace) -> int:
 
 
 def sweep_command(args: argparse.Namespace) -> int:
-    """Gate each checkpoint of a series against the base; exit status 1 when any fails."""
+    """Gate each checkpoint of a series against the base (generated, or read from the files
+    of ``generations.base``); exit status 1 when any fails."""
     checkpoints = find_checkpoints(args.checkpoints)
-    config = _config(args, models={"base": ("--base", args.base)}, gates=DEFAULT_GATES)
+    models: dict[Role, tuple[str, str | None]] = {"base": ("--base", args.base)}
+    config = _config(args, models=models, gates=DEFAULT_GATES, check=check_sweep)
     session = RtcSession(config=config, config_dir=_config_dir(args), cache=_cache(args))
     sweep = Sweep(session)
     try:
@@ -286,7 +299,7 @@ def sweep_command(args: argparse.Namespace) -> int:
         for row in table_rows(record, probe_set):
             table.add_row(*(Text(one_line(cell)) for cell in row))  # names are not markup
         console.print(table)
-    print(printable("\n".join(verdict_lines(record))))
+    print(printable("\n".join([*base_lines(record), *verdict_lines(record)])))
     path = write_sweep(record, args.report)
     print(f"sweep record: {path}; chart: {path.parent / CHART_FILE}")
     return 0 if record.first_failing is None else 1

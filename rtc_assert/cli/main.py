@@ -267,6 +267,7 @@ def _parser() -> argparse.ArgumentParser:
         help="a folder of checkpoint-N folders, a glob matching them, or demo:sweep",
     )
     cli_gate.add_run_arguments(sweep_parser)
+    cli_gate.add_generations_arguments(sweep_parser, ["base-generations"])
     sweep_parser.add_argument(
         "--report",
         type=folder_path,

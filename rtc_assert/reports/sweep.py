@@ -1,8 +1,9 @@
 """A sweep's reports, rendered from its `SweepRecord`: table rows, the SVG chart, the files.
 
 The chart has one panel per probe set: VR, ER, TR, MR, pass@1 and Rpass@1 over the step
-number, with the last passing checkpoint and the first failing one marked. It is plain SVG
-(no charting library); Rpass@1 is left out where it is undefined, never drawn as 0.
+number, with the last passing checkpoint and the first failing one marked, and a caption that
+says where the base's run came from (generated, or read from a file). It is plain SVG (no
+charting library); Rpass@1 is left out where it is undefined, never drawn as 0.
 """
 
 from __future__ import annotations
@@ -47,12 +48,45 @@ def _value(metrics: RunMetrics, metric: str) -> str:
     return "n/a" if rate is None else f"{rate.value:.3f}"
 
 
+def base_label(record: SweepRecord, probe_set: str) -> str:
+    """The base in one probe set's table: its model, and the file it was read from if it was."""
+    source = record.base_files.get(probe_set)
+    if source is None:
+        return record.base or ""
+    return f"{record.base or 'generations:base'} (read from {Path(source.file).name})"
+
+
+def base_lines(record: SweepRecord) -> list[str]:
+    """Where the base's run on each probe set came from, when any was read from a file;
+    nothing when every one was generated (the table names the model)."""
+    if not record.base_files:
+        return []
+    named = record.base not in (None, "generations:base")
+    lines = []
+    for probe_set in record.base_metrics:
+        source = record.base_files.get(probe_set)
+        if source is None:
+            lines.append(f"base on {probe_set}: {record.base}, generated")
+        elif named:
+            lines.append(
+                f"base on {probe_set}: {record.base}'s generations read from {source.file} "
+                f"({source.format}), not generated"
+            )
+        else:
+            lines.append(
+                f"base on {probe_set}: generations read from {source.file} ({source.format}), "
+                "not generated (thresholds.yaml names no base model)"
+            )
+    return lines
+
+
 def table_rows(record: SweepRecord, probe_set: str) -> list[tuple[str, ...]]:
     """One probe set's rows: the base, then each checkpoint with its gate verdict."""
     rows = []
     if probe_set in record.base_metrics:
         base = record.base_metrics[probe_set]
-        rows.append(("base", record.base or "", *(_value(base, m) for m, _, _ in SERIES), ""))
+        label = base_label(record, probe_set)
+        rows.append(("base", label, *(_value(base, m) for m, _, _ in SERIES), ""))
     for step in record.steps:
         verdict = "PASS" if step.passed else f"FAIL ({len(step.failed_gates)})"
         values = (_value(step.metrics[probe_set], metric) for metric, _, _ in SERIES)
@@ -126,6 +160,25 @@ def _marker(x: float, top: float, colour: str, label: str, kind: str) -> str:
     )
 
 
+def _base_caption(record: SweepRecord, probe_set: str, top: float) -> list[str]:
+    """Under the panel's title: the base's model, and whether its run was generated or read
+    from a file (the whole path in its tooltip); nothing without a base run there."""
+    if probe_set not in record.base_metrics:
+        return []
+    source = record.base_files.get(probe_set)
+    named = record.base not in (None, "generations:base")
+    if source is None:
+        kind, words, tooltip = "generated", f"base: {record.base or ''}, generated", ""
+    else:
+        read = f"read from {Path(source.file).name} ({source.format})"
+        kind, words = "file", f"base: {record.base}, {read}" if named else f"base: {read}"
+        tooltip = f"<title>{escape(one_line(source.file))}</title>"
+    return [
+        f'<text data-base="{kind}" x="{LEFT}" y="{top - 3}" font-size="10" fill="#555">'
+        f"{escape(one_line(words))}{tooltip}</text>"
+    ]
+
+
 def _panel(record: SweepRecord, probe_set: str, index: int) -> list[str]:
     top = index * PANEL_HEIGHT + TOP
     first, last = record.steps[0].step, record.steps[-1].step
@@ -135,6 +188,7 @@ def _panel(record: SweepRecord, probe_set: str, index: int) -> list[str]:
         f'<g data-probe-set="{escape(one_line(probe_set))}">',
         f'<text x="{LEFT}" y="{top - 14}" font-size="13" font-weight="bold">'
         f"{escape(one_line(probe_set))}{stopped}</text>",
+        *_base_caption(record, probe_set, top),
     ]
     for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
         y = _y(tick, top)
