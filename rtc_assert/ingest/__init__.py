@@ -71,7 +71,7 @@ def detect_format(path: Path) -> GenerationsFormat:
     Only the start of the file is read: a zip archive or a document that begins as an
     Inspect JSON log is Inspect's; anything else is JSONL, told by its first line's fields.
     """
-    if zipfile.is_zipfile(path) or is_inspect_json(path):
+    if zipfile.is_zipfile(_existing(path)) or is_inspect_json(path):
         return "inspect"
     for number, line in text_lines(path):
         if line.strip() in ("{", "["):
@@ -99,9 +99,13 @@ def detect_format(path: Path) -> GenerationsFormat:
 
 def read_generations(path: Path, fmt: GenerationsFormat | None = None) -> Iterator[FileRecord]:
     """Every record of a generations file, streamed; the format detected unless given."""
+    return READERS[fmt or detect_format(path)](_existing(path))
+
+
+def _existing(path: Path) -> Path:
     if not path.is_file():
         raise GenerationsFileError(str(path), "no such file; give the file the tool wrote")
-    return READERS[fmt or detect_format(path)](path)
+    return path
 
 
 def _marked(record: FileRecord, markup: Markup | None, source: str) -> FileRecord:
@@ -217,6 +221,7 @@ def generations_run(
         GenerationsFileError: naming the file and line of the first problem.
     """
     path = Path(path)
+    fmt = fmt or detect_format(path)
     settings = settings or GenerationSettings()
     source = str(path)
     if trace is None:
@@ -269,7 +274,7 @@ def generations_run(
         )
     return Run(
         model=model,
-        backend=f"file:{fmt or detect_format(path)}",
+        backend=f"file:{fmt}",
         probe_set=gated or probe_set,
         settings=settings,
         generations=tuple(generations),
