@@ -139,8 +139,8 @@ class RunMetrics(BaseModel):
     """As ``mean_answer_chars`` in tokens, where the backend counted them."""
     hidden_reasoning: int = 0
     """Generations whose reasoning came back without its text (the server counted reasoning
-    tokens but returned none, or returned it encrypted): while any is, the trace-status rates
-    cannot be computed (see `status_unknown`)."""
+    tokens but returned none, or returned it encrypted or as a summary only): while any is,
+    the trace-status rates cannot be computed (see `status_unknown`)."""
 
     def status_unknown(self) -> str | None:
         """Why the trace-status rates cannot be computed, or None when they can."""
@@ -148,9 +148,9 @@ class RunMetrics(BaseModel):
             return None
         return (
             f"{self.hidden_reasoning} of {self.generations} generations have hidden reasoning "
-            "(the server counted reasoning tokens, or returned the reasoning encrypted, but "
-            "returned no reasoning text), so the valid-reasoning rate cannot be computed; use a "
-            "server or API that returns the reasoning"
+            "(the server counted reasoning tokens, or returned the reasoning encrypted or as "
+            "a summary only, but returned no reasoning text), so the valid-reasoning rate "
+            "cannot be computed; use a server or API that returns the reasoning"
         )
 
     @model_validator(mode="before")

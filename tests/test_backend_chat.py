@@ -29,6 +29,7 @@ from rtc_assert.metrics import compute_metrics
 from rtc_assert.probes.probe import Probe, ProbeSet
 from rtc_assert.record import run_record
 from rtc_assert.runs import Run, score_generations
+from rtc_assert.traces.server_split import message_reasoning
 
 SETTINGS = GenerationSettings(max_new_tokens=16)
 PROBES = ProbeSet(
@@ -148,12 +149,11 @@ def test_ollama_api_chat_thinking(server):
 
 def in_field(field: str, text: str) -> dict[str, Any]:
     """A message's reasoning ``text`` in ``field``, as the providers that use it write it."""
-    if field == "reasoning_details":  # OpenRouter: text entries, an encrypted one among them
+    if field == "reasoning_details":  # OpenRouter: text entries (one signed), joined
         return {
             field: [
-                {"type": "reasoning.text", "text": text[:4]},
-                {"type": "reasoning.encrypted", "data": "opaque"},
-                {"type": "reasoning.text", "text": text[4:]},
+                {"type": "reasoning.text", "text": text[:4], "signature": "sig", "index": 0},
+                {"type": "reasoning.text", "text": text[4:], "index": 1},
             ]
         }
     return {field: text}
@@ -242,8 +242,18 @@ HIDDEN_USAGE = {
         (  # encrypted reasoning only, its tokens counted: hidden
             {"reasoning_details": [{"type": "reasoning.encrypted", "data": "x"}], "content": "2"},
             HIDDEN_USAGE,
-            None,
+            "reasoning_details",
             ("missing", "hidden", ""),
+        ),
+        (  # hidden entries skip OpenRouter's own copy only: another field is still read
+            {
+                "reasoning_content": "one plus one",
+                "reasoning_details": [{"type": "reasoning.encrypted", "data": "x"}],
+                "content": "2",
+            },
+            None,
+            "reasoning_content",
+            ("valid", "closed,partly_hidden", "one plus one"),
         ),
     ],
 )
@@ -256,6 +266,136 @@ def test_a_batch_file_picks_the_reasoning_field_the_live_backend_picks(
     assert (trace.status.value, trace.detail, trace.reasoning) == expected
     assert read.generations[0].split == live.generations[0].split
     assert [run.generations[0].split.field for run in (live, read)] == [field, field]
+
+
+ENCRYPTED = {"type": "reasoning.encrypted", "data": "gAAAAB-opaque", "format": "x", "index": 1}
+HIDDEN_ENTRIES = {
+    "encrypted": ENCRYPTED,
+    "summary": {"type": "reasoning.summary", "summary": "Added the numbers.", "index": 1},
+    "signature alone": {"type": "reasoning.text", "text": None, "signature": "sig", "index": 1},
+}
+"""OpenRouter's ``reasoning_details`` entries that hold reasoning without its text."""
+SHAPES_BESIDE_HIDDEN = [
+    # (visible reasoning text, content, finish_reason, (status, detail)): Inspect's rule for
+    # redacted parts, a visible trace stands only when it is valid alone
+    ("one plus one", "2", "stop", ("valid", "closed,partly_hidden")),
+    ("\n", "2", "stop", ("missing", "hidden")),
+    ("", "2", "stop", ("missing", "hidden")),
+    ("one plus", None, "length", ("missing", "hidden")),
+    ("one plus", None, "stop", ("missing", "hidden")),
+    (None, "2", "stop", ("missing", "hidden")),  # the hidden entry alone
+    (None, None, "length", ("missing", "hidden")),
+    (None, None, "stop", ("missing", "hidden")),
+]
+
+
+@pytest.mark.parametrize(("reasoning", "content", "finish", "expected"), SHAPES_BESIDE_HIDDEN)
+@pytest.mark.parametrize("entry", HIDDEN_ENTRIES)
+def test_reasoning_details_without_text_are_hidden_live_and_from_a_batch_file(
+    server, tmp_path, entry, reasoning, content, finish, expected
+):
+    """No ``reasoning_tokens`` in the usage: the entries alone say the reasoning is hidden."""
+    details = (
+        [] if reasoning is None else in_field("reasoning_details", reasoning)["reasoning_details"]
+    )
+    message = {"reasoning_details": [*details, HIDDEN_ENTRIES[entry]], "content": content}
+    live, read = live_and_from_a_batch_file(server, tmp_path, chat(message, finish))
+    assert read.outcomes[0].trace == live.outcomes[0].trace
+    trace = live.outcomes[0].trace
+    assert (trace.status.value, trace.detail) == expected
+    if expected[1] == "hidden":
+        assert trace.reasoning == "" and trace.answer == (content or "")
+    else:
+        assert trace.reasoning == reasoning
+    split = live.generations[0].split
+    assert split is not None and split.hidden and split.field == "reasoning_details"
+    assert read.generations[0].split == split
+    assert live.generations[0].reasoning_tokens is None
+    recorded = [run_record(run).generations[0].reasoning_field for run in (live, read)]
+    assert recorded == ["reasoning_details", "reasoning_details"]
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (  # an OpenAI model through OpenRouter: its summary, copied into message.reasoning
+            {
+                "reasoning": "**Adding**\n\nAdded the numbers.",
+                "reasoning_details": [
+                    {"type": "reasoning.summary", "summary": "**Adding**\n\nAdded the numbers."},
+                    ENCRYPTED,
+                ],
+                "content": "2",
+            },
+            ("missing", "hidden", ""),
+        ),
+        (  # Anthropic's thinking and a redacted block: the text entries are the visible part
+            {
+                "reasoning": "one plus one",
+                "reasoning_details": [
+                    {"type": "reasoning.text", "text": "one plus one", "signature": "sig"},
+                    ENCRYPTED,
+                ],
+                "content": "2",
+            },
+            ("valid", "closed,partly_hidden", "one plus one"),
+        ),
+        (  # a summary beside the text is not read as the trace either
+            {
+                "reasoning": "Summary. one plus one",
+                "reasoning_details": [
+                    {"type": "reasoning.summary", "summary": "Summary. "},
+                    {"type": "reasoning.text", "text": "one plus one"},
+                ],
+                "content": "2",
+            },
+            ("valid", "closed,partly_hidden", "one plus one"),
+        ),
+        (  # nor a summary entry that carries a text
+            {"reasoning_details": [{"type": "reasoning.summary", "text": "x"}], "content": "2"},
+            ("missing", "hidden", ""),
+        ),
+    ],
+)
+def test_a_summary_is_not_the_trace_nor_openrouters_copy_of_it(server, tmp_path, message, expected):
+    live, read = live_and_from_a_batch_file(server, tmp_path, chat(message))
+    assert read.outcomes[0].trace == live.outcomes[0].trace
+    trace = live.outcomes[0].trace
+    assert (trace.status.value, trace.detail, trace.reasoning) == expected
+    assert read.generations[0].split == live.generations[0].split
+    assert live.generations[0].split.field == "reasoning_details"
+
+
+@pytest.mark.parametrize(
+    ("details", "expected"),
+    [
+        ([ENCRYPTED, "x", None], ("reasoning_details", None, True)),  # non-entries: passed over
+        ([{"type": "reasoning.text", "text": ""}], ("reasoning_details", "", False)),
+        ([{"text": "one"}, {"data": "x"}], ("reasoning_details", "one", False)),  # no type
+        ([{"type": "reasoning.other", "data": "x"}], (None, None, False)),  # not documented
+        ([], (None, None, False)),
+    ],
+)
+def test_which_reasoning_details_entries_are_text_and_which_are_hidden(details, expected):
+    assert tuple(message_reasoning({"reasoning_details": details, "content": "2"})) == expected
+
+
+def test_encrypted_only_responses_are_hidden_reasoning_and_fail_a_valid_rate_gate(server, tmp_path):
+    """No reasoning tokens counted: a reasoning model, not a collapse (missing, ambiguous)."""
+    message = {"reasoning": None, "reasoning_details": [ENCRYPTED], "content": "2"}
+    runs = live_and_from_a_batch_file(server, tmp_path, chat(message))
+    gate = GateSpec(probe_set="t", metric="valid_rate", kind="min", threshold=0.0)
+    accuracy = GateSpec(probe_set="t", metric="answer_accuracy", kind="min", threshold=0.5)
+    for run in runs:
+        assert run.outcomes[0].trace.detail == "hidden" and run.outcomes[0].correct
+        assert run.metrics.hidden_reasoning == 1
+        assert "1 of 1 generations have hidden reasoning" in (run.metrics.status_unknown() or "")
+        result = evaluate_gate(gate, run, None, DecisionConfig())
+        assert not result.passed and "hidden reasoning" in result.reason
+        assert evaluate_gate(accuracy, run, None, DecisionConfig()).passed
+        record = run_record(run)
+        assert record.generations[0].detail == "hidden"
+        assert record.generations[0].reasoning_field == "reasoning_details"
 
 
 def test_null_content_with_length_is_truncated(server):

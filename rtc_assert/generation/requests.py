@@ -75,8 +75,10 @@ class ServerSplit(BaseModel):
     """The reasoning is a closed block the file's writer parsed out of the text itself
     (Inspect's ``<think>`` parse), kept even when empty."""
     hidden: bool = False
-    """Reasoning came back without its text (Inspect's redacted reasoning parts: encrypted,
-    or signed with a summary only); ``reasoning`` holds only the visible parts beside it."""
+    """Reasoning came back without its text (OpenRouter's ``reasoning_details`` entries without
+    text: encrypted, a summary, a signature alone; Inspect's redacted reasoning parts:
+    encrypted, or signed with a summary only); ``reasoning`` holds only the visible parts
+    beside it."""
 
 
 class Generation(BaseModel):

@@ -8,9 +8,10 @@ of its own where a reasoning parser split it out) or a completion (``choices[i].
 A chat message is classified as a live ``openai-chat`` response is: its reasoning field (the
 first of `rtc_assert.traces.server_split.MESSAGE_REASONING_FIELDS` with a value, read by
 `rtc_assert.traces.server_split.message_reasoning`: ``reasoning``, ``reasoning_content``,
-``thinking``, ``reasoning_details[].text``; a value of another kind is an error), ``content``
-(null kept) and ``usage.completion_tokens_details.reasoning_tokens`` (with one choice) by
-`rtc_assert.traces.server_split.SHAPE_RULES`. A completion's ``text`` is raw text.
+``thinking``, ``reasoning_details[].text``; a value of another kind is an error), whether
+part of it is hidden (``reasoning_details`` entries without text: encrypted, a summary),
+``content`` (null kept) and ``usage.completion_tokens_details.reasoning_tokens`` (with one
+choice) by `rtc_assert.traces.server_split.SHAPE_RULES`. A completion's ``text`` is raw text.
 
 Written against the OpenAI Batch output format and vLLM 0.32.0's ``run-batch``, checked on
 files it wrote (tests/fixtures/generations/vllm-run-batch/, tests/test_ingest_vllm_batch.py):
@@ -67,8 +68,8 @@ def _split(choice: dict[str, Any], where: str) -> ServerSplit:
     content = optional_field(choice, "message.content", str, where)
     for name, kind in MESSAGE_REASONING_FIELDS.items():
         optional_field(choice, f"message.{name}", kind, where)  # a field of another kind: refused
-    reasoning_field, reasoning = message_reasoning(message)
-    return ServerSplit(reasoning=reasoning, content=content, field=reasoning_field)
+    reasoning_field, reasoning, hidden = message_reasoning(message)
+    return ServerSplit(reasoning=reasoning, content=content, field=reasoning_field, hidden=hidden)
 
 
 def _error_message(error: Any) -> str:

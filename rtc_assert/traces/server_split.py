@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from rtc_assert.traces.classify import (
     STANDARD_TAGS,
@@ -33,7 +33,8 @@ from rtc_assert.traces.classify import (
 
 HIDDEN = "hidden"
 """The detail of a response whose reasoning came back without its text: the server counted
-reasoning tokens but returned none, or returned it encrypted (Inspect's redacted parts)."""
+reasoning tokens but returned none, or returned it encrypted or as a summary only
+(OpenRouter's ``reasoning_details`` entries without text, Inspect's redacted parts)."""
 PARTLY_HIDDEN = "partly_hidden"
 """Added to the detail of a valid trace whose visible reasoning came with hidden reasoning."""
 
@@ -49,28 +50,70 @@ MESSAGE_REASONING_FIELDS: Mapping[str, type] = MappingProxyType(
 (first with a value wins), and the kind of value each holds. One list for a live chat response
 and a chat message read from a file (OpenAI batch output, ``vllm run-batch``)."""
 
+HIDDEN_DETAIL_TYPES = frozenset({"reasoning.encrypted", "reasoning.summary"})
+"""OpenRouter's ``reasoning_details`` entry types that hold reasoning without its text:
+``reasoning.encrypted`` (``data``: the provider's encrypted or redacted reasoning, a thought
+signature) and ``reasoning.summary`` (``summary``: a summary of the reasoning, not the trace).
+A ``reasoning.text`` entry whose ``text`` is missing or null (a signature alone) is one too.
+Written against OpenRouter's documented entry types (``reasoning.text``, ``.summary``,
+``.encrypted``); entries of other types are neither text nor hidden reasoning."""
 
-def message_reasoning(message: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    """(field, text) of a chat message's reasoning: the first of `MESSAGE_REASONING_FIELDS`
-    with a value, or ``(None, None)``.
+
+class MessageReasoning(NamedTuple):
+    """A chat message's reasoning as `message_reasoning` reads it."""
+
+    field: str | None
+    """The field the reasoning was read from (``reasoning_details`` for hidden reasoning with
+    no text beside it), or None."""
+    text: str | None
+    """The visible reasoning; None when no field has a value."""
+    hidden: bool
+    """Some of the reasoning came back without its text (`HIDDEN_DETAIL_TYPES`)."""
+
+
+def _hidden_entry(entry: Any) -> bool:
+    """Whether a ``reasoning_details`` entry is reasoning returned without its text."""
+    if not isinstance(entry, dict):
+        return False
+    kind = entry.get("type")
+    return kind in HIDDEN_DETAIL_TYPES or (
+        kind == "reasoning.text" and not isinstance(entry.get("text"), str)
+    )
+
+
+def message_reasoning(message: Mapping[str, Any]) -> MessageReasoning:
+    """(field, text, hidden) of a chat message's reasoning: the first of
+    `MESSAGE_REASONING_FIELDS` with a value, and whether part of it is hidden.
 
     A string field's value is its text, ``""`` included. ``reasoning_details`` has a value when
-    one of its entries has a string ``text``: the texts joined (entries without one, such as
-    OpenRouter's encrypted ones, are skipped). A null or a value of another kind is no value.
+    one of its entries has a string ``text`` (and is not of a `HIDDEN_DETAIL_TYPES` type): the
+    texts joined. A null or a value of another kind is no value.
+
+    The reasoning is hidden when ``reasoning_details`` holds an entry without its text
+    (encrypted, a summary, a signature alone). ``message.reasoning`` is then not read:
+    OpenRouter writes there the readable text of the entries, a summary's included (OpenAI
+    models' summaries), and a summary is not the trace; the entries' own text is. The field
+    of a hidden message with no visible text is ``reasoning_details``.
     """
+    details = message.get("reasoning_details")
+    hidden = isinstance(details, list) and any(_hidden_entry(entry) for entry in details)
     for name, kind in MESSAGE_REASONING_FIELDS.items():
         value = message.get(name)
+        if hidden and name == "reasoning":
+            continue  # OpenRouter's copy of the entries' text, summaries included
         if kind is str and isinstance(value, str):
-            return name, value
+            return MessageReasoning(name, value, hidden)
         if kind is list and isinstance(value, list):
             texts = [
                 entry["text"]
                 for entry in value
-                if isinstance(entry, dict) and isinstance(entry.get("text"), str)
+                if isinstance(entry, dict)
+                and isinstance(entry.get("text"), str)
+                and entry.get("type") not in HIDDEN_DETAIL_TYPES
             ]
             if texts:
-                return name, "".join(texts)
-    return None, None
+                return MessageReasoning(name, "".join(texts), hidden)
+    return MessageReasoning("reasoning_details" if hidden else None, None, hidden)
 
 
 @dataclass(frozen=True)
@@ -92,15 +135,17 @@ SHAPE_RULES: tuple[ShapeRule, ...] = (
         "detected markup (a reasoning field beside it adds reasoning_field_ignored)",
     ),
     ShapeRule(
-        "reasoning returned without its text (Inspect's redacted reasoning parts: encrypted, "
-        "or signed with a summary only), with or without visible reasoning beside it",
+        "reasoning returned without its text (OpenRouter's reasoning_details entries: "
+        "encrypted, a summary, a signature alone; Inspect's redacted reasoning parts: "
+        "encrypted, or signed with a summary only), with or without visible reasoning beside it",
         "valid, else missing",
         HIDDEN,
         "hidden reasoning, as below: a valid trace made by the visible reasoning alone stays "
         "valid (detail closed,partly_hidden), since hidden text can only add to it; blank or "
         "short visible reasoning says nothing of the hidden part, and a message without an "
         "answer is hidden as the redacted part alone is (and a live o-series response cut at "
-        "the cap), so these are hidden. A summary is not read as the trace",
+        "the cap), so these are hidden. A summary is not read as the trace (nor OpenRouter's "
+        "copy of it in message.reasoning)",
     ),
     ShapeRule(
         "thinking budget ran out (reasoning tokens reached the budget)",
@@ -192,9 +237,10 @@ def classify_split(
         thinking_disabled: the request turned thinking off.
         parsed_block: the reasoning is a closed block the file's writer parsed out of the
             text (Inspect's ``<think>`` parse): blank reasoning is an empty block.
-        hidden: reasoning came back without its text (Inspect's redacted parts) beside
-            ``reasoning``, the visible reasoning if any: the trace is hidden unless the visible
-            reasoning and ``content`` make a valid trace alone.
+        hidden: reasoning came back without its text (OpenRouter's encrypted or summary
+            entries, Inspect's redacted parts) beside ``reasoning``, the visible reasoning if
+            any: the trace is hidden unless the visible reasoning and ``content`` make a valid
+            trace alone.
         fmt: the markup to find tags left in ``content`` with; default the standard tags.
         budget_counts_as_valid: a budget-closed trace is classified as closed (else truncated).
     """

@@ -12,6 +12,8 @@ Reasoning fields read, first with a value wins: those of
 `rtc_assert.traces.server_split.MESSAGE_REASONING_FIELDS` (``message.reasoning``,
 ``reasoning_content``, Ollama's ``thinking``, OpenRouter's ``reasoning_details[].text``), as
 `rtc_assert.traces.server_split.message_reasoning` reads them; batch files are read the same way.
+OpenRouter's ``reasoning_details`` entries without text (encrypted, a summary) make the
+reasoning hidden (`ServerSplit.hidden`), as Inspect's redacted parts do.
 
 Special tokens: a reasoning parser splits on token ids, server-side, so markers that are
 special tokens are not lost to the split. Markup left in ``content`` (parser off or failed)
@@ -247,7 +249,7 @@ class OpenAIChatBackend:
                 "leaves nothing to classify)"
             )
         content = _text(message.get("content"))
-        field, reasoning = message_reasoning(message)
+        field, reasoning, hidden = message_reasoning(message)
         details = usage.get("completion_tokens_details") or {}
         reasoning_tokens = details.get("reasoning_tokens") if isinstance(details, dict) else None
         if reasoning_tokens is None and reasoning and self.tokenizer is not None:
@@ -274,6 +276,7 @@ class OpenAIChatBackend:
                     and reasoning_tokens >= budget
                 ),
                 thinking_disabled=thinking_disabled,
+                hidden=hidden,
             ),
         )
 
