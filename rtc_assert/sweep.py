@@ -116,13 +116,38 @@ def _where(config: RtcConfig, file: RtcConfig | None, role: Role) -> str:
     return config.where("generations", role)
 
 
-def refuse_candidate_files(config: RtcConfig, file: RtcConfig | None = None) -> None:
+@dataclass(frozen=True)
+class Gating:
+    """How `check_sweep`'s refusals name what gates the candidates and how to name the base
+    model: a sweep's (`SWEEP_GATING`) or a gate inside training's (the transformers
+    callback's)."""
+
+    candidates: str
+    """Why the candidate's files would be left unread: what generates the candidates."""
+    gate: str
+    """Whose thresholds.yaml to remove ``generations.candidate`` from."""
+    name_base: str
+    """How to name the base model, where none is configured."""
+
+
+SWEEP_GATING = Gating(
+    candidates="a sweep gates each checkpoint, generating it on every probe set",
+    gate="the sweep",
+    name_base="pass --base or set 'base:' in thresholds.yaml",
+)
+"""`rtc-assert sweep` and `Sweep`: the candidates are the checkpoints of the series."""
+
+
+def refuse_candidate_files(
+    config: RtcConfig, file: RtcConfig | None = None, gating: Gating = SWEEP_GATING
+) -> None:
     """Refuse ``generations.candidate``: a sweep's candidates are its checkpoints, each
-    generated, so the files would be left unread while the sweep passed.
+    generated (a training gate's, the model being trained), so the files would be left
+    unread while the gates passed.
 
     Raises:
         ConfigError: naming the line of thresholds.yaml (of ``file``, where ``config`` was
-            built from it) and what to do.
+            built from it) and what to do, in the words of ``gating``.
     """
     files = config.generations.get("candidate", {})
     if not files:
@@ -130,26 +155,28 @@ def refuse_candidate_files(config: RtcConfig, file: RtcConfig | None = None) -> 
     probe_set, source = next(iter(files.items()))
     more = f" (and on {len(files) - 1} more probe set(s))" if len(files) > 1 else ""
     raise ConfigError(
-        f"{_where(config, file, 'candidate')}: a sweep gates each checkpoint, generating "
-        f"it on every probe set, so the candidate's generations on {probe_set!r} read from "
-        f"{source.file}{more} would be left unread: remove generations.candidate from the "
-        "thresholds.yaml of the sweep (generations.base may stay: the base is read from its "
-        "files), or gate those generations with rtc-assert compare"
+        f"{_where(config, file, 'candidate')}: {gating.candidates}, so the candidate's "
+        f"generations on {probe_set!r} read from {source.file}{more} would be left unread: "
+        f"remove generations.candidate from the thresholds.yaml of {gating.gate} "
+        "(generations.base may stay: the base is read from its files), or gate those "
+        "generations with rtc-assert compare"
     )
 
 
-def require_base(config: RtcConfig, file: RtcConfig | None = None) -> None:
+def require_base(
+    config: RtcConfig, file: RtcConfig | None = None, gating: Gating = SWEEP_GATING
+) -> None:
     """Raises `ConfigError` when a gate compares against a base that is not configured: no
     model, and no file of its generations on a probe set that a ``max_drop`` gate gates (the
-    error names the line of ``file``, where ``config`` was built from it)."""
+    error names the line of ``file``, where ``config`` was built from it; ``gating`` says how
+    to name the base model)."""
     if not config.needs_base() or config.base:
         return
     files = config.generations.get("base", {})
     if not files:
         raise ConfigError(
-            "the gates compare against a base model (max_drop): pass --base or set "
-            "'base:' in thresholds.yaml, or give the base's generations under "
-            "'generations: base:' in thresholds.yaml"
+            f"the gates compare against a base model (max_drop): {gating.name_base}, or give "
+            "the base's generations under 'generations: base:' in thresholds.yaml"
         )
     gated = {spec.probe_set for spec in config.gate_specs() if spec.kind == "max_drop"}
     uncovered = [name for name in config.probe_sets if name in gated and name not in files]
@@ -164,15 +191,18 @@ def require_base(config: RtcConfig, file: RtcConfig | None = None) -> None:
         )
 
 
-def check_sweep(config: RtcConfig, file: RtcConfig | None = None) -> None:
-    """Refuse a configuration a sweep cannot gate: candidate generations from files
-    (`refuse_candidate_files`), or a base that is not configured (`require_base`).
+def check_sweep(
+    config: RtcConfig, file: RtcConfig | None = None, gating: Gating = SWEEP_GATING
+) -> None:
+    """Refuse a configuration a sweep (or, with its ``gating``, a gate inside training)
+    cannot gate: candidate generations from files (`refuse_candidate_files`), or a base that
+    is not configured (`require_base`).
 
     ``file``: the thresholds.yaml ``config`` was built from with command-line options, if it
     was, whose lines the errors name.
     """
-    refuse_candidate_files(config, file)
-    require_base(config, file)
+    refuse_candidate_files(config, file, gating)
+    require_base(config, file, gating)
 
 
 def base_runs(session: RtcSession) -> dict[str, Run]:

@@ -1,17 +1,20 @@
 """ReasoningGateCallback: bad input refused before training, and a real transformers Trainer
-fine-tuning demo:base on the CPU, stopped at the collapse that `rtc_assert.sweep` also finds."""
+fine-tuning demo:base on the CPU, stopped at the collapse that `rtc_assert.sweep` also finds,
+and gated against demo:base generated or read from its lm-eval log alike."""
 
 from __future__ import annotations
 
 import itertools
 import json
+import logging
+import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from rtc_assert import demo
-from rtc_assert.config import RtcConfig
+from rtc_assert.config import ConfigError, RtcConfig
 from rtc_assert.demo.build import SCALES, SEED, finetuning_records
 from rtc_assert.finetune import LabelPaddingCollator, Strategy, sft_dataset
 from rtc_assert.generation.checkpoints import find_checkpoints
@@ -21,11 +24,17 @@ from rtc_assert.integrations.transformers import (
     eval_names,
 )
 from rtc_assert.session import RtcSession
-from rtc_assert.sweep import run_sweep
+from rtc_assert.sweep import BaseFile, SweepRecord, run_sweep
 
 CHECK_EVERY = 4
 PROBES = 32
 SCALE = SCALES["full"]
+FIXTURES = Path(__file__).parent / "fixtures" / "generations"
+FIXTURE_PROBES = FIXTURES / "probes.jsonl"
+"""The first 32 probes of demo:reasoning, which the fixtures' tools ran demo:base on."""
+LM_EVAL = FIXTURES / "lm-eval" / "base" / "samples_rtc_demo_reasoning.jsonl"
+"""demo:base's generations on FIXTURE_PROBES, written by lm-evaluation-harness (greedy, 64
+tokens: the demo's settings); tests/test_sweep_files.py sweeps against the same file."""
 
 
 def gate_config(**changes: Any) -> RtcConfig:
@@ -50,9 +59,87 @@ class NoTemplate:
 # bad input, before training --------------------------------------------------------------
 
 
-def test_a_max_drop_gate_without_a_base_is_refused():
-    with pytest.raises(CallbackError, match="max_drop gate compares against the base.*set base:"):
+def test_a_max_drop_gate_without_a_base_or_its_files_is_refused():
+    with pytest.raises(
+        ConfigError,
+        match=r"^the gates compare against a base model \(max_drop\): set 'base:' in "
+        r"thresholds\.yaml to the model training starts from \(its folder or hub id\), or "
+        r"give the base's generations under 'generations: base:' in thresholds\.yaml$",
+    ):
         ReasoningGateCallback(gate_config(base=None))
+
+
+FILES_YAML = """\
+version: 1
+{base}backend: {{name: transformers, options: {{device: cpu}}}}
+generation: {{max_new_tokens: 64}}
+trace_format: {{open_tag: "<think>", close_tag: "</think>"}}
+probe_sets:
+  reasoning: {{source: {probes}}}
+  finetune: {{source: "demo:finetune", limit: 32}}
+generations:
+{generations}gates:
+  - {{metric: valid_rate, max_drop: 0.15{only}}}
+  - {{metric: valid_rate, min: 0.8}}
+"""
+"""A callback's thresholds.yaml with files under ``generations:``; ``only`` narrows the
+max_drop gate's probe sets."""
+
+
+def files_yaml(
+    folder: Path, *, base: str | None, generations: str, only: str = ""
+) -> tuple[Path, list[str]]:
+    """The file, and its lines (for the line numbers errors name)."""
+    path = folder / "thresholds.yaml"
+    named = f"base: {base}\n" if base else ""
+    text = FILES_YAML.format(base=named, probes=FIXTURE_PROBES, generations=generations, only=only)
+    path.write_text(text)
+    return path, text.splitlines()
+
+
+@pytest.mark.parametrize("base", ["demo:base", None])
+def test_the_candidates_generations_from_files_are_refused_naming_their_line(tmp_path, base):
+    """The candidate is the model being trained: files of a candidate's generations would be
+    left unread, so they are refused, with a base model or with a base read from files."""
+    generations = f"  candidate:\n    reasoning: {LM_EVAL}\n  base:\n    reasoning: {LM_EVAL}\n"
+    path, lines = files_yaml(
+        tmp_path, base=base, generations=generations, only=", probe_sets: [reasoning]"
+    )
+    line = lines.index("  candidate:") + 1
+    with pytest.raises(ConfigError) as refused:
+        ReasoningGateCallback(path)
+    assert str(refused.value) == (
+        f"{path}:{line}: generations.candidate: the training gate's candidate is the model "
+        "being trained, generated at each check on every probe set, so the candidate's "
+        f"generations on 'reasoning' read from {LM_EVAL} would be left unread: remove "
+        "generations.candidate from the thresholds.yaml of the training gate "
+        "(generations.base may stay: the base is read from its files), or gate those "
+        "generations with rtc-assert compare"
+    )
+    # Without generations.candidate, the same file is taken.
+    path.write_text(path.read_text().replace(f"  candidate:\n    reasoning: {LM_EVAL}\n", ""))
+    assert ReasoningGateCallback(path).config.generations.keys() == {"base"}
+
+
+def test_a_max_drop_gate_where_the_base_has_neither_a_file_nor_a_model_is_refused(tmp_path):
+    generations = f"  base:\n    reasoning: {LM_EVAL}\n"
+    path, lines = files_yaml(tmp_path, base=None, generations=generations)
+    line = lines.index("  base:") + 1
+    with pytest.raises(ConfigError) as refused:
+        ReasoningGateCallback(path)
+    assert str(refused.value) == (
+        f"{path}:{line}: generations.base: the base's generations are read from files on "
+        "'reasoning' only, and thresholds.yaml names no 'base:' to generate it on "
+        "'finetune', where a max_drop gate compares against it: add the base's file on "
+        "'finetune' under generations.base, or set 'base:' to the model that wrote the "
+        "files (it then generates the probe sets without one)"
+    )
+    # The max_drop gate on the probe set with the file alone: nothing else needs the base.
+    files_yaml(tmp_path, base=None, generations=generations, only=", probe_sets: [reasoning]")
+    ReasoningGateCallback(path)
+    # And a base model named beside the files generates the probe sets without one.
+    files_yaml(tmp_path, base="demo:base", generations=generations)
+    ReasoningGateCallback(path)
 
 
 def test_a_probe_set_larger_than_the_check_budget_is_refused():
@@ -123,11 +210,13 @@ def train(
     save: bool,
     evaluate: bool = False,
     model: Any = None,
+    callbacks: list[ReasoningGateCallback] | None = None,
     **arguments: Any,
 ) -> Any:
     """Fine-tune ``model`` (default demo:base) on the demo's answer-only data with
     ``strategy`` for ``steps`` steps, as `rtc_assert.demo.build` does (batch 32, lr 1e-4,
-    AdamW, constant rate); ``arguments`` replace those `TrainingArguments`."""
+    AdamW, constant rate), checked by ``callback`` (or every one of ``callbacks``);
+    ``arguments`` replace those `TrainingArguments`."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
 
@@ -171,7 +260,7 @@ def train(
         eval_dataset=data.select(range(SCALE.finetune_batch)) if evaluate else None,
         data_collator=LabelPaddingCollator(tokenizer.pad_token_id),
         processing_class=tokenizer,
-        callbacks=[callback],
+        callbacks=callbacks or [callback],
     )
     trainer.train()
     return trainer
@@ -218,6 +307,85 @@ def test_the_callback_stops_the_collapsing_run_where_the_sweep_finds_the_collaps
         assert ours.step == theirs.step
         assert ours.metrics == theirs.metrics
         assert [g.passed for g in ours.gates] == [g.passed for g in theirs.gates]
+
+
+@pytest.mark.slow
+def test_a_base_read_from_its_lm_eval_log_gates_as_the_base_generated_live(tmp_path, caplog):
+    """Three gates in one Trainer, so they check the same model at the same steps: against
+    demo:base generated when training begins, against its lm-eval log with no base model,
+    and against the log with demo:base named as the model that wrote it. The fixture holds
+    demo:base's greedy generations on these probes with these settings, so every decision,
+    number for number, is the same."""
+    svg = "{http://www.w3.org/2000/svg}"
+    base_file = {"base": {"reasoning": str(LM_EVAL)}}
+    settings: dict[str, Any] = {
+        "probe_sets": {"reasoning": {"source": str(FIXTURE_PROBES)}},
+        "trace_format": {"open_tag": "<think>", "close_tag": "</think>"},
+        "gates": [
+            {"metric": "valid_rate", "max_drop": 0.15},
+            {"metric": "answer_accuracy", "max_drop": 0.10},
+            {"metric": "truncated_rate", "max_drop": 0.10},
+            {"metric": "valid_rate", "min": 0.8},
+        ],
+    }
+    configs = {
+        "live": gate_config(**settings),
+        "files": gate_config(**settings, base=None, generations=base_file),
+        "named": gate_config(**settings, generations=base_file),
+    }
+    callbacks = {
+        name: ReasoningGateCallback(
+            config, every_steps=CHECK_EVERY, stop_on_failure=False, report_dir=tmp_path / name
+        )
+        for name, config in configs.items()
+    }
+    steps = 6 * CHECK_EVERY
+    caplog.set_level(logging.INFO, logger="rtc_assert.integrations.transformers")
+    gates = list(callbacks.values())
+    train(tmp_path / "out", "default", gates[0], steps=steps, save=False, callbacks=gates)
+    live, files, named = (callback.record for callback in callbacks.values())
+
+    assert [step.step for step in live.steps] == list(range(CHECK_EVERY, steps + 1, CHECK_EVERY))
+    assert live.base == "demo:base" and live.base_files == {}
+    # Both verdicts are exercised: the first check passes, a max_drop gate fails after.
+    assert live.steps[0].passed and live.first_failing == 2 * CHECK_EVERY
+    assert not live.step(live.first_failing).passed
+    failed = {gate.gate.id for step in live.steps for gate in step.failed_gates}
+    assert "reasoning::answer_accuracy[max_drop]" in failed, failed
+    for record in (files, named):
+        # The same candidate at each step, the same base numbers, the same decisions.
+        assert [step.metrics for step in record.steps] == [step.metrics for step in live.steps]
+        assert record.base_metrics["reasoning"].rates == live.base_metrics["reasoning"].rates
+        assert [step.gates for step in record.steps] == [step.gates for step in live.steps]
+        assert [step.passed for step in record.steps] == [step.passed for step in live.steps]
+        assert (record.first_failing, record.last_passing) == (
+            live.first_failing,
+            live.last_passing,
+        )
+        assert record.base_files == {"reasoning": BaseFile(file=str(LM_EVAL), format="lm-eval")}
+    assert (files.base, named.base) == ("generations:base", "demo:base")
+    assert files.fingerprints == {"generations:base": {"generations": str(LM_EVAL)}}
+    assert named.fingerprints == {"demo:base": {"generations": str(LM_EVAL)}}
+    assert "sha256" in live.fingerprints["demo:base"]  # generated: the model was loaded
+
+    # The log at the end of training, the record on disk and its chart say where the base
+    # came from.
+    assert (
+        f"rtc-assert: base on reasoning: generations read from {LM_EVAL} (lm-eval), not "
+        "generated (thresholds.yaml names no base model)" in caplog.messages
+    )
+    assert (
+        f"rtc-assert: base on reasoning: demo:base's generations read from {LM_EVAL} "
+        "(lm-eval), not generated" in caplog.messages
+    )
+    written = SweepRecord.model_validate_json((tmp_path / "files" / "sweep.json").read_text())
+    assert written.base_files == files.base_files and written.base == "generations:base"
+    chart = ElementTree.parse(tmp_path / "files" / "sweep.svg").getroot()
+    (caption,) = chart.findall(f".//{svg}text[@data-base]")
+    assert (caption.get("data-base"), caption.text) == (
+        "file",
+        f"base: read from {LM_EVAL.name} (lm-eval)",
+    )
 
 
 @pytest.mark.slow

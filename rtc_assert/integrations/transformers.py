@@ -4,7 +4,8 @@ Every ``every_steps`` optimizer steps (and/or on each save, and before each eval
 callback generates on the configured probe sets with the model being trained (in memory, in
 eval mode, unwrapped from DDP/accelerate/PEFT wrappers, restored to train mode after),
 classifies and scores the traces, and decides the thresholds.yaml gates against the base's
-runs (generated once when training begins) with the machinery of `rtc_assert.sweep`. It logs
+runs (generated once when training begins, or read from the files of ``generations.base``)
+with the machinery of `rtc_assert.sweep`. It logs
 ``rtc/*`` metrics through the trainer's logging, adds ``eval_rtc_*`` metrics to evaluations
 (for ``metric_for_best_model`` and ``EarlyStoppingCallback``), writes the sweep record and
 chart (`rtc_assert.reports.sweep`) after every check, and can stop training at the first
@@ -43,10 +44,18 @@ from rtc_assert.errors import CallbackError
 from rtc_assert.generation.backends.transformers_backend import TransformersBackend
 from rtc_assert.generation.cache import GenerationCache
 from rtc_assert.generation.requests import GenerationRequest, build_requests
-from rtc_assert.reports.sweep import SERIES, verdict_lines, write_sweep
+from rtc_assert.reports.sweep import SERIES, base_lines, verdict_lines, write_sweep
 from rtc_assert.runs import Run, measured_run
 from rtc_assert.session import RtcSession
-from rtc_assert.sweep import StepRecord, SweepRecord, base_runs, step_record, sweep_record
+from rtc_assert.sweep import (
+    Gating,
+    StepRecord,
+    SweepRecord,
+    base_runs,
+    check_sweep,
+    step_record,
+    sweep_record,
+)
 from rtc_assert.traces.detection import TraceSetup, detect_template
 
 logger = logging.getLogger(__name__)
@@ -56,6 +65,14 @@ METRICS: tuple[str, ...] = tuple(metric for metric, _, _ in SERIES)
 REPORT_DIR = "rtc-gate"
 """Where the record goes by default, inside the trainer's ``output_dir``."""
 T = TypeVar("T")
+TRAINING_GATING = Gating(
+    candidates="the training gate's candidate is the model being trained, generated at each "
+    "check on every probe set",
+    gate="the training gate",
+    name_base="set 'base:' in thresholds.yaml to the model training starts from (its folder "
+    "or hub id)",
+)
+"""How the refusals of `rtc_assert.sweep.check_sweep` put it for the callback."""
 
 
 def trained_module(model: Any) -> Any:
@@ -91,8 +108,11 @@ class ReasoningGateCallback(TrainerCallback):
 
     Args:
         config: a thresholds.yaml path or an `RtcConfig`: probe sets, generation settings,
-            gates, decision policy and ``base``; its ``candidate`` is ignored (the candidate
-            is the model being trained).
+            gates, decision policy, and the base: ``base`` (generated when training begins)
+            and/or the files of its generations (``generations.base``, read instead of
+            generating it, as a sweep reads them). Its ``candidate`` is ignored (the
+            candidate is the model being trained); ``generations.candidate`` is refused,
+            since its files would never be read.
         every_steps: check every N optimizer steps; None checks only on saves.
         on_save: also check at each save (``checkpoint-N`` is named in the record).
         stop_on_failure: stop training at the first check that fails a gate.
@@ -103,8 +123,16 @@ class ReasoningGateCallback(TrainerCallback):
         tokenizer: the tokenizer with the chat template; default the trainer's
             ``processing_class``.
         cache_dir: a generation cache for the base's runs (reused across training runs).
-        config_dir: where relative probe files are read from; default the config file's
-            folder (or the working folder).
+        config_dir: where relative probe and generations files are read from; default the
+            config file's folder (or the working folder).
+
+    Raises:
+        ConfigError: thresholds.yaml cannot be read, gives ``generations.candidate``, or has
+            a ``max_drop`` gate against a base that is not configured (no ``base:``, and no
+            file of its generations on that gate's probe set): `rtc_assert.sweep.check_sweep`,
+            as a sweep refuses the file.
+        CallbackError: nothing would trigger a check, the probes exceed ``max_probes``, or
+            ``tokenizer`` has no chat template.
     """
 
     def __init__(
@@ -132,12 +160,7 @@ class ReasoningGateCallback(TrainerCallback):
                 "every_steps=None and on_save=False: nothing would trigger a check; set "
                 "every_steps=N (works with save_strategy='no') or on_save=True"
             )
-        if config.needs_base() and not config.base:
-            raise CallbackError(
-                f"{source}: a max_drop gate compares against the base model, and 'base:' is "
-                "not set: set base: to the model training starts from (its folder or hub id), "
-                "or drop the max_drop gates"
-            )
+        check_sweep(config, gating=TRAINING_GATING)
         self.config = config
         self.every_steps = every_steps
         self.on_save_checks = on_save
@@ -153,7 +176,8 @@ class ReasoningGateCallback(TrainerCallback):
         if tokenizer is not None:
             self._require_chat_template(tokenizer)
         self.base_seconds = 0.0
-        """Time spent on the base's runs when training began (load and generation)."""
+        """Time spent on the base's runs when training began (load and generation, or reading
+        its files)."""
         self.check_seconds = 0.0
         """Time spent in checks (generation, scoring, gates, record) on this process."""
         self.steps: list[StepRecord] = []
@@ -291,7 +315,8 @@ class ReasoningGateCallback(TrainerCallback):
             state.log_history.append({**self._pending, "step": state.global_step})
             self._pending = {}
         if state.is_world_process_zero and self.steps:
-            for line in verdict_lines(self.record):
+            record = self.record
+            for line in [*base_lines(record), *verdict_lines(record)]:
                 logger.info("rtc-assert: %s", line)
 
     # the check ------------------------------------------------------------------------------
@@ -323,8 +348,8 @@ class ReasoningGateCallback(TrainerCallback):
                 logger.warning("rtc-assert: gates fail at step %d: stopping training", step)
 
     def _prepare(self) -> dict[str, Run]:
-        """The base's runs, and the probes' requests and markup for every check (rendered and
-        detected once per training run)."""
+        """The base's runs (generated, or read from its files), and the probes' requests and
+        markup for every check (rendered and detected once per training run)."""
         self._trace = self.config.trace_format.setup(detect_template(self.tokenizer))
         self._requests = {
             name: build_requests(
