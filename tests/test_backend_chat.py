@@ -24,7 +24,7 @@ from rtc_assert.generation.backends.chat import OpenAIChatBackend
 from rtc_assert.generation.http_client import _Limit
 from rtc_assert.generation.models import resolve_model
 from rtc_assert.generation.requests import GenerationError, GenerationSettings, build_requests
-from rtc_assert.ingest import generations_run
+from rtc_assert.ingest import GenerationsFileError, generations_run
 from rtc_assert.metrics import compute_metrics
 from rtc_assert.probes.probe import Probe, ProbeSet
 from rtc_assert.record import run_record
@@ -172,11 +172,17 @@ def live_and_from_a_batch_file(
     outcomes = tuple(score_generations(PROBES, generations, budget_counts_as_valid=False))
     metrics = compute_metrics(outcomes)
     live = Run("my-model", "openai-chat", PROBES, SETTINGS, generations, outcomes, metrics)
+    path = batch_file(tmp_path, reply)
+    return live, generations_run(path, PROBES, model="my-model")  # no markup: the field says
+
+
+def batch_file(tmp_path: Any, reply: Reply) -> Any:
+    """An OpenAI batch output file of one line that holds the body ``reply`` answers."""
     _, body, _ = reply("/v1/chat/completions", {})
     line = {"id": "b", "custom_id": "p1", "response": {"status_code": 200, "body": body}}
     path = tmp_path / "batch.jsonl"
     path.write_text(json.dumps({**line, "error": None}) + "\n", encoding="utf-8")
-    return live, generations_run(path, PROBES, model="my-model")  # no markup: the field says
+    return path
 
 
 FIELDS = ("reasoning", "reasoning_content", "thinking", "reasoning_details")
@@ -364,6 +370,101 @@ def test_a_summary_is_not_the_trace_nor_openrouters_copy_of_it(server, tmp_path,
     assert (trace.status.value, trace.detail, trace.reasoning) == expected
     assert read.generations[0].split == live.generations[0].split
     assert live.generations[0].split.field == "reasoning_details"
+
+
+CONTENT_AS_PARTS = {
+    "a text part": [{"type": "text", "text": "2", "annotations": []}],
+    "a refusal part": [{"type": "refusal", "refusal": "2"}],
+    "text and refusal parts joined": [
+        {"type": "text", "text": ""},
+        {"type": "refusal", "refusal": "2"},
+    ],
+}
+"""``message.content`` ``"2"`` as lists of OpenAI's content parts: text and refusal parts are
+read as the answer, joined in order."""
+
+
+@pytest.mark.parametrize(
+    ("reasoning", "finish", "expected"),
+    [
+        (reasoning, finish, expected)
+        for reasoning, content, finish, expected in SHAPES_IN_EACH_FIELD
+        if content
+    ],
+)
+@pytest.mark.parametrize("parts", CONTENT_AS_PARTS)
+@pytest.mark.parametrize("field", FIELDS)
+def test_content_as_a_list_of_parts_reads_as_its_text_live_and_from_a_batch_file(
+    server, tmp_path, field, parts, reasoning, finish, expected
+):
+    """The same traces as `SHAPES_IN_EACH_FIELD` give with the content ``"2"`` a string."""
+    message = {**in_field(field, reasoning), "content": CONTENT_AS_PARTS[parts]}
+    live, read = live_and_from_a_batch_file(server, tmp_path, chat(message, finish))
+    assert read.outcomes[0].trace == live.outcomes[0].trace
+    trace = live.outcomes[0].trace
+    assert (trace.status.value, trace.detail, trace.reasoning) == (*expected, reasoning.strip())
+    assert trace.answer == "2" and live.generations[0].text == read.generations[0].text == "2"
+    assert read.generations[0].split == live.generations[0].split
+    assert live.generations[0].split.content == "2"
+
+
+@pytest.mark.parametrize(
+    ("reasoning", "finish", "expected"),
+    [
+        ("one plus one", "stop", ("valid", "closed")),
+        ("one plus", "length", ("valid", "closed")),
+        ("", "stop", ("missing", "no_output")),
+    ],
+)
+def test_an_empty_list_of_parts_is_empty_content_not_null(
+    server, tmp_path, reasoning, finish, expected
+):
+    """No parts joined is ``""``, as a string content ``""`` is: an answer that came empty."""
+    runs = [
+        live_and_from_a_batch_file(
+            server, tmp_path, chat({"reasoning": reasoning, "content": content}, finish)
+        )
+        for content in ([], "")
+    ]
+    traces = [run.outcomes[0].trace for pair in runs for run in pair]
+    assert len(set(traces)) == 1
+    assert (traces[0].status.value, traces[0].detail) == expected
+    assert runs[0][0].generations[0].split.content == ""
+
+
+UNREADABLE_CONTENT = [
+    (  # an image beside the text: no text to classify
+        [{"type": "text", "text": "2"}, {"type": "image_url", "image_url": {"url": "data:x"}}],
+        r"message.content.1 is a content part of type 'image_url', which is not read",
+    ),
+    (  # Mistral's reasoning models: reasoning in the content, never dropped unread
+        [
+            {"type": "thinking", "thinking": [{"type": "text", "text": "one plus one"}]},
+            {"type": "text", "text": "2"},
+        ],
+        r"message.content.0 is a content part of type 'thinking', which is not read",
+    ),
+    ([{"text": "2"}], r"message.content.0 is a content part of no type"),
+    ([{"type": "text", "text": None}], r"message.content.0.text must be a string"),
+    ([{"type": "refusal"}], r"message.content.0.refusal must be a string"),
+    (["2"], r"message.content.0 must be a content part \(an object\), got str"),
+    (2, r"message.content must be a string, a list of content parts or null, got int"),
+    ({"text": "2"}, r"message.content must be a string, .* got dict"),
+]
+
+
+@pytest.mark.parametrize(("content", "pattern"), UNREADABLE_CONTENT)
+def test_content_that_cannot_be_read_is_refused_live_and_from_a_batch_file(
+    server, tmp_path, content, pattern
+):
+    """Live: naming the URL and the probe; from a file: its line. Never read without it."""
+    reply = chat({"reasoning": "one plus one", "content": content})
+    url = server(reply)
+    with pytest.raises(GenerationError, match=pattern) as raised:
+        classified(url)
+    assert f"chat server {url}/v1/chat/completions answered probe 'p1'" in str(raised.value)
+    with pytest.raises(GenerationsFileError, match=r"batch.jsonl:1: field " + pattern):
+        generations_run(batch_file(tmp_path, reply), PROBES, model="my-model")
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,10 @@ first of `rtc_assert.traces.server_split.MESSAGE_REASONING_FIELDS` with a value,
 `rtc_assert.traces.server_split.message_reasoning`: ``reasoning``, ``reasoning_content``,
 ``thinking``, ``reasoning_details[].text``; a value of another kind is an error), whether
 part of it is hidden (``reasoning_details`` entries without text: encrypted, a summary),
-``content`` (null kept) and ``usage.completion_tokens_details.reasoning_tokens`` (with one
-choice) by `rtc_assert.traces.server_split.SHAPE_RULES`. A completion's ``text`` is raw text.
+``content`` (null kept; a list of text and refusal parts joined, read by
+`rtc_assert.traces.server_split.message_content`, which refuses a part of another type) and
+``usage.completion_tokens_details.reasoning_tokens`` (with one choice) by
+`rtc_assert.traces.server_split.SHAPE_RULES`. A completion's ``text`` is raw text.
 
 Written against the OpenAI Batch output format and vLLM 0.32.0's ``run-batch``, checked on
 files it wrote (tests/fixtures/generations/vllm-run-batch/, tests/test_ingest_vllm_batch.py):
@@ -47,7 +49,11 @@ from rtc_assert.ingest.records import (
     json_lines,
     optional_field,
 )
-from rtc_assert.traces.server_split import MESSAGE_REASONING_FIELDS, message_reasoning
+from rtc_assert.traces.server_split import (
+    MESSAGE_REASONING_FIELDS,
+    message_content,
+    message_reasoning,
+)
 
 FINISH_REASONS: dict[str, FinishReason | None] = {
     "stop": "stop",
@@ -65,7 +71,10 @@ detector ended neither by itself nor at the token cap: it says nothing of the tr
 def _split(choice: dict[str, Any], where: str) -> ServerSplit:
     """A chat choice's message as the server split it: its reasoning field (if any), content."""
     message = field(choice, "message", dict, where)
-    content = optional_field(choice, "message.content", str, where)
+    try:
+        content = message_content(message)
+    except ValueError as error:
+        raise GenerationsFileError(where, f"field {error}") from None
     for name, kind in MESSAGE_REASONING_FIELDS.items():
         optional_field(choice, f"message.{name}", kind, where)  # a field of another kind: refused
     reasoning_field, reasoning, hidden = message_reasoning(message)

@@ -59,6 +59,59 @@ Written against OpenRouter's documented entry types (``reasoning.text``, ``.summ
 ``.encrypted``); entries of other types are neither text nor hidden reasoning."""
 
 
+CONTENT_PART_TEXT: Mapping[str, str] = MappingProxyType({"text": "text", "refusal": "refusal"})
+"""The chat content part types read as the answer, and the key that holds each one's text:
+OpenAI's ``{"type": "text", "text": ...}`` and ``{"type": "refusal", "refusal": ...}`` (the
+model's refusal is what it answered). Any other part is refused by `message_content`: an
+image, audio or file part holds no text to classify, and a part of a type not listed here may
+hold reasoning (Mistral's ``thinking`` chunks), so reading the message without it could
+change its trace."""
+
+
+def message_content(message: Mapping[str, Any]) -> str | None:
+    """A chat message's ``content`` as text: a string as it is, null (or absent) as None, and
+    a list of content parts as the text of its parts joined in order (`CONTENT_PART_TEXT`;
+    ``[]`` is ``""``). One reading for a live chat response and a chat message read from a
+    file (OpenAI batch output, ``vllm run-batch``).
+
+    Raises:
+        ValueError: content of another kind, or a part that cannot be read: not an object,
+            of no type or a type `CONTENT_PART_TEXT` does not list, or without a string text.
+            The message names the field (``message.content.N``, N the part's index).
+    """
+    content = message.get("content")
+    if content is None or isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise ValueError(
+            "message.content must be a string, a list of content parts or null, "
+            f"got {type(content).__name__}"
+        )
+    texts: list[str] = []
+    for index, part in enumerate(content):
+        where = f"message.content.{index}"
+        if not isinstance(part, dict):
+            kind_name = type(part).__name__
+            raise ValueError(f"{where} must be a content part (an object), got {kind_name}")
+        kind = part.get("type")
+        if not isinstance(kind, str) or kind not in CONTENT_PART_TEXT:
+            what = "no type" if kind is None else f"type {ascii(kind)[:60]}"
+            raise ValueError(
+                f"{where} is a content part of {what}, which is not read: only text and "
+                "refusal parts are (an image, audio or file part holds no text to classify, "
+                "and another part may hold reasoning, as Mistral's thinking chunks do; read "
+                "without it, the message could get another trace)"
+            )
+        key = CONTENT_PART_TEXT[kind]
+        text = part.get(key)
+        if not isinstance(text, str):
+            raise ValueError(
+                f"{where}.{key} must be a string (a {kind} part's text), got {type(text).__name__}"
+            )
+        texts.append(text)
+    return "".join(texts)
+
+
 class MessageReasoning(NamedTuple):
     """A chat message's reasoning as `message_reasoning` reads it."""
 

@@ -13,7 +13,9 @@ Reasoning fields read, first with a value wins: those of
 ``reasoning_content``, Ollama's ``thinking``, OpenRouter's ``reasoning_details[].text``), as
 `rtc_assert.traces.server_split.message_reasoning` reads them; batch files are read the same way.
 OpenRouter's ``reasoning_details`` entries without text (encrypted, a summary) make the
-reasoning hidden (`ServerSplit.hidden`), as Inspect's redacted parts do.
+reasoning hidden (`ServerSplit.hidden`), as Inspect's redacted parts do. ``content`` is read
+by `rtc_assert.traces.server_split.message_content`, as in batch files: a string, or text and
+refusal parts joined; a part of another type is refused.
 
 Special tokens: a reasoning parser splits on token ids, server-side, so markers that are
 special tokens are not lost to the split. Markup left in ``content`` (parser off or failed)
@@ -40,7 +42,11 @@ from rtc_assert.generation.requests import (
     ServerSplit,
 )
 from rtc_assert.generation.tokenizers import load_tokenizer
-from rtc_assert.traces.server_split import MESSAGE_REASONING_FIELDS, message_reasoning
+from rtc_assert.traces.server_split import (
+    MESSAGE_REASONING_FIELDS,
+    message_content,
+    message_reasoning,
+)
 
 ThinkingSwitchName = Literal["chat_template_kwargs", "deepseek", "openrouter", "ollama", "none"]
 _FINISH: dict[str, FinishReason] = {
@@ -248,7 +254,15 @@ class OpenAIChatBackend:
                 f"{finish!r}; expected stop or length (a content filter or an aborted request "
                 "leaves nothing to classify)"
             )
-        content = _text(message.get("content"))
+        try:
+            content = message_content(message)
+        except ValueError as error:
+            raise GenerationError(
+                self.http.redact(
+                    f"chat server {self.url} answered probe {request.probe.id!r} with a "
+                    f"message that cannot be read: {error} (got {message!r:.300})"
+                )
+            ) from None
         field, reasoning, hidden = message_reasoning(message)
         details = usage.get("completion_tokens_details") or {}
         reasoning_tokens = details.get("reasoning_tokens") if isinstance(details, dict) else None
@@ -279,15 +293,6 @@ class OpenAIChatBackend:
                 hidden=hidden,
             ),
         )
-
-
-def _text(value: Any) -> str | None:
-    """A content value as text: a string, a list of text parts, or None."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        return "".join(part.get("text", "") for part in value if isinstance(part, dict))
-    return str(value)
 
 
 def _count(tokenizer: Any, text: str) -> int:
