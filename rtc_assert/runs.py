@@ -55,7 +55,8 @@ def score_generations(
 
     Raw text is classified by `classify_many`, a server's reasoning/content split by
     `classify_split`. ``prefilled`` None reads the prefill from each generation's prompt.
-    Reasoning tokens are the server's count where it reported one, else the tokenizer's.
+    Reasoning tokens are the server's count where it reported one, else the tokenizer's
+    (unknown, None, for hidden reasoning: its text is not there to count).
     """
     probes = probe_set.by_id()
     raw = [generation for generation in generations if generation.split is None]
@@ -89,7 +90,9 @@ def score_generations(
     ]
     counted = _token_counts(tokenizer, [trace.reasoning for trace in traces])
     reasoning_tokens = [
-        generation.reasoning_tokens if generation.reasoning_tokens is not None else count
+        generation.reasoning_tokens
+        if generation.reasoning_tokens is not None or _hidden(generation)
+        else count
         for generation, count in zip(generations, counted, strict=True)
     ]
     answer_tokens = _token_counts(tokenizer, [trace.answer for trace in traces])
@@ -105,6 +108,12 @@ def score_generations(
             generations, traces, reasoning_tokens, answer_tokens, strict=True
         )
     ]
+
+
+def _hidden(generation: Generation) -> bool:
+    """Whether part of a generation's reasoning came back without its text: counting the
+    visible part would undercount it, so only the server's count is kept (else None)."""
+    return generation.split is not None and generation.split.hidden
 
 
 def _token_counts(tokenizer: Any, texts: list[str]) -> list[int | None]:

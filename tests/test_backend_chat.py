@@ -24,11 +24,12 @@ from rtc_assert.generation.backends.chat import OpenAIChatBackend
 from rtc_assert.generation.http_client import _Limit
 from rtc_assert.generation.models import resolve_model
 from rtc_assert.generation.requests import GenerationError, GenerationSettings, build_requests
+from rtc_assert.generation.tokenizers import load_tokenizer
 from rtc_assert.ingest import GenerationsFileError, generations_run
 from rtc_assert.metrics import compute_metrics
 from rtc_assert.probes.probe import Probe, ProbeSet
 from rtc_assert.record import run_record
-from rtc_assert.runs import Run, score_generations
+from rtc_assert.runs import Run, run_model, score_generations
 from rtc_assert.traces.server_split import message_reasoning
 
 SETTINGS = GenerationSettings(max_new_tokens=16)
@@ -465,6 +466,75 @@ def test_content_that_cannot_be_read_is_refused_live_and_from_a_batch_file(
     assert f"chat server {url}/v1/chat/completions answered probe 'p1'" in str(raised.value)
     with pytest.raises(GenerationsFileError, match=r"batch.jsonl:1: field " + pattern):
         generations_run(batch_file(tmp_path, reply), PROBES, model="my-model")
+
+
+@pytest.fixture(scope="module")
+def demo_tokenizer() -> Any:
+    return load_tokenizer(resolve_model("demo:base"))
+
+
+PARTLY_HIDDEN = {
+    "reasoning_details": [{"type": "reasoning.text", "text": "one plus one"}, ENCRYPTED],
+    "content": "2",
+}
+"""Visible reasoning beside an encrypted entry, its tokens not counted in ``usage``."""
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (PARTLY_HIDDEN, ("valid", "closed,partly_hidden")),
+        ({"reasoning_details": [ENCRYPTED], "content": "2"}, ("missing", "hidden")),
+    ],
+)
+def test_hidden_reasoning_has_no_token_count_even_with_a_tokenizer(
+    server, tmp_path, demo_tokenizer, message, expected
+):
+    """The tokenizer would count the visible text alone: the count is unknown instead, and a
+    thinking budget the visible count would reach is not said to be exhausted."""
+    url = server(chat(message))
+    chat_backend = backend(url, thinking_budget=1, tokenizer="demo:base")
+    assert chat_backend.tokenizer is not None
+    live = run_model(chat_backend, PROBES, SETTINGS, model="my-model")
+    chat_backend.close()
+    read = generations_run(
+        batch_file(tmp_path, chat(message)), PROBES, model="my-model", tokenizer=demo_tokenizer
+    )
+    for run in (live, read):
+        (generation,), (outcome,) = run.generations, run.outcomes
+        assert (outcome.trace.status.value, outcome.trace.detail) == expected
+        assert generation.reasoning_tokens is None and outcome.reasoning_tokens is None
+        assert generation.split is not None and not generation.split.budget_exhausted
+        assert run.metrics.mean_reasoning_tokens is None
+        record = run_record(run)
+        assert record.generations[0].reasoning_tokens is None and record.reasoning_tokens == {}
+    assert read.outcomes[0].trace == live.outcomes[0].trace
+
+
+def test_visible_reasoning_is_counted_with_a_tokenizer_and_the_servers_count_is_kept(
+    server, demo_tokenizer
+):
+    """What the hidden case is measured against: all the reasoning visible, the tokenizer's
+    count stands (and reaches the budget); hidden, the server's own count is kept."""
+    counted = len(demo_tokenizer("one plus one", add_special_tokens=False).input_ids)
+    visible = {"reasoning_details": PARTLY_HIDDEN["reasoning_details"][:1], "content": "2"}
+    url = server(chat(visible))
+    chat_backend = backend(url, thinking_budget=1, tokenizer="demo:base")
+    run = run_model(chat_backend, PROBES, SETTINGS, model="my-model")
+    chat_backend.close()
+    assert counted > 1 and run.generations[0].reasoning_tokens == counted
+    assert run.generations[0].split.budget_exhausted
+    assert run.outcomes[0].trace.detail == "budget"
+    assert run.metrics.mean_reasoning_tokens is None  # truncated: not a valid trace
+    assert run_record(run).reasoning_tokens["all"].total == counted
+
+    url = server(chat(PARTLY_HIDDEN, usage=HIDDEN_USAGE))
+    chat_backend = backend(url, tokenizer="demo:base")
+    run = run_model(chat_backend, PROBES, SETTINGS, model="my-model")
+    chat_backend.close()
+    assert run.generations[0].reasoning_tokens == run.outcomes[0].reasoning_tokens == 80
+    assert run.metrics.mean_reasoning_tokens == 80
+    assert run.outcomes[0].trace.detail == "closed,partly_hidden"
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,10 @@ Reasoning fields read, first with a value wins: those of
 ``reasoning_content``, Ollama's ``thinking``, OpenRouter's ``reasoning_details[].text``), as
 `rtc_assert.traces.server_split.message_reasoning` reads them; batch files are read the same way.
 OpenRouter's ``reasoning_details`` entries without text (encrypted, a summary) make the
-reasoning hidden (`ServerSplit.hidden`), as Inspect's redacted parts do. ``content`` is read
-by `rtc_assert.traces.server_split.message_content`, as in batch files: a string, or text and
+reasoning hidden (`ServerSplit.hidden`), as Inspect's redacted parts do; the tokenizer does
+not count hidden reasoning (the visible part alone would undercount it), so its count is the
+server's, else unknown. ``content`` is read by
+`rtc_assert.traces.server_split.message_content`, as in batch files: a string, or text and
 refusal parts joined; a part of another type is refused.
 
 Special tokens: a reasoning parser splits on token ids, server-side, so markers that are
@@ -266,7 +268,9 @@ class OpenAIChatBackend:
         field, reasoning, hidden = message_reasoning(message)
         details = usage.get("completion_tokens_details") or {}
         reasoning_tokens = details.get("reasoning_tokens") if isinstance(details, dict) else None
-        if reasoning_tokens is None and reasoning and self.tokenizer is not None:
+        if reasoning_tokens is None and reasoning and not hidden and self.tokenizer is not None:
+            # Hidden reasoning has no text to count: the visible part's count would undercount
+            # it, so the count stays unknown.
             reasoning_tokens = _count(self.tokenizer, reasoning)
         budget = self.options.thinking_budget
         return Generation(
