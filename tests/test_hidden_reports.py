@@ -12,6 +12,12 @@ from html import unescape
 import pytest
 from synthetic_runs import synthetic_run
 
+from rtc_assert.assertions import (
+    assert_no_collapse,
+    assert_reasoning_conditioned_accuracy,
+    assert_valid_rate,
+)
+from rtc_assert.decide.explain import explain_failure
 from rtc_assert.decide.gates import evaluate_gate
 from rtc_assert.decide.spec import DecisionConfig, GateSpec
 from rtc_assert.errors import MetricsError
@@ -369,3 +375,37 @@ def test_the_training_log_leaves_unknown_rates_out():
     )
     logs = transformers.log_names(step)
     assert logs == {"rtc/answer_accuracy": 1.0, "rtc/gates_passed": 0.0}
+
+
+# assertions ----------------------------------------------------------------------------------
+
+
+def test_assertions_on_status_rates_of_a_hidden_run_fail_loudly():
+    run = hidden_run()
+    base = synthetic_run("base", PROBES, REASONED)
+    why = run.metrics.status_unknown()
+    with pytest.raises(AssertionError, match="valid rate cannot be computed for the candidate"):
+        assert_valid_rate(run, at_least=0.0)  # its counts' 0.0 would have passed
+    with pytest.raises(AssertionError) as failure:
+        assert_reasoning_conditioned_accuracy(run, at_least=0.0)
+    assert why is not None and why in str(failure.value)
+    with pytest.raises(AssertionError, match="cannot be computed for the candidate"):
+        assert_no_collapse(run, base, max_drop=1.0)
+    with pytest.raises(AssertionError, match="cannot be computed for the base"):
+        assert_no_collapse(base, run, max_drop=1.0)
+    assert_no_collapse(run, base, max_drop=0.0, metric="answer_accuracy")  # answers are known
+    with pytest.raises(MetricsError, match="valid rate cannot be computed: 8 of 8"):
+        assert run.metrics.valid_rate.value >= 0.0  # as a custom test may write it
+
+
+def test_a_failure_explained_does_not_read_hidden_reasoning_as_a_collapse():
+    run = hidden_run()
+    gate = GateSpec(probe_set="s", metric="valid_rate", kind="min", threshold=0.5)
+    result = evaluate_gate(gate, run, None, DecisionConfig())
+    lines = explain_failure(result, run, None).splitlines()
+    assert "cannot be computed for the candidate" in lines[0]
+    assert not any("answer-only eval" in line for line in lines)
+    assert "  p0: missing (hidden), correct: 42" in lines
+    collapsed = synthetic_run("collapsed", PROBES, ["<think></think>42"] * 8)
+    result = evaluate_gate(gate, collapsed, None, DecisionConfig())
+    assert "an answer-only eval does not see this" in explain_failure(result, collapsed, None)
