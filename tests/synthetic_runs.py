@@ -3,9 +3,9 @@ classification, scoring and metrics, no model."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
-from rtc_assert.generation.requests import Generation, GenerationSettings
+from rtc_assert.generation.requests import Generation, GenerationSettings, ServerSplit
 from rtc_assert.metrics import compute_metrics
 from rtc_assert.probes.probe import Probe, ProbeSet
 from rtc_assert.runs import Run, score_generations
@@ -17,8 +17,14 @@ def synthetic_run(
     probe_set: ProbeSet,
     texts: Sequence[str],
     reasoning_tokens: Sequence[int | None] | None = None,
+    hidden: Collection[int] = (),
 ) -> Run:
-    """``model``'s run of ``texts``, one per probe; a trace left open stopped at the budget."""
+    """``model``'s run of ``texts``, one per probe; a trace left open stopped at the budget.
+
+    The generations at the positions in ``hidden`` came from a chat server with their
+    reasoning hidden (OpenRouter's encrypted ``reasoning_details``): their text is the
+    answer, and they are classified ``missing``, ``hidden``.
+    """
     tokens = reasoning_tokens or [None] * len(texts)
     generations = tuple(
         Generation(
@@ -31,8 +37,13 @@ def synthetic_run(
             completion_tokens=len(text),
             prefilled=False,
             reasoning_tokens=count,
+            split=ServerSplit(reasoning=None, content=text, field="reasoning_details", hidden=True)
+            if index in hidden
+            else None,
         )
-        for probe, text, count in zip(probe_set.probes, texts, tokens, strict=True)
+        for index, (probe, text, count) in enumerate(
+            zip(probe_set.probes, texts, tokens, strict=True)
+        )
     )
     outcomes = tuple(score_generations(probe_set, generations))
     settings = GenerationSettings(max_new_tokens=64)

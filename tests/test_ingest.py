@@ -311,6 +311,28 @@ def test_redacted_reasoning_in_an_inspect_log_is_hidden_reasoning(tmp_path, prob
     assert kept.metrics.hidden_reasoning == 0 and kept.metrics.status_unknown() is None
 
 
+def test_eval_of_a_redacted_log_shows_its_status_rates_as_unknown(capsys, tmp_path, monkeypatch):
+    """What the command prints and writes: no VR of 0.875 (the 28 visible traces of 32)."""
+    monkeypatch.setenv("COLUMNS", "160")  # the table's cells on one line each
+    report = tmp_path / "report"
+    log = redacted_log(tmp_path / "log.eval")
+    assert (
+        main(["eval", "--generations", str(log), "--probes", str(PROBES), "--report", str(report)])
+        == 0
+    )
+    printed = " ".join(capsys.readouterr().out.split())
+    unknown = "n/a (hidden reasoning)"
+    assert f"VR valid reasoning │ {unknown} │" in printed
+    assert "pass@1 answers │ 0.969 [0.84, 0.99] │" in printed  # 31 of 32 answers are right
+    assert f"VR, ER, TR, MR and Rpass@1 are {unknown}: 4 of 32 generations have hidden" in printed
+    assert "0.875" not in printed
+    rates = json.loads((report / "rtc-run.json").read_text())["runs"][0]["metrics"]["rates"]
+    assert rates["valid_rate"]["value"] is None and rates["valid_rate"]["successes"] == 28
+    assert rates["answer_accuracy"]["value"] is not None
+    assert f"| VR valid reasoning | {unknown} |" in (report / "summary.md").read_text()
+    assert f"<td>{unknown}</td>" in (report / "report.html").read_text()
+
+
 @pytest.mark.parametrize("suffix", [".eval", ".json"])
 def test_an_inspect_log_without_samples_says_so_in_either_format(tmp_path, probes, suffix):
     path = write_inspect(tmp_path / f"log{suffix}", [])

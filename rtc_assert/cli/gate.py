@@ -39,6 +39,7 @@ from rtc_assert.reports.sweep import (
     TABLE_HEADER,
     base_lines,
     table_rows,
+    unknown_lines,
     verdict_lines,
     write_sweep,
 )
@@ -299,7 +300,8 @@ def sweep_command(args: argparse.Namespace) -> int:
         for row in table_rows(record, probe_set):
             table.add_row(*(Text(one_line(cell)) for cell in row))  # names are not markup
         console.print(table)
-    print(printable("\n".join([*base_lines(record), *verdict_lines(record)])))
+    lines = [*base_lines(record), *unknown_lines(record), *verdict_lines(record)]
+    print(printable("\n".join(lines)))
     path = write_sweep(record, args.report)
     print(f"sweep record: {path}; chart: {path.parent / CHART_FILE}")
     return 0 if record.first_failing is None else 1

@@ -1,4 +1,9 @@
-"""Explain a gate's failure in a few lines: the numbers, the rule, and example traces."""
+"""Explain a gate's failure in a few lines: the numbers, the rule, and example traces.
+
+Where hidden reasoning makes the gate's metric unknown, the rule (which quotes
+`RunMetrics.status_unknown`) and the examples (the hidden traces among them) are all it says:
+no line reads the unknown rate as a collapse that an answer-only eval would miss.
+"""
 
 from __future__ import annotations
 
@@ -48,6 +53,8 @@ def unrecognised_markup(run: Run) -> str | None:
     trace = run.trace
     if trace is None or trace.detected.recognised or trace.overridden:
         return None
+    if run.metrics.status_unknown() is not None:  # hidden reasoning: missing says nothing
+        return None
     if run.metrics.missing_rate.value < 1.0:
         return None
     return (
@@ -62,7 +69,12 @@ def explain_failure(result: GateResult, candidate: Run, base: Run | None) -> str
     """The lines pytest prints for a failed gate."""
     gate = result.gate
     lines = [f"{gate.id}: {result.reason}"]
-    shows_statuses = METRICS[gate.metric].failing_statuses is not None
+    # A status metric hidden reasoning made unknown shows no collapse an answer eval misses.
+    compared = (candidate, base) if gate.kind == "max_drop" else (candidate,)
+    unknown = any(
+        run is not None and run.metrics.why_unknown(gate.metric) is not None for run in compared
+    )
+    shows_statuses = METRICS[gate.metric].failing_statuses is not None and not unknown
     unread = unrecognised_markup(candidate)
     if unread is not None and shows_statuses:
         lines.append(unread)

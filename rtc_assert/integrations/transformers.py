@@ -44,7 +44,7 @@ from rtc_assert.errors import CallbackError
 from rtc_assert.generation.backends.transformers_backend import TransformersBackend
 from rtc_assert.generation.cache import GenerationCache
 from rtc_assert.generation.requests import GenerationRequest, build_requests
-from rtc_assert.reports.sweep import SERIES, base_lines, verdict_lines, write_sweep
+from rtc_assert.reports.sweep import SERIES, base_lines, unknown_lines, verdict_lines, write_sweep
 from rtc_assert.runs import Run, measured_run
 from rtc_assert.session import RtcSession
 from rtc_assert.sweep import (
@@ -85,13 +85,14 @@ def trained_module(model: Any) -> Any:
 
 def log_names(record: StepRecord) -> dict[str, float]:
     """A check's metrics as ``rtc/...`` log entries; undefined ones (Rpass@1 without a valid
-    trace) are left out, never logged as 0."""
+    trace) and unknown ones (the status rates of a run with hidden reasoning) are left out,
+    never logged as 0."""
     single = len(record.metrics) == 1
     logs: dict[str, float] = {}
     for name, metrics in record.metrics.items():
         prefix = "rtc/" if single else f"rtc/{name}/"
         for metric in METRICS:
-            rate = metrics.metric(metric)
+            rate = metrics.known_rate(metric)
             if rate is not None:
                 logs[prefix + metric] = rate.value
     logs["rtc/gates_passed"] = float(record.passed)
@@ -316,7 +317,7 @@ class ReasoningGateCallback(TrainerCallback):
             self._pending = {}
         if state.is_world_process_zero and self.steps:
             record = self.record
-            for line in [*base_lines(record), *verdict_lines(record)]:
+            for line in [*base_lines(record), *unknown_lines(record), *verdict_lines(record)]:
                 logger.info("rtc-assert: %s", line)
 
     # the check ------------------------------------------------------------------------------

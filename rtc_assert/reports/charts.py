@@ -2,7 +2,8 @@
 
 Pure functions of a run record's runs; the template (``templates/report.html.j2``) draws them
 as inline SVG, so the page needs no charting library and no network. Coordinates are in SVG
-user units of a ``CHART_WIDTH``-wide viewBox.
+user units of a ``CHART_WIDTH``-wide viewBox. A rate a run's hidden reasoning makes unknown
+is drawn as no bar, whisker or line, and written as `UNKNOWN_RATE`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rtc_assert.record import RunRecord
-from rtc_assert.reports.tables import STATUSES, format_rate
+from rtc_assert.reports.tables import STATUSES, UNKNOWN_RATE, format_rate
 
 CHART_WIDTH = 720
 LABEL_WIDTH = 220
@@ -51,12 +52,18 @@ class StatusBar:
     label: str
     y: float
     segments: tuple[Segment, ...]
+    unknown: str | None = None
+    """`UNKNOWN_RATE` where hidden reasoning makes the rates unknown (no segments)."""
 
 
 def status_bars(labels: tuple[str, ...], runs: tuple[RunRecord, ...]) -> list[StatusBar]:
-    """One stacked bar per run: valid, empty, truncated and missing rates, left to right."""
+    """One stacked bar per run: valid, empty, truncated and missing rates, left to right; no
+    bar where hidden reasoning makes them unknown."""
     bars = []
     for index, (label, run) in enumerate(zip(labels, runs, strict=True)):
+        if run.metrics.status_unknown() is not None:
+            bars.append(StatusBar(label, index * ROW_HEIGHT, (), UNKNOWN_RATE))
+            continue
         x = float(LABEL_WIDTH)
         segments = []
         for status in STATUSES:
@@ -89,12 +96,13 @@ def interval_whiskers(labels: tuple[str, ...], runs: tuple[RunRecord, ...]) -> l
     whiskers: list[Whisker] = []
     for metric, short in INTERVAL_METRICS:
         for label, run in zip(labels, runs, strict=True):
-            rate = run.metrics.metric(metric)
+            rate = run.metrics.known_rate(metric)
+            text = format_rate(rate) if rate else "undefined: no valid trace"
             whiskers.append(
                 Whisker(
                     label=f"{short} {label}",
                     y=len(whiskers) * ROW_HEIGHT,
-                    text=format_rate(rate) if rate else "undefined: no valid trace",
+                    text=UNKNOWN_RATE if run.metrics.why_unknown(metric) else text,
                     x=(_axis_x(rate.low), _axis_x(rate.value), _axis_x(rate.high))
                     if rate
                     else None,
@@ -109,11 +117,14 @@ class OrderLine:
 
     label: str
     probes: int
-    final: float
+    final: float | None
+    """VR after the last probe; None where hidden reasoning makes it unknown."""
     points: str
     """SVG polyline points."""
     available: int | None = None
     """The probe set's size when early stopping ended the run after ``probes``."""
+    unknown: str | None = None
+    """`UNKNOWN_RATE` where hidden reasoning makes VR unknown (no points)."""
 
 
 def running_valid_rate(run: RunRecord) -> list[float]:
@@ -132,13 +143,18 @@ def probe_order_lines(labels: tuple[str, ...], runs: tuple[RunRecord, ...]) -> l
     """Running VR of each run over probe order, on an axis as long as the probe set.
 
     The record keeps generations in the order they were generated (early stopping's shuffled
-    order), so a run that early stopping ended is a line that stops short of the axis's end.
+    order), so a run that early stopping ended is a line that stops short of the axis's end;
+    a run with hidden reasoning is no line, its legend `UNKNOWN_RATE`.
     """
     lines = []
     longest = max((run.probes_available or run.metrics.probes for run in runs), default=1)
     step = (CHART_WIDTH - ORDER_LEFT) / max(longest - 1, 1)
     for label, run in zip(labels, runs, strict=True):
         rates = running_valid_rate(run)
+        if run.metrics.why_unknown("valid_rate") is not None:
+            unknown = OrderLine(label, len(rates), None, "", run.probes_available, UNKNOWN_RATE)
+            lines.append(unknown)
+            continue
         points = " ".join(
             f"{ORDER_LEFT + index * step:.1f},{(1 - rate) * ORDER_HEIGHT:.1f}"
             for index, rate in enumerate(rates)

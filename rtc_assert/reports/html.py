@@ -147,7 +147,8 @@ def allocate(totals: list[int], budget: int) -> list[int]:
 
 
 def regressed_keys(shown: ShownRuns) -> set[tuple[str, int]]:
-    """(probe id, sample) valid in the base and not valid in the candidate."""
+    """(probe id, sample) valid in the base and not valid in the candidate; a candidate's
+    hidden reasoning is not known not to be valid, so it is no regression."""
     if not shown.paired:
         return set()
     base, candidate = shown.runs
@@ -155,7 +156,7 @@ def regressed_keys(shown: ShownRuns) -> set[tuple[str, int]]:
     return {
         (g.probe_id, g.sample)
         for g in candidate.generations
-        if g.status != "valid" and (g.probe_id, g.sample) in base_valid
+        if g.status != "valid" and not g.hidden and (g.probe_id, g.sample) in base_valid
     }
 
 

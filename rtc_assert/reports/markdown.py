@@ -32,11 +32,14 @@ def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str
 
 
 def markdown_summary(record: SessionRecord) -> str:
-    """The summary as Markdown: a verdict line, a table per probe set (and one of its
-    reasoning tokens where counted), and the gates."""
+    """The summary as Markdown: a verdict line, a table per probe set (with its notes on
+    rates hidden reasoning makes unknown, and a table of its reasoning tokens where counted),
+    and the gates."""
     lines = [f"## {_inline(verdict_line(record))}", ""]
     for table in [*metric_tables(record), *reasoning_token_tables(record)]:
         lines += [f"### {_inline(table.probe_set)}", "", *_table(table.header, table.rows), ""]
+        if table.notes:
+            lines += [*(f"- {_inline(note)}" for note in table.notes), ""]
     if record.gates:
         lines += ["### gates", "", *_table(GATE_HEADER, gate_rows(record)), ""]
     lines += [f"- trace format: {_inline(note)}" for note in template_notes(record)]

@@ -3,7 +3,8 @@
 The chart has one panel per probe set: VR, ER, TR, MR, pass@1 and Rpass@1 over the step
 number, with the last passing checkpoint and the first failing one marked, and a caption that
 says where the base's run came from (generated, or read from a file). It is plain SVG (no
-charting library); Rpass@1 is left out where it is undefined, never drawn as 0.
+charting library); Rpass@1 is left out where it is undefined, never drawn as 0, and so is a
+rate that a run's hidden reasoning makes unknown, which the table shows as `UNKNOWN_RATE`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from rtc_assert.metrics import METRICS, RunMetrics
 from rtc_assert.reports.safe_text import one_line
+from rtc_assert.reports.tables import UNKNOWN_RATE, unknown_note
 from rtc_assert.sweep import SweepRecord
 
 SWEEP_FILE = "sweep.json"
@@ -44,6 +46,8 @@ PLOT_HEIGHT = PANEL_HEIGHT - TOP - BOTTOM
 
 
 def _value(metrics: RunMetrics, metric: str) -> str:
+    if metrics.why_unknown(metric) is not None:
+        return UNKNOWN_RATE
     rate = metrics.metric(metric)
     return "n/a" if rate is None else f"{rate.value:.3f}"
 
@@ -94,6 +98,19 @@ def table_rows(record: SweepRecord, probe_set: str) -> list[tuple[str, ...]]:
     return rows
 
 
+def unknown_lines(record: SweepRecord) -> list[str]:
+    """Why the table shows a run's rates as `UNKNOWN_RATE`: one line per run (the base's on a
+    probe set, a checkpoint's) whose hidden reasoning makes them unknown."""
+    runs = [(f"base on {name}", metrics) for name, metrics in record.base_metrics.items()]
+    runs += [
+        (f"step {step.step} on {name}", metrics)
+        for step in record.steps
+        for name, metrics in step.metrics.items()
+    ]
+    notes = (unknown_note(label, metrics) for label, metrics in runs)
+    return [note for note in notes if note is not None]
+
+
 def verdict_lines(record: SweepRecord) -> list[str]:
     """Where the gates first fail and which checkpoint is the last one safe to ship."""
     by_step = {step.step: step for step in record.steps}
@@ -135,7 +152,7 @@ def _lines(record: SweepRecord, probe_set: str, top: float) -> list[str]:
     for metric, short, colour in SERIES:
         stretches: list[list[tuple[float, float]]] = [[]]
         for step in record.steps:
-            rate = step.metrics[probe_set].metric(metric)
+            rate = step.metrics[probe_set].known_rate(metric)
             if rate is None:
                 stretches.append([])
                 continue
@@ -179,6 +196,21 @@ def _base_caption(record: SweepRecord, probe_set: str, top: float) -> list[str]:
     ]
 
 
+def _unknown_key(record: SweepRecord, probe_set: str, y: float) -> list[str]:
+    """Under the legend, where a checkpoint's hidden reasoning leaves its status rates out
+    of the panel: `UNKNOWN_RATE`, the steps and why in its tooltip; nothing elsewhere."""
+    notes = [unknown_note(f"step {step.step}", step.metrics[probe_set]) for step in record.steps]
+    shown = [note for note in notes if note is not None]
+    if not shown:
+        return []
+    x = LEFT + PLOT_WIDTH + 14
+    return [
+        f'<g data-unknown="hidden reasoning"><title>{escape(one_line("; ".join(shown)))}</title>'
+        f'<text x="{x}" y="{y + 4}" font-size="9" fill="#555">status rates n/a</text>'
+        f'<text x="{x}" y="{y + 16}" font-size="9" fill="#555">(hidden reasoning)</text></g>'
+    ]
+
+
 def _panel(record: SweepRecord, probe_set: str, index: int) -> list[str]:
     top = index * PANEL_HEIGHT + TOP
     first, last = record.steps[0].step, record.steps[-1].step
@@ -219,6 +251,7 @@ def _panel(record: SweepRecord, probe_set: str, index: int) -> list[str]:
             f'<line x1="{x}" y1="{y}" x2="{x + 16}" y2="{y}" stroke="{colour}" stroke-width="2"/>'
             f'<text x="{x + 22}" y="{y + 4}" font-size="11">{short}</text>'
         )
+    parts += _unknown_key(record, probe_set, top + len(SERIES) * 16)
     parts.append("</g>")
     return parts
 

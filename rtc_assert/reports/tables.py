@@ -2,13 +2,17 @@
 
 Rendered by `rtc_assert.reports.terminal` (rich) and `rtc_assert.reports.markdown`; both
 read a `SessionRecord`, never live objects.
+
+A rate that a run's hidden reasoning makes unknown (`RunMetrics.why_unknown`) is shown as
+`UNKNOWN_RATE` wherever a report shows rates (`rate_text`), with a note under its table that
+says why (`unknown_notes`); it is never shown as the number its counts would give.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rtc_assert.metrics import METRICS, Rate, format_level
+from rtc_assert.metrics import METRICS, Rate, RunMetrics, format_level
 from rtc_assert.record import GateResult, ReasoningTokens, RunRecord, SessionRecord
 from rtc_assert.traces.classify import TraceStatus
 
@@ -19,6 +23,13 @@ GATE_HEADER = ("gate", "verdict", "rule")
 STATUSES: tuple[str, ...] = tuple(status.value for status in TraceStatus)
 NOT_SETTLED = "NOT SETTLED"
 """The verdict word of a gate early stopping left open when another gate failed."""
+UNKNOWN_RATE = "n/a (hidden reasoning)"
+"""How every report shows a rate that hidden reasoning makes unknown: tables, the change
+column, charts and sweeps."""
+UNKNOWN_SHORTS: tuple[str, ...] = tuple(
+    metric.short for metric in METRICS.values() if metric.tabulated and metric.needs_statuses
+)
+"""The short names of the tabulated metrics hidden reasoning makes unknown (VR ... Rpass@1)."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +39,8 @@ class MetricTable:
     probe_set: str
     header: tuple[str, ...]
     rows: list[tuple[str, ...]]
+    notes: tuple[str, ...] = ()
+    """Shown under the table: why a run's rates are `UNKNOWN_RATE` (`unknown_notes`)."""
 
 
 def format_rate(rate: Rate | None) -> str:
@@ -36,10 +49,42 @@ def format_rate(rate: Rate | None) -> str:
     return f"{rate.value:.3f} [{rate.low:.2f}, {rate.high:.2f}]"
 
 
+def rate_text(metrics: RunMetrics, name: str) -> str:
+    """A run's rate as a table cell: `format_rate`, or `UNKNOWN_RATE` where the run's hidden
+    reasoning makes it unknown."""
+    if metrics.why_unknown(name) is not None:
+        return UNKNOWN_RATE
+    return format_rate(metrics.metric(name))
+
+
 def _delta(base: Rate | None, candidate: Rate | None) -> str:
     if base is None or candidate is None:
         return "-"
     return f"{candidate.value - base.value:+.3f}"
+
+
+def change_text(base: RunMetrics, candidate: RunMetrics, name: str) -> str:
+    """The candidate's change from the base: `UNKNOWN_RATE` where either is unknown, "-"
+    where either is undefined."""
+    if base.why_unknown(name) is not None or candidate.why_unknown(name) is not None:
+        return UNKNOWN_RATE
+    return _delta(base.metric(name), candidate.metric(name))
+
+
+def unknown_note(label: str, metrics: RunMetrics) -> str | None:
+    """Why a run's status rates are `UNKNOWN_RATE`, in `RunMetrics.status_unknown`'s words;
+    None where they are known."""
+    why = metrics.status_unknown()
+    if why is None:
+        return None
+    shorts = f"{', '.join(UNKNOWN_SHORTS[:-1])} and {UNKNOWN_SHORTS[-1]}"
+    return f"{label}: {shorts} are {UNKNOWN_RATE}: {why}"
+
+
+def unknown_notes(labels: tuple[str, ...], runs: tuple[RunRecord, ...]) -> tuple[str, ...]:
+    """`unknown_note` of each run that has one, under its column label."""
+    notes = (unknown_note(label, run.metrics) for label, run in zip(labels, runs, strict=True))
+    return tuple(note for note in notes if note is not None)
 
 
 def probe_set_names(record: SessionRecord) -> list[str]:
@@ -89,10 +134,12 @@ def metric_tables(record: SessionRecord) -> list[MetricTable]:
         header = (first, *shown.labels, *(("change",) if shown.paired else ()))
         rows = []
         for name, label in METRIC_LABELS:
-            rates = [run.metrics.metric(name) for run in shown.runs]
-            change = (_delta(*rates),) if shown.paired else ()
-            rows.append((label, *(format_rate(rate) for rate in rates), *change))
-        tables.append(MetricTable(f"{probe_set} ({_probe_count(shown.runs)})", header, rows))
+            metrics = [run.metrics for run in shown.runs]
+            change = (change_text(metrics[0], metrics[-1], name),) if shown.paired else ()
+            rows.append((label, *(rate_text(run, name) for run in metrics), *change))
+        title = f"{probe_set} ({_probe_count(shown.runs)})"
+        notes = unknown_notes(shown.labels, shown.runs)
+        tables.append(MetricTable(title, header, rows, notes))
     return tables
 
 

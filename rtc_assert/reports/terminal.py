@@ -63,8 +63,9 @@ def print_summary(
     width: int = DEFAULT_WIDTH,
     color: bool | None = False,
 ) -> None:
-    """Print the base-vs-candidate tables (metrics, then reasoning tokens where counted) and
-    the gate verdicts (see `summary_console`).
+    """Print the base-vs-candidate tables (metrics, each with its notes on rates hidden
+    reasoning makes unknown; then reasoning tokens where counted) and the gate verdicts (see
+    `summary_console`).
 
     Every cell is a `Text`, never markup: probe set names, model specs and gate ids such as
     ``valid_rate[min]`` are shown as written, control characters escaped (`one_line`).
@@ -77,6 +78,8 @@ def print_summary(
         for row in table_data.rows:
             table.add_row(*(Text(one_line(cell)) for cell in row))
         console.print(table)
+        for note in table_data.notes:
+            console.print(Text(one_line(note), style="yellow"))
     if record.gates:
         gates = Table(title="gates", title_justify="left")
         for column in GATE_HEADER:

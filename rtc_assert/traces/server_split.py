@@ -38,6 +38,13 @@ reasoning tokens but returned none, or returned it encrypted or as a summary onl
 PARTLY_HIDDEN = "partly_hidden"
 """Added to the detail of a valid trace whose visible reasoning came with hidden reasoning."""
 
+
+def is_hidden(detail: str) -> bool:
+    """Whether a trace's detail says its reasoning is hidden (`HIDDEN`; not `PARTLY_HIDDEN`,
+    a valid trace whose visible reasoning stands)."""
+    return HIDDEN in detail.split(",")
+
+
 MESSAGE_REASONING_FIELDS: Mapping[str, type] = MappingProxyType(
     {
         "reasoning": str,  # vLLM (since its late-2025 rename), OpenRouter, Together
