@@ -807,15 +807,41 @@ THINKING_OFF = GenerationSettings(max_new_tokens=16, enable_thinking=False)
         {},
         {"thinking_switch": "deepseek"},
         {"thinking_switch": "openrouter"},
+        {"thinking_switch": "mistral"},
         {
             "thinking_switch": "none",
             "extra_body": {"chat_template_kwargs": {"enable_thinking": False}},
         },
+        {"thinking_switch": "none", "extra_body": {"reasoning_effort": "none"}},
     ],
 )
 def test_an_answer_alone_when_the_request_turned_thinking_off_is_empty(server, options):
     url = server(chat({"content": "2"}))
     assert classified(url, THINKING_OFF, **options) == ("empty", "disabled_by_prompt", "", "2")
+
+
+@pytest.mark.parametrize(
+    ("enable", "effort", "message", "expected"),
+    [
+        (True, "high", {"content": [thinking("one plus one"), ANSWER]}, ("valid", "closed")),
+        (False, "none", {"content": [ANSWER]}, ("empty", "disabled_by_prompt")),
+        (False, "none", {"content": "2"}, ("empty", "disabled_by_prompt")),
+        (None, None, {"content": [ANSWER]}, ("missing", "ambiguous")),  # the model's default
+    ],
+)
+def test_mistral_switch_sends_reasoning_effort(server, enable, effort, message, expected):
+    """``reasoning_effort: none`` omits the thinking chunk: the answer alone is an empty trace
+    switched off by request; ``prompt_mode`` (Magistral's system prompt) is never sent."""
+    seen: list[dict] = []
+
+    def reply(path: str, body: dict) -> tuple[int, Any, dict[str, str]]:
+        seen.append(body)
+        return chat(message)(path, body)
+
+    settings = GenerationSettings(max_new_tokens=16, enable_thinking=enable)
+    assert classified(server(reply), settings, thinking_switch="mistral")[:2] == expected
+    assert seen[0].get("reasoning_effort") == effort and "prompt_mode" not in seen[0]
+    assert "chat_template_kwargs" not in seen[0]
 
 
 def test_thinking_off_with_no_switch_sent_stays_ambiguous(server):
@@ -893,8 +919,11 @@ def test_thinking_budget_detail_and_switches(server):
     assert seen[-1]["reasoning"] == {"enabled": True, "max_tokens": 32}
     classified(url, thinking_switch="deepseek")
     assert seen[-1]["thinking"] == {"type": "enabled"}
-    with pytest.raises(GenerationError, match="thinking_budget needs"):
-        backend(url, thinking_switch="deepseek", thinking_budget=8)
+    classified(url, thinking_switch="mistral")
+    assert seen[-1]["reasoning_effort"] == "high"
+    for switch in ("deepseek", "mistral"):
+        with pytest.raises(GenerationError, match="thinking_budget needs"):
+            backend(url, thinking_switch=switch, thinking_budget=8)
 
 
 def test_429_with_retry_after_is_honoured(server):

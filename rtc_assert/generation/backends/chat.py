@@ -51,7 +51,9 @@ from rtc_assert.traces.server_split import (
     message_reasoning,
 )
 
-ThinkingSwitchName = Literal["chat_template_kwargs", "deepseek", "openrouter", "ollama", "none"]
+ThinkingSwitchName = Literal[
+    "chat_template_kwargs", "deepseek", "openrouter", "ollama", "mistral", "none"
+]
 _FINISH: dict[str, FinishReason] = {
     "stop": "stop",
     "eos": "stop",
@@ -75,7 +77,8 @@ class Options(ClientOptions):
     thinking_switch: ThinkingSwitchName | None = None
     """How ``generation.enable_thinking`` reaches the server: vLLM/SGLang
     ``chat_template_kwargs``, DeepSeek ``thinking``, OpenRouter ``reasoning``, Ollama
-    ``think``, or ``none``; default ``ollama`` for that api, else ``chat_template_kwargs``."""
+    ``think``, Mistral ``reasoning_effort`` (``high``/``none``), or ``none``; default
+    ``ollama`` for that api, else ``chat_template_kwargs``."""
     thinking_budget: int | None = None
     """Most reasoning tokens: vLLM ``thinking_token_budget`` or OpenRouter
     ``reasoning.max_tokens``; a trace that reaches it gets detail ``budget``."""
@@ -143,6 +146,10 @@ def switch_fields(
             fields["reasoning"] = reasoning
     elif switch == "ollama" and enable_thinking is not None:
         fields["think"] = enable_thinking
+    elif switch == "mistral" and enable_thinking is not None:
+        # Mistral Small/Medium's adjustable reasoning: "none" omits the thinking chunk. Not
+        # prompt_mode, which picks Magistral's reasoning system prompt (it always reasons).
+        fields["reasoning_effort"] = "high" if enable_thinking else "none"
     return fields
 
 
@@ -157,6 +164,7 @@ def turns_thinking_off(body: dict[str, Any]) -> bool:
         or (isinstance(thinking, dict) and thinking.get("type") == "disabled")
         or (isinstance(reasoning, dict) and reasoning.get("enabled") is False)
         or body.get("think") is False
+        or body.get("reasoning_effort") == "none"
     )
 
 
