@@ -82,6 +82,7 @@ def score_generations(
             thinking_disabled=generation.split.thinking_disabled,
             parsed_block=generation.split.parsed_block,
             hidden=generation.split.hidden,
+            unclosed=generation.split.unclosed,
             fmt=fmt,
             min_reasoning_chars=min_reasoning_chars,
             budget_counts_as_valid=budget_counts_as_valid,

@@ -438,13 +438,6 @@ UNREADABLE_CONTENT = [
         [{"type": "text", "text": "2"}, {"type": "image_url", "image_url": {"url": "data:x"}}],
         r"message.content.1 is a content part of type 'image_url', which is not read",
     ),
-    (  # Mistral's reasoning models: reasoning in the content, never dropped unread
-        [
-            {"type": "thinking", "thinking": [{"type": "text", "text": "one plus one"}]},
-            {"type": "text", "text": "2"},
-        ],
-        r"message.content.0 is a content part of type 'thinking', which is not read",
-    ),
     ([{"text": "2"}], r"message.content.0 is a content part of no type"),
     ([{"type": "text", "text": None}], r"message.content.0.text must be a string"),
     ([{"type": "refusal"}], r"message.content.0.refusal must be a string"),
@@ -460,6 +453,227 @@ def test_content_that_cannot_be_read_is_refused_live_and_from_a_batch_file(
 ):
     """Live: naming the URL and the probe; from a file: its line. Never read without it."""
     reply = chat({"reasoning": "one plus one", "content": content})
+    url = server(reply)
+    with pytest.raises(GenerationError, match=pattern) as raised:
+        classified(url)
+    assert f"chat server {url}/v1/chat/completions answered probe 'p1'" in str(raised.value)
+    with pytest.raises(GenerationsFileError, match=r"batch.jsonl:1: field " + pattern):
+        generations_run(batch_file(tmp_path, reply), PROBES, model="my-model")
+
+
+OMIT = object()
+
+
+def thinking(*texts: str, closed: Any = True) -> dict[str, Any]:
+    """Mistral's thinking chunk of ``texts`` (text chunks); ``closed`` `OMIT` leaves it out."""
+    chunk = {"type": "thinking", "thinking": [{"type": "text", "text": text} for text in texts]}
+    return chunk if closed is OMIT else {**chunk, "closed": closed}
+
+
+ANSWER = {"type": "text", "text": "2"}
+REFERENCE = {"type": "reference", "reference_ids": [0, 2]}
+TOOL_REFERENCE = {"type": "tool_reference", "tool": "web_search", "title": "Sums", "url": "u"}
+MISTRAL_SHAPES = {
+    # name: (message.content, finish_reason, (status, detail, reasoning, answer))
+    "closed": ([thinking("one plus ", "one"), ANSWER], "stop", ("valid", "closed", "one plus one", "2")),
+    "closed left out (true by default)": (
+        [thinking("one plus one", closed=OMIT), ANSWER], "stop", ("valid", "closed", "one plus one", "2")
+    ),
+    "closed null": (
+        [thinking("one plus one", closed=None), ANSWER], "stop", ("valid", "closed", "one plus one", "2")
+    ),
+    "answer in several text chunks": (
+        [thinking("one plus one"), {"type": "text", "text": "the answer: "}, ANSWER],
+        "stop",
+        ("valid", "closed", "one plus one", "the answer: 2"),
+    ),
+    "closed at the cap": ([thinking("one plus one"), ANSWER], "length", ("valid", "closed", "one plus one", "2")),
+    "references skipped": (
+        [
+            {
+                "type": "thinking",
+                "thinking": [
+                    {"type": "text", "text": "one plus "},
+                    REFERENCE,
+                    {"type": "text", "text": "one"},
+                    TOOL_REFERENCE,
+                ],
+            },
+            ANSWER,
+        ],
+        "stop",
+        ("valid", "closed", "one plus one", "2"),
+    ),
+    "several thinking chunks, one block": (
+        [thinking("one plus ", closed=False), thinking("one"), ANSWER],
+        "stop",
+        ("valid", "closed", "one plus one", "2"),
+    ),
+    "blank text before the thinking": (
+        [{"type": "text", "text": "\n"}, thinking("one plus one"), ANSWER],
+        "stop",
+        ("valid", "closed", "one plus one", "2"),
+    ),
+    "empty thinking": ([thinking(), ANSWER], "stop", ("empty", "blank,closed", "", "2")),
+    "blank thinking": ([thinking("\n"), ANSWER], "stop", ("empty", "blank,closed", "", "2")),
+    "unclosed, natural stop": (
+        [thinking("one plus", closed=False)], "stop", ("truncated", "unterminated", "one plus", "")
+    ),
+    "unclosed, at the cap": (
+        [thinking("one plus", closed=False)], "length", ("truncated", "length", "one plus", "")
+    ),
+    "unclosed, blank text after": (
+        [thinking("one plus", closed=False), {"type": "text", "text": " "}],
+        "stop",
+        ("truncated", "unterminated", "one plus", ""),
+    ),
+    "unclosed and empty, at the cap": (
+        [thinking(closed=False)], "length", ("truncated", "length", "", "")
+    ),
+    "no text after it, at the cap": (
+        [thinking("one plus")], "length", ("truncated", "length", "one plus", "")
+    ),
+    "no text after it, at the context length": (
+        [thinking("one plus")], "model_length", ("truncated", "length", "one plus", "")
+    ),
+    "no text after it, natural stop": (
+        [thinking("one plus")], "stop", ("truncated", "unterminated_or_misrouted", "one plus", "")
+    ),
+}  # fmt: skip
+"""Mistral's reasoning models: the reasoning in ``thinking`` chunks of the content."""
+
+
+@pytest.mark.parametrize("name", MISTRAL_SHAPES)
+def test_mistral_thinking_chunks_are_the_reasoning_live_and_from_a_batch_file(
+    server, tmp_path, name
+):
+    content, finish, expected = MISTRAL_SHAPES[name]
+    live, read = live_and_from_a_batch_file(server, tmp_path, chat({"content": content}, finish))
+    assert read.outcomes[0].trace == live.outcomes[0].trace
+    trace = live.outcomes[0].trace
+    assert (trace.status.value, trace.detail, trace.reasoning, trace.answer) == expected
+    split = live.generations[0].split
+    assert read.generations[0].split == split
+    assert split is not None and split.field == "content.thinking" and split.parsed_block
+    assert split.unclosed is name.startswith("unclosed")
+    assert live.generations[0].text == read.generations[0].text == (split.content or "")
+    recorded = [run_record(run).generations[0].reasoning_field for run in (live, read)]
+    assert recorded == ["content.thinking", "content.thinking"]
+
+
+def test_a_thinking_chunk_with_no_text_after_it_has_a_null_answer_not_an_empty_one(server):
+    """The answer never came: the shape of a reasoning field beside a null content."""
+    url = server(chat({"content": [thinking("one plus")]}, finish="length"))
+    chat_backend = backend(url)
+    requests = build_requests(None, PROBES.probes, SETTINGS, model="my-model")
+    (generation,) = chat_backend.generate(requests, SETTINGS)
+    chat_backend.close()
+    assert generation.split is not None and generation.split.content is None
+    assert generation.split.reasoning == "one plus" and generation.text == ""
+
+
+@pytest.mark.parametrize(
+    "beside",
+    [
+        {"reasoning_content": "one plus one"},  # a proxy's copy of the chunks: read once
+        {"reasoning": "one plus one", "reasoning_content": None},
+        {"reasoning_content": None, "thinking": None},  # nulls: no value
+    ],
+)
+def test_a_reasoning_field_that_copies_the_thinking_chunks_is_read_once(server, tmp_path, beside):
+    message = {**beside, "content": [thinking("one plus ", "one"), ANSWER]}
+    live, read = live_and_from_a_batch_file(server, tmp_path, chat(message))
+    assert read.outcomes[0].trace == live.outcomes[0].trace
+    trace = live.outcomes[0].trace
+    assert (trace.status.value, trace.detail, trace.reasoning) == (
+        "valid",
+        "closed",
+        "one plus one",
+    )
+    fields = [run.generations[0].split.field for run in (live, read)]
+    assert fields == ["content.thinking", "content.thinking"]
+
+
+UNREADABLE_THINKING = [
+    # (message, pattern): refused live and from a file, naming the chunk
+    (  # reasoning after the answer began: not one block before it
+        {"content": [ANSWER, thinking("one plus one")]},
+        r"message.content.1 is a thinking chunk after the answer's text \(message.content.0\)",
+    ),
+    (
+        {"content": [thinking("one"), ANSWER, thinking("plus one"), ANSWER]},
+        r"message.content.2 is a thinking chunk after the answer's text \(message.content.1\)",
+    ),
+    (  # an answer after a block that never ended
+        {"content": [thinking("one plus", closed=False), ANSWER]},
+        r"message.content.1 is text after a thinking chunk that did not close "
+        r"\(message.content.0.closed is false\)",
+    ),
+    (
+        {"content": [{"type": "thinking", "thinking": "one plus one"}, ANSWER]},
+        r"message.content.0.thinking must be a list of chunks .*, got str",
+    ),
+    (
+        {"content": [{"type": "thinking"}, ANSWER]},
+        r"message.content.0.thinking must be a list of chunks .*, got NoneType",
+    ),
+    (
+        {"content": [thinking("one", closed="false"), ANSWER]},
+        r"message.content.0.closed must be true or false, got str",
+    ),
+    (
+        {
+            "content": [
+                thinking("one plus "),
+                {"type": "thinking", "thinking": [{"type": "image_url", "image_url": "x"}]},
+                ANSWER,
+            ]
+        },
+        r"message.content.1.thinking.0 is a chunk of type 'image_url', which is not read",
+    ),
+    (
+        {"content": [{"type": "thinking", "thinking": [{"text": "one plus one"}]}, ANSWER]},
+        r"message.content.0.thinking.0 is a chunk of no type",
+    ),
+    (
+        {"content": [{"type": "thinking", "thinking": ["one plus one"]}, ANSWER]},
+        r"message.content.0.thinking.0 must be a chunk \(an object\), got str",
+    ),
+    (
+        {
+            "content": [
+                {"type": "thinking", "thinking": [REFERENCE, {"type": "text", "text": None}]},
+                ANSWER,
+            ]
+        },
+        r"message.content.0.thinking.1.text must be a string, got NoneType",
+    ),
+    (  # two texts of the reasoning: which one is the trace cannot be told
+        {"reasoning_content": "another thought", "content": [thinking("one plus one"), ANSWER]},
+        r"message.content.0 is a thinking chunk and message.reasoning_content holds another "
+        r"reasoning text",
+    ),
+    (
+        {"reasoning": "", "content": [ANSWER, {"type": "text", "text": ""}, thinking("x")]},
+        r"message.content.2 is a thinking chunk after the answer's text \(message.content.0\)",
+    ),
+    (
+        {"reasoning": "", "content": [thinking("one plus one"), ANSWER]},
+        r"message.content.0 is a thinking chunk and message.reasoning holds another",
+    ),
+    (
+        {"reasoning_details": [ENCRYPTED], "content": [thinking("one plus one"), ANSWER]},
+        r"message.content.0 is a thinking chunk and message.reasoning_details holds reasoning "
+        r"without its text",
+    ),
+]
+
+
+@pytest.mark.parametrize(("message", "pattern"), UNREADABLE_THINKING)
+def test_thinking_chunks_that_cannot_be_read_are_refused_live_and_from_a_batch_file(
+    server, tmp_path, message, pattern
+):
+    reply = chat(message)
     url = server(reply)
     with pytest.raises(GenerationError, match=pattern) as raised:
         classified(url)
@@ -548,7 +762,7 @@ def test_visible_reasoning_is_counted_with_a_tokenizer_and_the_servers_count_is_
     ],
 )
 def test_which_reasoning_details_entries_are_text_and_which_are_hidden(details, expected):
-    assert tuple(message_reasoning({"reasoning_details": details, "content": "2"})) == expected
+    assert tuple(message_reasoning({"reasoning_details": details, "content": "2"}))[:3] == expected
 
 
 def test_encrypted_only_responses_are_hidden_reasoning_and_fail_a_valid_rate_gate(server, tmp_path):
@@ -593,15 +807,41 @@ THINKING_OFF = GenerationSettings(max_new_tokens=16, enable_thinking=False)
         {},
         {"thinking_switch": "deepseek"},
         {"thinking_switch": "openrouter"},
+        {"thinking_switch": "mistral"},
         {
             "thinking_switch": "none",
             "extra_body": {"chat_template_kwargs": {"enable_thinking": False}},
         },
+        {"thinking_switch": "none", "extra_body": {"reasoning_effort": "none"}},
     ],
 )
 def test_an_answer_alone_when_the_request_turned_thinking_off_is_empty(server, options):
     url = server(chat({"content": "2"}))
     assert classified(url, THINKING_OFF, **options) == ("empty", "disabled_by_prompt", "", "2")
+
+
+@pytest.mark.parametrize(
+    ("enable", "effort", "message", "expected"),
+    [
+        (True, "high", {"content": [thinking("one plus one"), ANSWER]}, ("valid", "closed")),
+        (False, "none", {"content": [ANSWER]}, ("empty", "disabled_by_prompt")),
+        (False, "none", {"content": "2"}, ("empty", "disabled_by_prompt")),
+        (None, None, {"content": [ANSWER]}, ("missing", "ambiguous")),  # the model's default
+    ],
+)
+def test_mistral_switch_sends_reasoning_effort(server, enable, effort, message, expected):
+    """``reasoning_effort: none`` omits the thinking chunk: the answer alone is an empty trace
+    switched off by request; ``prompt_mode`` (Magistral's system prompt) is never sent."""
+    seen: list[dict] = []
+
+    def reply(path: str, body: dict) -> tuple[int, Any, dict[str, str]]:
+        seen.append(body)
+        return chat(message)(path, body)
+
+    settings = GenerationSettings(max_new_tokens=16, enable_thinking=enable)
+    assert classified(server(reply), settings, thinking_switch="mistral")[:2] == expected
+    assert seen[0].get("reasoning_effort") == effort and "prompt_mode" not in seen[0]
+    assert "chat_template_kwargs" not in seen[0]
 
 
 def test_thinking_off_with_no_switch_sent_stays_ambiguous(server):
@@ -679,8 +919,11 @@ def test_thinking_budget_detail_and_switches(server):
     assert seen[-1]["reasoning"] == {"enabled": True, "max_tokens": 32}
     classified(url, thinking_switch="deepseek")
     assert seen[-1]["thinking"] == {"type": "enabled"}
-    with pytest.raises(GenerationError, match="thinking_budget needs"):
-        backend(url, thinking_switch="deepseek", thinking_budget=8)
+    classified(url, thinking_switch="mistral")
+    assert seen[-1]["reasoning_effort"] == "high"
+    for switch in ("deepseek", "mistral"):
+        with pytest.raises(GenerationError, match="thinking_budget needs"):
+            backend(url, thinking_switch=switch, thinking_budget=8)
 
 
 def test_429_with_retry_after_is_honoured(server):

@@ -72,6 +72,18 @@ SHAPES: list[tuple[str, dict[str, Any], str, int | None, tuple[str, str]]] = [
     ("nothing", {"reasoning": None, "content": None}, "stop", None, ("missing", "no_output")),
     ("empty reasoning, null content", {"reasoning": "", "content": None}, "stop", None, ("missing", "no_output")),
 ]  # fmt: skip
+THINK = {"type": "thinking", "thinking": [{"type": "text", "text": "one plus"}]}
+TEXT = {"type": "text", "text": "2"}
+CHUNK_SHAPES: list[tuple[str, dict[str, Any], str, int | None, tuple[str, str]]] = [
+    # Mistral's thinking chunks of the content: an OpenAI batch body only (the plain format
+    # has no content chunks)
+    ("thinking chunk", {"content": [THINK, TEXT]}, "stop", None, ("valid", "closed")),
+    ("empty thinking chunk", {"content": [{**THINK, "thinking": []}, TEXT]}, "stop", None, ("empty", "blank,closed")),
+    ("unclosed, stop", {"content": [{**THINK, "closed": False}]}, "stop", None, ("truncated", "unterminated")),
+    ("unclosed, length", {"content": [{**THINK, "closed": False}]}, "length", None, ("truncated", "length")),
+    ("no text after it, length", {"content": [THINK]}, "length", None, ("truncated", "length")),
+    ("no text after it, stop", {"content": [THINK]}, "stop", None, ("truncated", "unterminated_or_misrouted")),
+]  # fmt: skip
 NEED_THE_REQUEST = {"budget", "disabled_by_prompt"}
 """Rules that need what the request asked (a thinking budget, thinking off): no file has it."""
 
@@ -133,6 +145,8 @@ def test_a_split_gives_one_trace_live_from_a_file_and_by_the_rules(
         generation.split.content,
         finish_reason=finish,
         reasoning_tokens=counted,
+        parsed_block=generation.split.parsed_block,
+        unclosed=generation.split.unclosed,
         fmt=MARKUP,
     )
     assert run.outcomes[0].trace == outcome.trace == direct, name
@@ -143,8 +157,18 @@ def test_a_split_gives_one_trace_live_from_a_file_and_by_the_rules(
         assert read.split == generation.split
 
 
+@pytest.mark.parametrize(("name", "message", "finish", "counted", "expected"), CHUNK_SHAPES)
+def test_thinking_chunks_give_one_trace_live_from_a_batch_file_and_by_the_rules(
+    tmp_path, chat, name, message, finish, counted, expected
+):
+    test_a_split_gives_one_trace_live_from_a_file_and_by_the_rules(
+        tmp_path, chat, "openai-batch", name, message, finish, counted, expected
+    )
+
+
 def test_the_shapes_cover_every_rule_a_file_can_show():
-    covered = {detail for *_, (_, details) in SHAPES for detail in details.split(",")}
+    shapes = SHAPES + CHUNK_SHAPES
+    covered = {detail for *_, (_, details) in shapes for detail in details.split(",")}
     assert {rule.detail for rule in SHAPE_RULES} - covered == NEED_THE_REQUEST
 
 

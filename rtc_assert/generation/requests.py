@@ -66,19 +66,24 @@ class ServerSplit(BaseModel):
     content: str | None
     """``message.content``; None when null."""
     field: str | None = None
-    """Which field held the reasoning (a file's: see `rtc_assert.ingest`)."""
+    """Which field held the reasoning (a file's: see `rtc_assert.ingest`; ``content.thinking``
+    for Mistral's thinking chunks)."""
     budget_exhausted: bool = False
     """The reasoning reached the thinking budget the request set."""
     thinking_disabled: bool = False
     """The request turned thinking off (the thinking switch, or ``extra_body``, sent off)."""
     parsed_block: bool = False
-    """The reasoning is a closed block the file's writer parsed out of the text itself
-    (Inspect's ``<think>`` parse), kept even when empty."""
+    """The reasoning came as a block of its own, kept even when empty: a closed block the
+    file's writer parsed out of the text itself (Inspect's ``<think>`` parse), or a chat
+    message's thinking chunks (Mistral's)."""
     hidden: bool = False
     """Reasoning came back without its text (OpenRouter's ``reasoning_details`` entries without
     text: encrypted, a summary, a signature alone; Inspect's redacted reasoning parts:
     encrypted, or signed with a summary only); ``reasoning`` holds only the visible parts
     beside it."""
+    unclosed: bool = False
+    """The server said the reasoning block never ended (Mistral's thinking chunk with
+    ``closed: false``)."""
 
 
 class Generation(BaseModel):

@@ -11,7 +11,8 @@ first of `rtc_assert.traces.server_split.MESSAGE_REASONING_FIELDS` with a value,
 ``thinking``, ``reasoning_details[].text``; a value of another kind is an error), whether
 part of it is hidden (``reasoning_details`` entries without text: encrypted, a summary),
 ``content`` (null kept; a list of text and refusal parts joined, read by
-`rtc_assert.traces.server_split.message_content`, which refuses a part of another type) and
+`rtc_assert.traces.server_split.message_content`, which refuses a part of another type;
+Mistral's ``thinking`` chunks are the reasoning, field ``content.thinking``) and
 ``usage.completion_tokens_details.reasoning_tokens`` (with one choice) by
 `rtc_assert.traces.server_split.SHAPE_RULES`. A completion's ``text`` is raw text.
 
@@ -30,7 +31,8 @@ files it wrote (tests/fixtures/generations/vllm-run-batch/, tests/test_ingest_vl
   string for a request it could not route. The Batch API writes ``error: {code, message}``
   with ``response: null``, or an HTTP error's ``{error: {...}}`` as the body.
 - ``finish_reason`` is ``stop`` or ``length``, or ``abort``, ``repetition`` (vLLM's
-  repetition detector cut the output) and ``tool_calls``.
+  repetition detector cut the output) and ``tool_calls``; a Mistral body's ``model_length``
+  (the context window was reached) counts as ``length``.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from rtc_assert.traces.server_split import (
 FINISH_REASONS: dict[str, FinishReason | None] = {
     "stop": "stop",
     "length": "length",
+    "model_length": "length",  # Mistral: the context window was reached
     "tool_calls": "stop",
     "function_call": "stop",
     "content_filter": None,
@@ -77,8 +80,18 @@ def _split(choice: dict[str, Any], where: str) -> ServerSplit:
         raise GenerationsFileError(where, f"field {error}") from None
     for name, kind in MESSAGE_REASONING_FIELDS.items():
         optional_field(choice, f"message.{name}", kind, where)  # a field of another kind: refused
-    reasoning_field, reasoning, hidden = message_reasoning(message)
-    return ServerSplit(reasoning=reasoning, content=content, field=reasoning_field, hidden=hidden)
+    try:
+        read = message_reasoning(message)
+    except ValueError as error:
+        raise GenerationsFileError(where, f"field {error}") from None
+    return ServerSplit(
+        reasoning=read.text,
+        content=content,
+        field=read.field,
+        parsed_block=read.block,
+        hidden=read.hidden,
+        unclosed=read.unclosed,
+    )
 
 
 def _error_message(error: Any) -> str:

@@ -1,10 +1,10 @@
 """Generation through a chat endpoint whose server splits the reasoning out (``openai-chat``).
 
 For models reachable only through chat completions: a vLLM or SGLang cluster started with
-``--reasoning-parser``, hosted APIs (DeepSeek, OpenRouter, Together, Fireworks), or Ollama's
-``/api/chat``. The server renders the messages, so no local tokenizer is needed; where one is
-at hand (the model folder, the ``tokenizer`` option, or a hub id already in the local cache)
-it counts tokens. The response's reasoning field and content are kept apart
+``--reasoning-parser``, hosted APIs (DeepSeek, OpenRouter, Together, Fireworks, Mistral), or
+Ollama's ``/api/chat``. The server renders the messages, so no local tokenizer is needed;
+where one is at hand (the model folder, the ``tokenizer`` option, or a hub id already in the
+local cache) it counts tokens. The response's reasoning field and content are kept apart
 (`rtc_assert.generation.requests.ServerSplit`) and classified by
 `rtc_assert.traces.server_split.SHAPE_RULES`.
 
@@ -17,7 +17,8 @@ reasoning hidden (`ServerSplit.hidden`), as Inspect's redacted parts do; the tok
 not count hidden reasoning (the visible part alone would undercount it), so its count is the
 server's, else unknown. ``content`` is read by
 `rtc_assert.traces.server_split.message_content`, as in batch files: a string, or text and
-refusal parts joined; a part of another type is refused.
+refusal parts joined; Mistral's ``thinking`` chunks of the content are the reasoning (field
+``content.thinking``, read by ``message_reasoning``); a part of another type is refused.
 
 Special tokens: a reasoning parser splits on token ids, server-side, so markers that are
 special tokens are not lost to the split. Markup left in ``content`` (parser off or failed)
@@ -50,13 +51,16 @@ from rtc_assert.traces.server_split import (
     message_reasoning,
 )
 
-ThinkingSwitchName = Literal["chat_template_kwargs", "deepseek", "openrouter", "ollama", "none"]
+ThinkingSwitchName = Literal[
+    "chat_template_kwargs", "deepseek", "openrouter", "ollama", "mistral", "none"
+]
 _FINISH: dict[str, FinishReason] = {
     "stop": "stop",
     "eos": "stop",
     "end_turn": "stop",
     "length": "length",
     "max_tokens": "length",
+    "model_length": "length",  # Mistral: the context window was reached
 }
 """Finish reasons as servers name them, mapped onto ``stop``/``length``."""
 
@@ -73,7 +77,8 @@ class Options(ClientOptions):
     thinking_switch: ThinkingSwitchName | None = None
     """How ``generation.enable_thinking`` reaches the server: vLLM/SGLang
     ``chat_template_kwargs``, DeepSeek ``thinking``, OpenRouter ``reasoning``, Ollama
-    ``think``, or ``none``; default ``ollama`` for that api, else ``chat_template_kwargs``."""
+    ``think``, Mistral ``reasoning_effort`` (``high``/``none``), or ``none``; default
+    ``ollama`` for that api, else ``chat_template_kwargs``."""
     thinking_budget: int | None = None
     """Most reasoning tokens: vLLM ``thinking_token_budget`` or OpenRouter
     ``reasoning.max_tokens``; a trace that reaches it gets detail ``budget``."""
@@ -141,6 +146,10 @@ def switch_fields(
             fields["reasoning"] = reasoning
     elif switch == "ollama" and enable_thinking is not None:
         fields["think"] = enable_thinking
+    elif switch == "mistral" and enable_thinking is not None:
+        # Mistral Small/Medium's adjustable reasoning: "none" omits the thinking chunk. Not
+        # prompt_mode, which picks Magistral's reasoning system prompt (it always reasons).
+        fields["reasoning_effort"] = "high" if enable_thinking else "none"
     return fields
 
 
@@ -155,6 +164,7 @@ def turns_thinking_off(body: dict[str, Any]) -> bool:
         or (isinstance(thinking, dict) and thinking.get("type") == "disabled")
         or (isinstance(reasoning, dict) and reasoning.get("enabled") is False)
         or body.get("think") is False
+        or body.get("reasoning_effort") == "none"
     )
 
 
@@ -257,7 +267,7 @@ class OpenAIChatBackend:
                 "leaves nothing to classify)"
             )
         try:
-            content = message_content(message)
+            content, read = message_content(message), message_reasoning(message)
         except ValueError as error:
             raise GenerationError(
                 self.http.redact(
@@ -265,7 +275,7 @@ class OpenAIChatBackend:
                     f"message that cannot be read: {error} (got {message!r:.300})"
                 )
             ) from None
-        field, reasoning, hidden = message_reasoning(message)
+        reasoning, hidden = read.text, read.hidden
         details = usage.get("completion_tokens_details") or {}
         reasoning_tokens = details.get("reasoning_tokens") if isinstance(details, dict) else None
         if reasoning_tokens is None and reasoning and not hidden and self.tokenizer is not None:
@@ -287,14 +297,16 @@ class OpenAIChatBackend:
             split=ServerSplit(
                 reasoning=reasoning,
                 content=content,
-                field=field,
+                field=read.field,
                 budget_exhausted=bool(
                     budget is not None
                     and reasoning_tokens is not None
                     and reasoning_tokens >= budget
                 ),
                 thinking_disabled=thinking_disabled,
+                parsed_block=read.block,
                 hidden=hidden,
+                unclosed=read.unclosed,
             ),
         )
 
