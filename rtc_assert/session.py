@@ -160,10 +160,13 @@ class RtcSession:
         spec = self.model_spec(model)
         return self._runs.get(self._run_key(spec, probes)) or self.run(probes, spec)
 
-    @staticmethod
-    def _run_key(spec: str, probes: ProbeSet) -> tuple[str, str]:
-        # Keyed by content: two ad-hoc sets that share a name and version never mix.
-        return spec, hashlib.sha256(probes.model_dump_json().encode()).hexdigest()
+    def _run_key(self, spec: str, probes: ProbeSet) -> tuple[str, str]:
+        # Keyed by content: two ad-hoc sets that share a name and version never mix. A run
+        # read from a file is keyed by the file too: two probe sets of the same probes, each
+        # with its own file, are two runs (a model's generations on the same probes are one).
+        found = self._generations_file(spec, probes)
+        file = "" if found is None else f"\0{self.config_dir / found[1].file}"
+        return spec, hashlib.sha256((probes.model_dump_json() + file).encode()).hexdigest()
 
     def _generate(self, spec: str, probes: ProbeSet, wanted: Sequence[Probe]) -> Run:
         """The run of ``spec`` on ``probes`` so far, extended to cover ``wanted``."""

@@ -883,6 +883,37 @@ def test_compare_names_every_file_each_role_was_read_from(tmp_path):
         assert name in page and file_fingerprint(name, "")["sha256"] in page
 
 
+SAME_PROBES = """\
+version: 1
+trace_format: {{open_tag: "<think>", close_tag: "</think>"}}
+probe_sets:
+  reasoning: {{source: {probes}}}
+  again: {{source: {probes}}}
+generations:
+  candidate:
+    reasoning: {base}
+    again: {collapsed}
+gates:
+  - {{metric: valid_rate, min: 0.5}}
+"""
+"""Two probe sets of the same probes, each with its own file of the candidate's."""
+
+
+def test_probe_sets_of_the_same_probes_each_read_their_own_file(tmp_path):
+    path = tmp_path / "thresholds.yaml"
+    base, collapsed = LM_EVAL.format("base"), LM_EVAL.format("collapsed")
+    path.write_text(SAME_PROBES.format(probes=PROBES, base=base, collapsed=collapsed))
+    session = RtcSession(config=load_config(path), config_dir=tmp_path)
+    results = {result.gate.probe_set: result for result in session.decide_all()}
+    # The second set's gate is decided on its own file (it was decided on the first's).
+    assert (results["reasoning"].passed, results["again"].passed) == (True, False)
+    assert [statuses(run) for run in session.runs] == [{"valid": 32}, {"empty": 32}]
+    assert session.fingerprints["generations:candidate"]["generations"] == {
+        "reasoning": file_fingerprint(base, "lm-eval"),
+        "again": file_fingerprint(collapsed, "lm-eval"),
+    }
+
+
 MODEL_AND_FILE = """\
 version: 1
 base: demo:base
