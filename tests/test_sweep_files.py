@@ -263,6 +263,11 @@ def test_the_reports_say_which_base_runs_were_read_from_files_and_which_generate
     old = json.loads(rendered_record("my-org/base", {}).model_dump_json())
     del old["base_files"]
     assert SweepRecord.model_validate(old).base_files == {}
+    # And one whose fingerprint named a single file, as a path, without its probe set.
+    old["fingerprints"] = {"generations:base": {"generations": "/logs/base/samples.jsonl"}}
+    assert SweepRecord.model_validate(old).fingerprints == old["fingerprints"]
+    # A base file named before its SHA-256 was recorded.
+    assert BaseFile.model_validate({"file": "/b.eval", "format": "inspect"}).sha256 is None
 
 
 def test_a_base_with_files_on_some_probe_sets_only_has_a_run_on_those():
