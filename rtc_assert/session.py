@@ -23,11 +23,18 @@ from rtc_assert.generation.backends import (
     load_backend_tokenizer,
 )
 from rtc_assert.generation.cache import CachedBackend, GenerationCache
-from rtc_assert.generation.fingerprint import check_adapter_base, model_fingerprint
+from rtc_assert.generation.fingerprint import (
+    FileFingerprint,
+    Fingerprint,
+    check_adapter_base,
+    files_read,
+    model_fingerprint,
+    with_files,
+)
 from rtc_assert.generation.models import context_length, resolve_model
 from rtc_assert.generation.requests import Backend
 from rtc_assert.generation.tokenizers import load_tokenizer
-from rtc_assert.ingest import file_template, generations_run
+from rtc_assert.ingest import FileDigest, file_template, generations_run
 from rtc_assert.probes.probe import Probe, ProbeSet
 from rtc_assert.probes.sources import load_source
 from rtc_assert.runs import Run, merge_runs, run_model
@@ -45,7 +52,9 @@ class RtcSession:
     cache: GenerationCache | None = None
     """Where generations are reused from and stored; None generates everything."""
     timings: dict[str, float] = field(default_factory=dict)
-    fingerprints: dict[str, dict[str, str]] = field(default_factory=dict)
+    fingerprints: dict[str, Fingerprint] = field(default_factory=dict)
+    """By spec: the model loaded (`model_fingerprint`), and the files of generations read
+    (``generations``: path, format and SHA-256 by probe set)."""
     _backends: dict[str, Backend] = field(default_factory=dict, repr=False)
     _contexts: dict[str, int | None] = field(default_factory=dict, repr=False)
     _trace_setups: dict[str, TraceSetup] = field(default_factory=dict, repr=False)
@@ -86,7 +95,10 @@ class RtcSession:
             model_ref = resolve_model(spec)
             if self.config.base and spec != self.config.base:
                 check_adapter_base(model_ref, resolve_model(self.config.base))
-            self.fingerprints[spec] = model_fingerprint(model_ref, self.cache)
+            loaded = model_fingerprint(model_ref, self.cache)
+            # A model that also has files (on other probe sets) keeps naming them.
+            files = files_read(self.fingerprints.get(spec, {}))
+            self.fingerprints[spec] = with_files({**loaded}, files)
             name, options = self.config.backend.name, self.config.backend.options
             if self.cache is None:
                 self._backends[spec] = load_backend(name, model_ref, options)
@@ -101,7 +113,7 @@ class RtcSession:
                         name, model_ref, options, tokenizer=tokenizer
                     ),
                     cache=self.cache,
-                    model=self.fingerprints[spec],
+                    model=loaded,
                 )
             self._contexts[spec] = context_length(model_ref, self._backends[spec].tokenizer)
             self.timings[f"load {spec}"] = time.perf_counter() - started
@@ -148,10 +160,13 @@ class RtcSession:
         spec = self.model_spec(model)
         return self._runs.get(self._run_key(spec, probes)) or self.run(probes, spec)
 
-    @staticmethod
-    def _run_key(spec: str, probes: ProbeSet) -> tuple[str, str]:
-        # Keyed by content: two ad-hoc sets that share a name and version never mix.
-        return spec, hashlib.sha256(probes.model_dump_json().encode()).hexdigest()
+    def _run_key(self, spec: str, probes: ProbeSet) -> tuple[str, str]:
+        # Keyed by content: two ad-hoc sets that share a name and version never mix. A run
+        # read from a file is keyed by the file too: two probe sets of the same probes, each
+        # with its own file, are two runs (a model's generations on the same probes are one).
+        found = self._generations_file(spec, probes)
+        file = "" if found is None else f"\0{self.config_dir / found[1].file}"
+        return spec, hashlib.sha256((probes.model_dump_json() + file).encode()).hexdigest()
 
     def _generate(self, spec: str, probes: ProbeSet, wanted: Sequence[Probe]) -> Run:
         """The run of ``spec`` on ``probes`` so far, extended to cover ``wanted``."""
@@ -189,20 +204,27 @@ class RtcSession:
 
     def _generations_file(
         self, spec: str, probes: ProbeSet
-    ) -> tuple[GenerationsFileConfig, ProbeSet] | None:
-        """The configured file of ``spec``'s generations on ``probes``, if any, and the whole
-        probe set (before ``limit``/``sample``) the file was written on."""
+    ) -> tuple[str, GenerationsFileConfig, ProbeSet] | None:
+        """The configured file of ``spec``'s generations on ``probes``, if any: the probe
+        set's name in thresholds.yaml, the file, and the whole probe set (before
+        ``limit``/``sample``) the file was written on."""
         name = next((n for n, p in self._probe_sets.items() if p is probes), None)
         for role, files in self.config.generations.items():
             if name in files and self.model_spec(role) == spec:
-                return files[name], self._whole_probe_sets[name]
+                return name, files[name], self._whole_probe_sets[name]
         return None
 
     def _file_run(
-        self, spec: str, probes: ProbeSet, source: GenerationsFileConfig, whole: ProbeSet
+        self,
+        spec: str,
+        probes: ProbeSet,
+        name: str,
+        source: GenerationsFileConfig,
+        whole: ProbeSet,
     ) -> Run:
-        """The run on ``probes`` read from a generations file written on ``whole``; the model,
-        when named, gives the markup."""
+        """The run on ``probes`` (probe set ``name``) read from a generations file written on
+        ``whole``; the model, when named, gives the markup. The file, its format and its
+        SHA-256 (taken as it is read) join ``spec``'s fingerprint, by probe set."""
         started = time.perf_counter()
         path = self.config_dir / source.file
         tokenizer = None
@@ -213,6 +235,7 @@ class RtcSession:
             detected = detect_template(tokenizer)
         else:
             detected = file_template(self.config.trace_format.configured_markup(), str(path))
+        digest = FileDigest()
         run = generations_run(
             path,
             whole,
@@ -223,8 +246,14 @@ class RtcSession:
             trace=self.config.trace_format.setup(detected),
             settings=self.config.generation,
             confidence=self.config.decision.confidence,
+            digest=digest,
         )
-        self.fingerprints[spec] = {"generations": str(path)}
+        read: FileFingerprint = {
+            "file": str(path),
+            "format": run.backend.removeprefix("file:"),
+            "sha256": digest.finish(path),
+        }
+        self.fingerprints[spec] = with_files(self.fingerprints.get(spec, {}), {name: read})
         self.timings[f"read {spec} on {probes.name}"] = time.perf_counter() - started
         return run
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rtc_assert.config import ConfigError, Role, RtcConfig
 from rtc_assert.decide.gates import GateInputs, GateResult, decide_gates
 from rtc_assert.generation.checkpoints import Checkpoint
+from rtc_assert.generation.fingerprint import Fingerprint, files_read
 from rtc_assert.metrics import RunMetrics
 from rtc_assert.runs import Run
 from rtc_assert.session import RtcSession
@@ -59,6 +60,9 @@ class BaseFile(BaseModel):
     """The path, as the sweep read it (relative paths in thresholds.yaml joined to its folder)."""
     format: str
     """``lm-eval``, ``inspect``, ``openai-batch`` or ``plain``: as given or detected."""
+    sha256: str | None = None
+    """The file's SHA-256 as the sweep read it; None in a sweep.json written before it was
+    recorded."""
 
 
 class SweepRecord(BaseModel):
@@ -79,7 +83,9 @@ class SweepRecord(BaseModel):
     to ship); None when the first checkpoint already fails."""
     passing_after_failure: list[int]
     """Steps that pass again after the first failure (noise, or a recovery worth a look)."""
-    fingerprints: dict[str, dict[str, str]]
+    fingerprints: dict[str, Fingerprint]
+    """By spec: the models loaded, and the generations files read (``generations``, by probe
+    set; see `rtc_assert.generation.fingerprint`)."""
     base_files: dict[str, BaseFile] = Field(default_factory=dict)
     """By probe set: the file the base's run there was read from (``generations.base`` in
     thresholds.yaml); a probe set not listed had its base run generated."""
@@ -223,16 +229,11 @@ def base_runs(session: RtcSession) -> dict[str, Run]:
 
 
 def base_files(session: RtcSession, base: dict[str, Run]) -> dict[str, BaseFile]:
-    """By probe set, the file each of the base's runs in ``base`` was read from, if any."""
-    files = session.config.generations.get("base", {})
-    return {
-        name: BaseFile(
-            file=str(session.config_dir / files[name].file),
-            format=run.backend.removeprefix("file:"),
-        )
-        for name, run in base.items()
-        if name in files and run.backend.startswith("file:")
-    }
+    """By probe set, the file each of the base's runs in ``base`` was read from, if any, as
+    the base's fingerprint names it."""
+    spec = base_spec(session.config)
+    files = files_read(session.fingerprints.get(spec, {})) if spec else {}
+    return {name: BaseFile.model_validate(files[name]) for name in base if name in files}
 
 
 def gate_step(

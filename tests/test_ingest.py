@@ -6,6 +6,7 @@ and inspect-ai 0.3.285 themselves (regenerate.py there holds the commands).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -24,10 +25,12 @@ from rtc_assert.config import ConfigError, Overrides, RtcConfig, load_config
 from rtc_assert.decide.gates import evaluate_gate
 from rtc_assert.decide.spec import DecisionConfig, GateSpec
 from rtc_assert.generation.backends import load_backend
+from rtc_assert.generation.fingerprint import model_fingerprint
 from rtc_assert.generation.models import resolve_model
 from rtc_assert.generation.requests import GenerationRequest
 from rtc_assert.generation.tokenizers import load_tokenizer
 from rtc_assert.ingest import (
+    FileDigest,
     GenerationsFileError,
     detect_format,
     generations_run,
@@ -35,7 +38,7 @@ from rtc_assert.ingest import (
 )
 from rtc_assert.ingest.plain import SCHEMA_FILE, schema
 from rtc_assert.probes.probe import load_probe_set
-from rtc_assert.record import run_record
+from rtc_assert.record import RECORD_VERSION, read_record, run_record
 from rtc_assert.runs import score_generations
 from rtc_assert.session import RtcSession
 from rtc_assert.traces.classify import TraceFormat
@@ -67,6 +70,12 @@ def statuses(run) -> dict[str, int]:
 def write_lines(path: Path, rows: list) -> Path:
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     return path
+
+
+def file_fingerprint(path: str | Path, fmt: str) -> dict[str, str]:
+    """What a fingerprint names of a generations file read: path, format and SHA-256."""
+    sha256 = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return {"file": str(path), "format": fmt, "sha256": sha256}
 
 
 def plain_rows(probes, completion="<think>r</think>1", **extra) -> list[dict]:
@@ -601,7 +610,7 @@ def test_a_role_with_files_and_no_model_says_it_cannot_generate(tmp_path):
     with pytest.raises(ConfigError, match=r"^the candidate has no model to generate with: "):
         session.run(session.probe_set("reasoning").head(2))
     assert session.fingerprints["generations:candidate"] == {
-        "generations": LM_EVAL.format("collapsed")
+        "generations": {"reasoning": file_fingerprint(LM_EVAL.format("collapsed"), "lm-eval")}
     }
 
 
@@ -782,7 +791,9 @@ def test_cli_models_the_config_or_the_command_line_files_name_are_taken(capsys, 
     report = tmp_path / "own"
     assert main(["compare", "--config", str(path), *own, "--report", str(report)]) == 0
     record = json.loads((report / "rtc-run.json").read_text())
-    assert record["models"]["demo:base"] == {"generations": LM_EVAL.format("base")}
+    assert record["models"]["demo:base"] == {
+        "generations": {"reasoning": file_fingerprint(LM_EVAL.format("base"), "lm-eval")}
+    }
     assert (
         main(
             [
@@ -798,6 +809,165 @@ def test_cli_models_the_config_or_the_command_line_files_name_are_taken(capsys, 
         == 0
     )
     capsys.readouterr()
+
+
+# what the records name of the files read ------------------------------------------------------
+
+
+BATCH = str(FIXTURES / "vllm-run-batch" / "chat-deepseek_r1" / "{}.jsonl")
+
+
+def plain_file(path: Path, probes) -> Path:
+    """The plain format with CRLF line ends and blank lines: the digest is of the bytes."""
+    lines = [json.dumps(row) for row in plain_rows(probes.probes)]
+    path.write_bytes(("\r\n\r\n".join(lines) + "\r\n").encode())
+    return path
+
+
+@pytest.mark.parametrize(
+    ("layout", "streamed"),
+    [(LM_EVAL, True), (INSPECT_JSON, True), (BATCH, True), (INSPECT, False), ("plain", True)],
+)
+def test_a_files_sha256_is_taken_as_it_is_read(tmp_path, probes, layout, streamed):
+    path = (
+        plain_file(tmp_path / "g.jsonl", probes)
+        if layout == "plain"
+        else Path(layout.format("base"))
+    )
+    digest = FileDigest()
+    assert len(list(read_generations(path, digest=digest))) == 32
+    # JSONL and a JSON log feed the digest as they are read; an .eval archive (read member
+    # by member, out of the file's order) is hashed apart.
+    assert digest.complete is streamed
+    assert digest.finish(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_file_read_in_part_is_hashed_whole(tmp_path, probes):
+    path = plain_file(tmp_path / "g.jsonl", probes)
+    digest = FileDigest()
+    records = read_generations(path, digest=digest)
+    next(records)
+    records.close()  # a reader left midway (an error) has not seen the whole file
+    assert not digest.complete
+    assert digest.finish(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+FOUR_FILES = """\
+version: 1
+trace_format: {{open_tag: "<think>", close_tag: "</think>"}}
+probe_sets:
+  reasoning: {{source: {probes}}}
+  again: {{source: {probes}, limit: 16}}
+generations:
+  candidate:
+    reasoning: {candidate_lm_eval}
+    again: {candidate_inspect}
+  base:
+    reasoning: {base_lm_eval}
+    again: {{file: {base_inspect}, format: inspect}}
+gates:
+  - {{metric: valid_rate, max_drop: 0.15}}
+"""
+"""Each role's generations from two files, one a probe set, in two formats."""
+
+
+def test_compare_names_every_file_each_role_was_read_from(tmp_path):
+    path = tmp_path / "thresholds.yaml"
+    files = {
+        "candidate_lm_eval": LM_EVAL.format("collapsed"),
+        "candidate_inspect": INSPECT.format("collapsed"),
+        "base_lm_eval": LM_EVAL.format("base"),
+        "base_inspect": INSPECT_JSON.format("base"),
+    }
+    path.write_text(FOUR_FILES.format(probes=PROBES, **files))
+    report = tmp_path / "report"
+    assert main(["compare", "--config", str(path), "--report", str(report)]) == 1
+    record = read_record(report / "rtc-run.json")
+    assert record.record_version == RECORD_VERSION
+    assert record.models == {
+        "generations:candidate": {
+            "generations": {
+                "reasoning": file_fingerprint(files["candidate_lm_eval"], "lm-eval"),
+                "again": file_fingerprint(files["candidate_inspect"], "inspect"),
+            }
+        },
+        "generations:base": {
+            "generations": {
+                "reasoning": file_fingerprint(files["base_lm_eval"], "lm-eval"),
+                "again": file_fingerprint(files["base_inspect"], "inspect"),
+            }
+        },
+    }
+    # The HTML report's metadata lists the four files, each with its probe set and digest.
+    page = (report / "report.html").read_text(encoding="utf-8")
+    assert page.count("data-generations-file=") == 4
+    for name in files.values():
+        assert name in page and file_fingerprint(name, "")["sha256"] in page
+
+
+SAME_PROBES = """\
+version: 1
+trace_format: {{open_tag: "<think>", close_tag: "</think>"}}
+probe_sets:
+  reasoning: {{source: {probes}}}
+  again: {{source: {probes}}}
+generations:
+  candidate:
+    reasoning: {base}
+    again: {collapsed}
+gates:
+  - {{metric: valid_rate, min: 0.5}}
+"""
+"""Two probe sets of the same probes, each with its own file of the candidate's."""
+
+
+def test_probe_sets_of_the_same_probes_each_read_their_own_file(tmp_path):
+    path = tmp_path / "thresholds.yaml"
+    base, collapsed = LM_EVAL.format("base"), LM_EVAL.format("collapsed")
+    path.write_text(SAME_PROBES.format(probes=PROBES, base=base, collapsed=collapsed))
+    session = RtcSession(config=load_config(path), config_dir=tmp_path)
+    results = {result.gate.probe_set: result for result in session.decide_all()}
+    # The second set's gate is decided on its own file (it was decided on the first's).
+    assert (results["reasoning"].passed, results["again"].passed) == (True, False)
+    assert [statuses(run) for run in session.runs] == [{"valid": 32}, {"empty": 32}]
+    assert session.fingerprints["generations:candidate"]["generations"] == {
+        "reasoning": file_fingerprint(base, "lm-eval"),
+        "again": file_fingerprint(collapsed, "lm-eval"),
+    }
+
+
+MODEL_AND_FILE = """\
+version: 1
+base: demo:base
+backend: {{name: transformers, options: {{device: cpu}}}}
+generation: {{max_new_tokens: 16}}
+probe_sets:
+  reasoning: {{source: {probes}}}
+  again: {{source: {probes}, limit: 2}}
+generations:
+  base:
+    reasoning: {base}
+gates:
+  - {{metric: valid_rate, min: 0.5}}
+"""
+
+
+@pytest.mark.parametrize("first", ["reasoning", "again"])
+def test_a_model_with_a_file_on_one_probe_set_names_the_file_and_its_weights(tmp_path, first):
+    path = tmp_path / "thresholds.yaml"
+    path.write_text(MODEL_AND_FILE.format(probes=PROBES, base=LM_EVAL.format("base")))
+    session = RtcSession(config=load_config(path), config_dir=tmp_path)
+    try:
+        for name in (first, *({"reasoning", "again"} - {first})):  # read first, or generated
+            session.run(name, "base")
+    finally:
+        session.close()
+    assert session.fingerprints == {
+        "demo:base": {
+            **model_fingerprint(resolve_model("demo:base")),
+            "generations": {"reasoning": file_fingerprint(LM_EVAL.format("base"), "lm-eval")},
+        }
+    }
 
 
 @pytest.mark.slow

@@ -18,7 +18,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from test_ingest import FIXTURES, THRESHOLDS  # the tests folder is on sys.path (no __init__.py)
+from test_ingest import (  # the tests folder is on sys.path (no __init__.py)
+    FIXTURES,
+    THRESHOLDS,
+    file_fingerprint,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -425,9 +429,11 @@ def test_the_record_and_reports_say_the_runs_came_from_files(file_build):
         ("demo:collapsed", "file:lm-eval"),
         ("generations:base", "file:inspect"),
     ]
+    candidate = gate / "runs" / LM_EVAL_SAMPLES.format("collapsed")
+    base = gate / "runs" / INSPECT_LOG.format("base")
     assert record["models"] == {
-        "demo:collapsed": {"generations": str(gate / "runs" / LM_EVAL_SAMPLES.format("collapsed"))},
-        "generations:base": {"generations": str(gate / "runs" / INSPECT_LOG.format("base"))},
+        "demo:collapsed": {"generations": {"reasoning": file_fingerprint(candidate, "lm-eval")}},
+        "generations:base": {"generations": {"reasoning": file_fingerprint(base, "inspect")}},
     }
     assert [(g["gate"]["metric"], g["gate"]["kind"], g["passed"]) for g in record["gates"]] == [
         ("valid_rate", "max_drop", False),

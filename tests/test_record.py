@@ -6,9 +6,17 @@ import json
 
 import pytest
 
+from rtc_assert.config import RtcConfig
 from rtc_assert.errors import RecordError
 from rtc_assert.metrics import METRICS, RunMetrics
-from rtc_assert.record import RECORD_VERSION, read_record, session_record, write_record
+from rtc_assert.record import (
+    RECORD_VERSION,
+    merge_records,
+    read_record,
+    session_record,
+    write_record,
+)
+from rtc_assert.reports.html import html_report
 
 MINIMAL = {
     "rtc_assert_version": "0.1.0",
@@ -60,3 +68,39 @@ def test_a_record_of_a_newer_layout_is_refused(tmp_path):
     path.write_text(json.dumps({**MINIMAL, "record_version": RECORD_VERSION + 1}))
     with pytest.raises(RecordError, match=r"written by a newer rtc-assert .* upgrade rtc-assert"):
         read_record(path)
+
+
+FILE = {"file": "/logs/a.jsonl", "format": "lm-eval", "sha256": "ab" * 32}
+CONFIG = RtcConfig.model_validate(
+    {
+        "probe_sets": {"r": {"source": "demo:reasoning"}},
+        "gates": [{"metric": "valid_rate", "min": 0.5}],
+    }
+).model_dump(mode="json")
+
+
+def test_a_version_2_record_naming_one_generations_file_is_still_read(tmp_path):
+    path = tmp_path / "rtc-run.json"
+    old = {"generations:base": {"generations": "/logs/a.jsonl"}, "m": {"spec": "m", "sha256": "0"}}
+    path.write_text(json.dumps({**MINIMAL, "config": CONFIG, "record_version": 2, "models": old}))
+    record = read_record(path)
+    assert record.record_version == 2 and record.models == old
+    assert "/logs/a.jsonl" in html_report(record)
+
+
+def test_workers_records_name_every_file_any_of_them_read():
+    """Two pytest-xdist workers, each of which read the base's file on one probe set."""
+    other = {**FILE, "file": "/logs/b.eval", "format": "inspect"}
+    first = session_record(CONFIG, [], [], {}, {"generations:base": {"generations": {"r": FILE}}})
+    second = session_record(
+        CONFIG,
+        [],
+        [],
+        {},
+        {"generations:base": {"generations": {"f": other}}, "m": {"spec": "m", "sha256": "0"}},
+    )
+    merged = merge_records([first, second])
+    assert merged.models == {
+        "generations:base": {"generations": {"r": FILE, "f": other}},
+        "m": {"spec": "m", "sha256": "0"},
+    }

@@ -39,17 +39,6 @@ from rtc_assert.reports.html import (
     write_html_report,
 )
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 HOSTILE = (
     "<script>window.__pwned = 1</script>",
     '<img src=x onerror="window.__pwned = 2">',
@@ -347,28 +336,7 @@ def test_report_command_names_a_bad_record(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-# ---- the page in headless chromium -------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    """Headless system chromium with a fresh profile and no network, driven by Playwright."""
-    if not CHROMIUM.is_file():
-        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium (.ci/run does)")
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="playwright is absent: pip install -e '.[dev]'"
-    )
-    with sync_api.sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            tmp_path_factory.mktemp("chromium-profile"),
-            executable_path=str(CHROMIUM),
-            args=CHROMIUM_FLAGS,
-            headless=True,
-            viewport={"width": 1280, "height": 900},
-            offline=True,
-        )
-        yield context
-        context.close()
+# ---- the page in headless chromium (the `browser` fixture: conftest.py) --------------------
 
 
 class ReportPage:

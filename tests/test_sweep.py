@@ -9,14 +9,26 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_cli import run_cli  # the tests folder is on sys.path (no __init__.py)
+from synthetic_runs import synthetic_run  # the tests folder is on sys.path (no __init__.py)
+from test_cli import run_cli
 
 from rtc_assert import demo
 from rtc_assert.config import ConfigError, Overrides, RtcConfig, load_config
 from rtc_assert.generation.checkpoints import CheckpointSeriesError, find_checkpoints, step_number
-from rtc_assert.reports.sweep import PANEL_HEIGHT, PLOT_HEIGHT, SERIES, TOP, sweep_svg, table_rows
+from rtc_assert.probes.probe import load_probe_set
+from rtc_assert.reports.sweep import (
+    CAPTION_CHARS,
+    CHART_FILE,
+    PANEL_HEIGHT,
+    PLOT_HEIGHT,
+    SERIES,
+    TOP,
+    sweep_svg,
+    table_rows,
+    write_sweep,
+)
 from rtc_assert.session import RtcSession
-from rtc_assert.sweep import SweepRecord, run_sweep
+from rtc_assert.sweep import BaseFile, StepRecord, SweepRecord, run_sweep
 
 SWEEP_STEPS = [4, 8, 12, 16, 20, 24]
 SVG = "{http://www.w3.org/2000/svg}"
@@ -162,6 +174,120 @@ def test_the_chart_draws_each_metric_and_marks_the_verdicts(swept):
     x_of = {kind: float(m.find(f"{SVG}line").get("x1")) for kind, m in markers.items()}
     assert x_of["last_passing"] == pytest.approx(valid[0][0])
     assert x_of["first_failing"] == pytest.approx(valid[1][0])
+
+
+# the chart in headless chromium: nothing drawn over anything else ------------------------------
+
+
+PROBES = Path(__file__).parent / "fixtures" / "generations" / "probes.jsonl"
+LONG_FILE = (
+    "/logs/lm-eval/my-org__reasoning-model-finetune-v2-rc1/"
+    "samples_my_organisations_long_reasoning_task_2026-12-01T00-00-00.000000.jsonl"
+)
+"""A base file whose caption runs past the legend's left edge."""
+CHART_BOXES = """() => {
+  const box = (element, what) => {
+    const r = element.getBoundingClientRect();
+    return {what, left: r.left, top: r.top, right: r.right, bottom: r.bottom};
+  };
+  const chart = document.querySelector("svg").getBoundingClientRect();
+  const panels = [...document.querySelectorAll("g[data-probe-set]")].map((panel) => [
+    ...[...panel.querySelectorAll("g[data-marker] text")].map(
+      (label) => box(label, `${label.parentNode.dataset.marker} label`)),
+    ...[...panel.querySelectorAll("g[data-legend]")].map(
+      (row) => box(row, `legend ${row.dataset.legend}`)),
+    ...[...panel.querySelectorAll("text[data-base]")].map((text) => box(text, "base caption")),
+    ...[...panel.querySelectorAll("text[data-title]")].map((text) => box(text, "title")),
+  ]);
+  return {chart: box(document.querySelector("svg"), "chart"), panels};
+}"""
+
+
+def chart_record(steps: list[int], failing: int | None) -> SweepRecord:
+    """Two probe sets, every step failing from ``failing`` on; the base read from a file with
+    a long name on one of them (made-up metrics, no model)."""
+    probes = load_probe_set(PROBES).head(4)
+    metrics = {
+        name: synthetic_run("m", probes, ["<think>r</think>748"] * 4).metrics
+        for name in ("reasoning", "finetune")
+    }
+    records = [
+        StepRecord(
+            step=step,
+            checkpoint=f"/run/checkpoint-{step}",
+            metrics=metrics,
+            gates=[],
+            passed=failing is None or step < failing,
+        )
+        for step in steps
+    ]
+    passing = [step for step in steps if failing is None or step < failing]
+    return SweepRecord(
+        base="my-org/reasoning-model-base",
+        probe_sets=list(metrics),
+        base_metrics=metrics,
+        steps=records,
+        first_failing=failing,
+        last_passing=passing[-1] if passing else None,
+        passing_after_failure=[],
+        fingerprints={},
+        base_files={"reasoning": BaseFile(file=LONG_FILE, format="lm-eval")},
+    )
+
+
+def _meet(one: dict, other: dict) -> bool:
+    return min(one["right"], other["right"]) > max(one["left"], other["left"]) and min(
+        one["bottom"], other["bottom"]
+    ) > max(one["top"], other["top"])
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(
+    ("steps", "failing"),
+    [
+        ([*range(1, 11)], 1),  # the first step fails: its marker at the plot's left edge
+        ([*range(1, 11)], 5),  # the middle
+        ([*range(1, 11)], 10),  # the last: its marker at the plot's right edge, by the legend
+        ([*range(1, 11)], 9),  # next to last: both markers on the right
+        ([*range(1, 11)], None),  # every step passes: the last pass marker at the right edge
+        ([4], 4),  # one checkpoint, in the middle of the axis
+    ],
+)
+def test_the_charts_labels_legend_and_captions_never_overlap(browser, tmp_path, steps, failing):
+    write_sweep(chart_record(steps, failing), tmp_path)
+    page = browser.new_page()
+    try:
+        page.goto((tmp_path / CHART_FILE).as_uri())
+        boxes = page.evaluate(CHART_BOXES)
+    finally:
+        page.close()
+    chart = boxes["chart"]
+    for panel in boxes["panels"]:
+        kinds = {box["what"] for box in panel}
+        assert {"title", "legend VR", "legend Rpass@1"} <= kinds
+        markers = {"first_failing label", "last_passing label"} & kinds
+        assert markers == {
+            *(["first_failing label"] if failing is not None else []),
+            *(["last_passing label"] if failing != steps[0] else []),
+        }
+        for index, one in enumerate(panel):
+            assert chart["left"] <= one["left"] and one["right"] <= chart["right"], one
+            for other in panel[index + 1 :]:
+                assert not _meet(one, other), (one, other)
+    # The legend starts below the base caption's line, so no caption, however long, meets it.
+    (reasoning, _) = boxes["panels"]
+    (caption,) = (box for box in reasoning if box["what"] == "base caption")
+    assert all(box["top"] > caption["bottom"] for box in reasoning if box["what"][:6] == "legend")
+
+
+def test_a_long_base_caption_is_cut_in_the_middle_and_whole_in_its_tooltip():
+    chart = ElementTree.fromstring(sweep_svg(chart_record([1, 2], 2)))
+    caption = chart.find(f"{SVG}g[@data-probe-set='reasoning']/{SVG}text[@data-base]")
+    words = f"base: my-org/reasoning-model-base, read from {Path(LONG_FILE).name} (lm-eval)"
+    assert len(words) > CAPTION_CHARS == len(caption.text)
+    head, tail = caption.text.split("\u2026")
+    assert words.startswith(head) and words.endswith(tail) and tail.endswith("(lm-eval)")
+    assert caption.find(f"{SVG}title").text == f"{words}: {LONG_FILE}"
 
 
 def test_gates_against_a_base_need_one():

@@ -3,6 +3,7 @@ the base came from in the record, the table and the chart, and what a sweep refu
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import xml.etree.ElementTree as ElementTree
@@ -52,6 +53,13 @@ def sweep_yaml(
 
 
 BASE_FILE = f"generations:\n  base:\n    reasoning: {LM_EVAL}\n"
+
+
+def base_file(path: Path, fmt: str) -> BaseFile:
+    """What a sweep record names of a base file it read: path, format, SHA-256."""
+    return BaseFile(
+        file=str(path), format=fmt, sha256=hashlib.sha256(path.read_bytes()).hexdigest()
+    )
 
 
 def series(root: Path, *steps: int) -> Path:
@@ -113,7 +121,7 @@ def test_a_sweep_against_the_bases_lm_eval_log_gates_as_against_the_base_generat
         assert (record.first_failing, record.last_passing) == (24, 4)
         base = record.base_metrics["reasoning"]
         assert base.rates == live.base_metrics["reasoning"].rates
-        assert record.base_files == {"reasoning": BaseFile(file=str(LM_EVAL), format="lm-eval")}
+        assert record.base_files == {"reasoning": base_file(LM_EVAL, "lm-eval")}
         # The checkpoints were generated (through the cache), not read from any file.
         assert all("sha256" in record.fingerprints[step.checkpoint] for step in record.steps)
     assert (files.base, named.base, cli.base) == (
@@ -121,9 +129,10 @@ def test_a_sweep_against_the_bases_lm_eval_log_gates_as_against_the_base_generat
         "demo:base",
         "generations:base",
     )
-    assert files.fingerprints["generations:base"] == {"generations": str(LM_EVAL)}
+    read = {"generations": {"reasoning": base_file(LM_EVAL, "lm-eval").model_dump()}}
+    assert files.fingerprints["generations:base"] == read
     assert "demo:base" not in files.fingerprints  # no base model loaded, not even its tokenizer
-    assert named.fingerprints["demo:base"] == {"generations": str(LM_EVAL)}
+    assert named.fingerprints["demo:base"] == read
 
     # Where the base came from: printed, in the table, and on the chart.
     assert (
@@ -148,6 +157,56 @@ def test_a_sweep_against_the_bases_lm_eval_log_gates_as_against_the_base_generat
         "generated",
         "base: demo:base, generated",
     )
+
+
+INSPECT_JSON = FIXTURES / "inspect" / "base.json"
+"""demo:base's generations on PROBES, written by Inspect AI (``--log-format json``)."""
+TWO_FILES = f"""\
+version: 1
+backend: {{name: transformers, options: {{device: cpu}}}}
+generation: {{max_new_tokens: 64}}
+trace_format: {{open_tag: "<think>", close_tag: "</think>"}}
+probe_sets:
+  reasoning: {{source: {PROBES}}}
+  again: {{source: {PROBES}, limit: 8}}
+generations:
+  base:
+    reasoning: {LM_EVAL}
+    again: {INSPECT_JSON}
+gates:
+  - {{metric: valid_rate, max_drop: 0.15}}
+"""
+"""A sweep whose base is read from two files, one a probe set, in two formats."""
+
+
+@pytest.mark.slow
+def test_a_sweep_names_every_file_the_base_was_read_from(tmp_path, capsys):
+    path = tmp_path / "thresholds.yaml"
+    path.write_text(TWO_FILES)
+    report = tmp_path / "report"
+    argv = ["sweep", "--config", str(path), "--checkpoints", str(series(tmp_path / "run", 4))]
+    assert main([*argv, "--report", str(report)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    record = SweepRecord.model_validate_json((report / "sweep.json").read_text())
+    files = {
+        "reasoning": base_file(LM_EVAL, "lm-eval"),
+        "again": base_file(INSPECT_JSON, "inspect"),
+    }
+    assert record.base_files == files
+    assert record.fingerprints["generations:base"] == {
+        "generations": {name: file.model_dump() for name, file in files.items()}
+    }
+    for name, file in files.items():
+        assert f"base on {name}: generations read from {file.file} ({file.format})" in out
+    chart = ElementTree.parse(report / "sweep.svg").getroot()
+    captions = {
+        panel.get("data-probe-set"): panel.find(f"{SVG}text[@data-base]")
+        for panel in chart.findall(f"{SVG}g[@data-probe-set]")
+    }
+    assert {name: caption.find(f"{SVG}title").text for name, caption in captions.items()} == {
+        "reasoning": str(LM_EVAL),
+        "again": str(INSPECT_JSON),
+    }
 
 
 # where the base came from, in the reports -----------------------------------------------------
@@ -204,6 +263,11 @@ def test_the_reports_say_which_base_runs_were_read_from_files_and_which_generate
     old = json.loads(rendered_record("my-org/base", {}).model_dump_json())
     del old["base_files"]
     assert SweepRecord.model_validate(old).base_files == {}
+    # And one whose fingerprint named a single file, as a path, without its probe set.
+    old["fingerprints"] = {"generations:base": {"generations": "/logs/base/samples.jsonl"}}
+    assert SweepRecord.model_validate(old).fingerprints == old["fingerprints"]
+    # A base file named before its SHA-256 was recorded.
+    assert BaseFile.model_validate({"file": "/b.eval", "format": "inspect"}).sha256 is None
 
 
 def test_a_base_with_files_on_some_probe_sets_only_has_a_run_on_those():

@@ -4,6 +4,7 @@ and gated against demo:base generated or read from its lm-eval log alike."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import logging
@@ -344,6 +345,8 @@ def test_a_base_read_from_its_lm_eval_log_gates_as_the_base_generated_live(tmp_p
     gates = list(callbacks.values())
     train(tmp_path / "out", "default", gates[0], steps=steps, save=False, callbacks=gates)
     live, files, named = (callback.record for callback in callbacks.values())
+    sha256 = hashlib.sha256(LM_EVAL.read_bytes()).hexdigest()
+    base_file = BaseFile(file=str(LM_EVAL), format="lm-eval", sha256=sha256)
 
     assert [step.step for step in live.steps] == list(range(CHECK_EVERY, steps + 1, CHECK_EVERY))
     assert live.base == "demo:base" and live.base_files == {}
@@ -362,10 +365,11 @@ def test_a_base_read_from_its_lm_eval_log_gates_as_the_base_generated_live(tmp_p
             live.first_failing,
             live.last_passing,
         )
-        assert record.base_files == {"reasoning": BaseFile(file=str(LM_EVAL), format="lm-eval")}
+        assert record.base_files == {"reasoning": base_file}
     assert (files.base, named.base) == ("generations:base", "demo:base")
-    assert files.fingerprints == {"generations:base": {"generations": str(LM_EVAL)}}
-    assert named.fingerprints == {"demo:base": {"generations": str(LM_EVAL)}}
+    read = {"generations": {"reasoning": base_file.model_dump()}}
+    assert files.fingerprints == {"generations:base": read}
+    assert named.fingerprints == {"demo:base": read}
     assert "sha256" in live.fingerprints["demo:base"]  # generated: the model was loaded
 
     # The log at the end of training, the record on disk and its chart say where the base

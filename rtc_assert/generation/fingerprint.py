@@ -6,6 +6,11 @@ a `HashMemo` (the generation cache is one), across processes, so unchanged multi
 are read once, not once per CI job. A file rewritten with the same size and modification time
 keeps its old hash, as with make or git's index. A hub model is named by its id and revision.
 A PEFT adapter is fingerprinted as its base together with the adapter folder's files.
+
+A spec whose runs were read from files of generations other tools wrote (thresholds.yaml's
+``generations:``) names those files under ``generations``, by probe set: each file's path,
+format and SHA-256 (`FileFingerprint`), beside the model's own keys where the model was also
+loaded (to generate the probe sets without a file).
 """
 
 from __future__ import annotations
@@ -22,6 +27,13 @@ from rtc_assert.generation.requests import GenerationError
 FINGERPRINTED_SUFFIXES = (".safetensors", ".bin", ".json", ".jinja", ".model", ".txt")
 CHUNK_BYTES = 1 << 20
 
+FileFingerprint = dict[str, str]
+"""A generations file a run was read from: ``{"file", "format", "sha256"}``."""
+Fingerprint = dict[str, str | dict[str, FileFingerprint]]
+"""What identifies a spec's runs: `model_fingerprint`'s keys for a model that was loaded, and
+``generations``: the files its runs were read from, by probe set. (Run records before
+record_version 3, and sweep records before they named each file, held one path there, the
+last file read, as a string.)"""
 FileKey = tuple[str, int, int]
 """(absolute path, size in bytes, mtime in nanoseconds): a file's identity for the memo."""
 
@@ -116,3 +128,29 @@ def check_adapter_base(candidate: ModelRef, base: ModelRef) -> None:
             f"adapter_config.json base_model_name_or_path), but the configured base is "
             f"{base.spec} ({configured.source}): gate the adapter against its own base"
         )
+
+
+def files_read(fingerprint: Mapping[str, object]) -> dict[str, FileFingerprint]:
+    """The generations files a fingerprint names, by probe set (none for a model that only
+    generated, or an old record's single path, which names no probe set)."""
+    files = fingerprint.get("generations")
+    return dict(files) if isinstance(files, dict) else {}
+
+
+def with_files(fingerprint: Fingerprint, files: Mapping[str, FileFingerprint]) -> Fingerprint:
+    """``fingerprint`` naming ``files`` (by probe set) beside the files it names already."""
+    if not files:
+        return fingerprint
+    return {**fingerprint, "generations": {**files_read(fingerprint), **files}}
+
+
+def merged_fingerprints(*groups: Mapping[str, Fingerprint]) -> dict[str, Fingerprint]:
+    """Fingerprints by spec from several sessions (or pytest-xdist workers): a spec's files
+    are gathered from all of them (one may have read one probe set's file, another the next),
+    its other keys taken from the last that has the spec."""
+    merged: dict[str, Fingerprint] = {}
+    for group in groups:
+        for spec, fingerprint in group.items():
+            files = {**files_read(merged.get(spec, {})), **files_read(fingerprint)}
+            merged[spec] = with_files(dict(fingerprint), files)
+    return merged

@@ -16,7 +16,7 @@ from __future__ import annotations
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from rtc_assert.generation.requests import Generation, GenerationSettings, render_prompt
 from rtc_assert.ingest.inspect_log import is_inspect_json, read_inspect
@@ -24,6 +24,7 @@ from rtc_assert.ingest.lm_eval import read_lm_eval
 from rtc_assert.ingest.openai_batch import read_openai_batch
 from rtc_assert.ingest.plain import read_plain
 from rtc_assert.ingest.records import (
+    FileDigest,
     FileRecord,
     GenerationsFileError,
     pair,
@@ -43,7 +44,15 @@ from rtc_assert.traces.detection import (
 )
 
 GenerationsFormat = Literal["plain", "lm-eval", "inspect", "openai-batch"]
-READERS: dict[str, Callable[[Path], Iterator[FileRecord]]] = {
+
+
+class Reader(Protocol):
+    """A format's reader: the file's records, streamed, its bytes fed to ``digest``."""
+
+    def __call__(self, path: Path, digest: FileDigest | None = None) -> Iterator[FileRecord]: ...
+
+
+READERS: dict[str, Reader] = {
     "plain": read_plain,
     "lm-eval": read_lm_eval,
     "inspect": read_inspect,
@@ -54,6 +63,7 @@ CHUNK = 1024
 
 __all__ = [
     "READERS",
+    "FileDigest",
     "FileRecord",
     "GenerationsFileError",
     "GenerationsFormat",
@@ -97,9 +107,14 @@ def detect_format(path: Path) -> GenerationsFormat:
     raise GenerationsFileError(str(path), "holds no generations (0 records)")
 
 
-def read_generations(path: Path, fmt: GenerationsFormat | None = None) -> Iterator[FileRecord]:
-    """Every record of a generations file, streamed; the format detected unless given."""
-    return READERS[fmt or detect_format(path)](_existing(path))
+def read_generations(
+    path: Path, fmt: GenerationsFormat | None = None, digest: FileDigest | None = None
+) -> Iterator[FileRecord]:
+    """Every record of a generations file, streamed; the format detected unless given.
+
+    ``digest``: fed the bytes the reader reads (see `FileDigest`).
+    """
+    return READERS[fmt or detect_format(path)](_existing(path), digest)
 
 
 def _existing(path: Path) -> Path:
@@ -198,6 +213,7 @@ def generations_run(
     settings: GenerationSettings | None = None,
     confidence: float = 0.95,
     gated: ProbeSet | None = None,
+    digest: FileDigest | None = None,
 ) -> Run:
     """The `Run` of ``model`` on ``probe_set`` (or its ``gated`` part) read from a file.
 
@@ -216,6 +232,8 @@ def generations_run(
         gated: the part of ``probe_set`` to gate (a ``limit:`` or ``sample:`` of it): the
             file may hold the other probes too, which are checked and left out (a note says
             how many records).
+        digest: takes the file's SHA-256 as it is read (`FileDigest.finish` gives it, the
+            file hashed again only where the reader could not: an ``.eval`` archive).
 
     Raises:
         GenerationsFileError: naming the file and line of the first problem.
@@ -248,7 +266,7 @@ def generations_run(
 
     def counted() -> Iterator[FileRecord]:
         nonlocal records
-        for record in read_generations(path, fmt):
+        for record in read_generations(path, fmt, digest):
             records += 1
             yield record
 

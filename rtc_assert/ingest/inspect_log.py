@@ -57,6 +57,7 @@ from typing import Any
 
 from rtc_assert.generation.requests import FinishReason, ServerSplit
 from rtc_assert.ingest.records import (
+    FileDigest,
     FileRecord,
     GenerationsFileError,
     field,
@@ -133,14 +134,17 @@ def is_inspect_json(path: Path) -> bool:
     return JSON_LOG.match(head) is not None
 
 
-def read_inspect(path: Path) -> Iterator[FileRecord]:
+def read_inspect(path: Path, digest: FileDigest | None = None) -> Iterator[FileRecord]:
     """The records of an Inspect log: an ``.eval`` archive or a JSON log.
+
+    ``digest``: fed a JSON log's bytes as it is read; an archive, read member by member out
+    of the file's order, feeds it nothing (`FileDigest.finish` hashes it apart).
 
     Raises:
         GenerationsFileError: neither format, a member or document that is not JSON, a log
             with no samples, or a sample without the fields Inspect writes.
     """
-    samples = _eval_samples(path) if zipfile.is_zipfile(path) else _json_samples(path)
+    samples = _eval_samples(path) if zipfile.is_zipfile(path) else _json_samples(path, digest)
     count = 0
     for where, sample in samples:
         count += 1
@@ -175,7 +179,7 @@ def _eval_samples(path: Path) -> Iterator[tuple[str, Any]]:
             yield where, sample
 
 
-def _json_samples(path: Path) -> Iterator[tuple[str, Any]]:
+def _json_samples(path: Path, digest: FileDigest | None) -> Iterator[tuple[str, Any]]:
     """(``FILE!samples[I]``, sample) for each sample of a JSON log, read whole.
 
     The file's first bytes are checked first, so a JSONL file (or anything else) given as
@@ -188,8 +192,12 @@ def _json_samples(path: Path) -> Iterator[tuple[str, Any]]:
             'JSON document that begins {"version": N, "status": ..., "eval": {...}, as '
             "inspect eval --log-format json writes it)",
         )
+    data = path.read_bytes()
+    if digest is not None:
+        digest.update(data)
+        digest.complete = True
     try:
-        document = json.loads(path.read_bytes())
+        document = json.loads(data)
     except json.JSONDecodeError as error:
         raise GenerationsFileError(
             f"{path}:{error.lineno}",
@@ -200,6 +208,7 @@ def _json_samples(path: Path) -> Iterator[tuple[str, Any]]:
         raise GenerationsFileError(
             str(path), f"byte {error.start} is not UTF-8: not a log Inspect wrote"
         ) from None
+    del data
     samples = document.get("samples")
     samples = [] if samples is None else field(document, "samples", list, str(path))
     del document  # the header; each sample is dropped once read, below

@@ -15,7 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rtc_assert.ingest.records import FileRecord, GenerationsFileError, field, json_lines
+from rtc_assert.ingest.records import (
+    FileDigest,
+    FileRecord,
+    GenerationsFileError,
+    field,
+    json_lines,
+)
 
 
 def _results_files(path: Path) -> list[Path]:
@@ -45,8 +51,9 @@ def think_end_token(path: Path) -> str | None:
     return None
 
 
-def read_lm_eval(path: Path) -> Iterator[FileRecord]:
-    """The records of a samples file, one document at a time.
+def read_lm_eval(path: Path, digest: FileDigest | None = None) -> Iterator[FileRecord]:
+    """The records of a samples file, one document at a time (``digest``: fed the file's
+    bytes, see `text_lines`).
 
     Raises:
         GenerationsFileError: the run set ``think_end_token`` (the reasoning is gone), or a
@@ -61,7 +68,7 @@ def read_lm_eval(path: Path) -> Iterator[FileRecord]:
             "collapse that did not happen). Rerun lm-eval without think_end_token and let "
             "rtc-assert split the reasoning from the answer",
         )
-    for where, line in json_lines(path):
+    for where, line in json_lines(path, digest):
         doc_id = field(line, "doc_id", int, where)
         resps = field(line, "resps", list, where)
         args = field(line, "arguments", dict, where)

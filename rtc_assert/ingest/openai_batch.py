@@ -44,6 +44,7 @@ from typing import Any
 
 from rtc_assert.generation.requests import FinishReason, ServerSplit
 from rtc_assert.ingest.records import (
+    FileDigest,
     FileRecord,
     GenerationsFileError,
     field,
@@ -124,9 +125,10 @@ def _failure(line: dict[str, Any], custom_id: str, where: str) -> None:
         raise GenerationsFileError(where, f"request {custom_id!a} has status {status}; rerun it")
 
 
-def read_openai_batch(path: Path) -> Iterator[FileRecord]:
-    """The records of a Batch output file, one line at a time."""
-    for where, line in json_lines(path):
+def read_openai_batch(path: Path, digest: FileDigest | None = None) -> Iterator[FileRecord]:
+    """The records of a Batch output file, one line at a time (``digest``: fed the file's
+    bytes, see `text_lines`)."""
+    for where, line in json_lines(path, digest):
         custom_id = field(line, "custom_id", str, where)
         _failure(line, custom_id, where)
         body = field(line, "response.body", dict, where)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from rtc_assert.generation.requests import ServerSplit
 from rtc_assert.ingest.records import (
+    FileDigest,
     FileRecord,
     GenerationsFileError,
     parse_json_line,
@@ -92,9 +93,10 @@ def _problem(error: ValidationError) -> str:
     return f"field {location}: {first['msg']}{more}; see {SCHEMA_FILE.name}"
 
 
-def read_plain(path: Path) -> Iterator[FileRecord]:
-    """The records of a plain generations JSONL file, one line at a time."""
-    for number, line in text_lines(path):
+def read_plain(path: Path, digest: FileDigest | None = None) -> Iterator[FileRecord]:
+    """The records of a plain generations JSONL file, one line at a time (``digest``: fed
+    the file's bytes, see `text_lines`)."""
+    for number, line in text_lines(path, digest):
         where = f"{path}:{number}"
         try:
             item = PlainGeneration.model_validate_json(line)

@@ -6,6 +6,8 @@ any length is paired and classified in memory that grows with the probe set, not
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -58,14 +60,77 @@ def finish_reason(value: Any, known: dict[str, FinishReason | None], where: str)
     return known[value]
 
 
-def text_lines(path: Path) -> Iterator[tuple[int, str]]:
+HASH_CHUNK = 1 << 20
+"""Bytes read at a time from a file being hashed (and the buffer of a hashed text stream)."""
+
+
+class FileDigest:
+    """The SHA-256 of a generations file, taken from the bytes its reader reads.
+
+    A reader that streams the file (the JSONL formats) or reads it whole (an Inspect JSON
+    log) feeds every byte it reads and marks the digest `complete` at the end of the file, so
+    the file is read once. One that reads out of order (an ``.eval`` zip archive) feeds
+    nothing: `finish` then hashes the file in a pass of its own.
+    """
+
+    def __init__(self) -> None:
+        self._sha256 = hashlib.sha256()
+        self.complete = False
+        """Whether every byte of the file went into the digest."""
+
+    def update(self, data: bytes | memoryview) -> None:
+        self._sha256.update(data)
+
+    def finish(self, path: Path) -> str:
+        """The file's SHA-256 (hex): of the bytes read when they were all of it, else of the
+        file read again."""
+        if not self.complete:
+            self._sha256 = hashlib.sha256()
+            with path.open("rb") as stream:
+                while chunk := stream.read(HASH_CHUNK):
+                    self._sha256.update(chunk)
+            self.complete = True
+        return self._sha256.hexdigest()
+
+
+class _Hashing(io.RawIOBase):
+    """A binary file that feeds every byte read from it to a `FileDigest`."""
+
+    def __init__(self, raw: io.RawIOBase, digest: FileDigest) -> None:
+        self._raw, self._digest = raw, digest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        count = self._raw.readinto(buffer)
+        if count:
+            self._digest.update(memoryview(buffer)[:count])
+        return count
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def _open_text(path: Path, digest: FileDigest | None) -> io.TextIOBase:
+    if digest is None:
+        return path.open(encoding="utf-8")
+    raw = path.open("rb", buffering=0)
+    buffered = io.BufferedReader(_Hashing(raw, digest), buffer_size=HASH_CHUNK)
+    return io.TextIOWrapper(buffered, encoding="utf-8")
+
+
+def text_lines(path: Path, digest: FileDigest | None = None) -> Iterator[tuple[int, str]]:
     """(line number, line) for each non-blank line of a text file, read one at a time.
+
+    ``digest``: fed every byte read, and marked complete at the end of the file.
 
     Raises:
         GenerationsFileError: the file cannot be read or is not UTF-8.
     """
     try:
-        handle = path.open(encoding="utf-8")
+        handle = _open_text(path, digest)
     except OSError as error:
         raise GenerationsFileError(str(path), f"cannot read it ({error.strerror})") from None
     with handle:
@@ -78,6 +143,8 @@ def text_lines(path: Path) -> Iterator[tuple[int, str]]:
             raise GenerationsFileError(
                 f"{path}:{number + 1}", f"byte {error.start} is not UTF-8; save it as UTF-8"
             ) from None
+    if digest is not None:
+        digest.complete = True
 
 
 def parse_json_line(line: str, where: str) -> dict[str, Any]:
@@ -101,9 +168,12 @@ def parse_json_line(line: str, where: str) -> dict[str, Any]:
     return value
 
 
-def json_lines(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(``FILE:LINE``, object) for each non-blank line of a JSONL file."""
-    for number, line in text_lines(path):
+def json_lines(
+    path: Path, digest: FileDigest | None = None
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(``FILE:LINE``, object) for each non-blank line of a JSONL file (``digest``: see
+    `text_lines`)."""
+    for number, line in text_lines(path, digest):
         where = f"{path}:{number}"
         yield where, parse_json_line(line, where)
 

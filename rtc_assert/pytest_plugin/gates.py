@@ -12,6 +12,7 @@ from rtc_assert.config import Overrides, RtcConfig, load_config
 from rtc_assert.decide.gates import GateResult
 from rtc_assert.errors import RtcAssertError
 from rtc_assert.generation.cache import GenerationCache
+from rtc_assert.generation.fingerprint import merged_fingerprints
 from rtc_assert.record import (
     SessionRecord,
     merge_records,
@@ -166,7 +167,7 @@ class GatePlugin:
                 if result.gate.id not in self.deselected
             ],
             timings={k: v for s in sessions for k, v in s.timings.items()},
-            models={k: v for s in sessions for k, v in s.fingerprints.items()},
+            models=merged_fingerprints(*(s.fingerprints for s in sessions)),
             error="; ".join(self.errors) or None,
         )
 

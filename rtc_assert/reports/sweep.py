@@ -4,7 +4,10 @@ The chart has one panel per probe set: VR, ER, TR, MR, pass@1 and Rpass@1 over t
 number, with the last passing checkpoint and the first failing one marked, and a caption that
 says where the base's run came from (generated, or read from a file). It is plain SVG (no
 charting library); Rpass@1 is left out where it is undefined, never drawn as 0, and so is a
-rate that a run's hidden reasoning makes unknown, which the table shows as `UNKNOWN_RATE`.
+rate that a run's hidden reasoning makes unknown, which the table shows as `UNKNOWN_RATE`. No
+text is drawn over another: a marker's label stays inside the plotting area (left of its line
+in the plot's right half), the legend right of the plot starts below the caption's line, and a
+caption too long for the chart is cut in the middle (whole in its tooltip).
 """
 
 from __future__ import annotations
@@ -43,6 +46,13 @@ LEFT, RIGHT, TOP, BOTTOM = 50, 110, 34, 40
 """Margins of each panel's plotting area."""
 PLOT_WIDTH = WIDTH - LEFT - RIGHT
 PLOT_HEIGHT = PANEL_HEIGHT - TOP - BOTTOM
+LEGEND_TOP = 12
+"""The legend's first row, below the top of the plotting area: clear of the base caption,
+which ends at that top, however long the caption runs."""
+CAPTION_CHARS = 100
+"""The base caption's length at most: about 550 of the 670 units right of the axis, in
+headless Chromium's sans-serif at 10 units (a path's characters, about 5.5 units each). A
+longer caption is cut in the middle, its tooltip whole."""
 
 
 def _value(metrics: RunMetrics, metric: str) -> str:
@@ -170,16 +180,32 @@ def _lines(record: SweepRecord, probe_set: str, top: float) -> list[str]:
 
 
 def _marker(x: float, top: float, colour: str, label: str, kind: str) -> str:
+    """A dashed line at ``x`` with its label on the side with more room: right of a line in
+    the plot's left half, left of one in its right half. A label (about 50 units) then stays
+    inside the plotting area, so a marker at the last step never writes over the legend
+    right of it."""
+    right_half = x > LEFT + PLOT_WIDTH / 2
+    label_x, anchor = (x - 3, "end") if right_half else (x + 3, "start")
     return (
         f'<g data-marker="{kind}"><line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" '
         f'y2="{top + PLOT_HEIGHT}" stroke="{colour}" stroke-dasharray="4 3"/>'
-        f'<text x="{x + 3:.1f}" y="{top + 10}" fill="{colour}" font-size="11">{label}</text></g>'
+        f'<text x="{label_x:.1f}" y="{top + 10}" fill="{colour}" font-size="11" '
+        f'text-anchor="{anchor}">{label}</text></g>'
     )
+
+
+def _fit(text: str, chars: int) -> str:
+    """``text`` cut in the middle to ``chars`` characters, if it is longer."""
+    if len(text) <= chars:
+        return text
+    head = (chars - 1) // 2
+    return text[:head] + "\u2026" + text[len(text) - (chars - 1 - head) :]
 
 
 def _base_caption(record: SweepRecord, probe_set: str, top: float) -> list[str]:
     """Under the panel's title: the base's model, and whether its run was generated or read
-    from a file (the whole path in its tooltip); nothing without a base run there."""
+    from a file (the whole path in its tooltip); nothing without a base run there. A caption
+    longer than `CAPTION_CHARS` is cut in the middle (its tooltip has it whole)."""
     if probe_set not in record.base_metrics:
         return []
     source = record.base_files.get(probe_set)
@@ -190,9 +216,13 @@ def _base_caption(record: SweepRecord, probe_set: str, top: float) -> list[str]:
         read = f"read from {Path(source.file).name} ({source.format})"
         kind, words = "file", f"base: {record.base}, {read}" if named else f"base: {read}"
         tooltip = f"<title>{escape(one_line(source.file))}</title>"
+    words = one_line(words)
+    if len(words) > CAPTION_CHARS:
+        whole = words if source is None else f"{words}: {one_line(source.file)}"
+        words, tooltip = _fit(words, CAPTION_CHARS), f"<title>{escape(whole)}</title>"
     return [
         f'<text data-base="{kind}" x="{LEFT}" y="{top - 3}" font-size="10" fill="#555">'
-        f"{escape(one_line(words))}{tooltip}</text>"
+        f"{escape(words)}{tooltip}</text>"
     ]
 
 
@@ -218,7 +248,7 @@ def _panel(record: SweepRecord, probe_set: str, index: int) -> list[str]:
     stopped = f" {STOPPED_NOTE}" if record.error is not None else ""
     parts = [
         f'<g data-probe-set="{escape(one_line(probe_set))}">',
-        f'<text x="{LEFT}" y="{top - 14}" font-size="13" font-weight="bold">'
+        f'<text data-title="" x="{LEFT}" y="{top - 17}" font-size="13" font-weight="bold">'
         f"{escape(one_line(probe_set))}{stopped}</text>",
         *_base_caption(record, probe_set, top),
     ]
@@ -245,13 +275,14 @@ def _panel(record: SweepRecord, probe_set: str, index: int) -> list[str]:
         parts.append(_marker(x, top + 14, "#d00000", "first fail", "first_failing"))
     parts += _lines(record, probe_set, top)
     for row, (_, short, colour) in enumerate(SERIES):
-        y = top + row * 16
+        y = top + LEGEND_TOP + row * 16
         x = LEFT + PLOT_WIDTH + 14
         parts.append(
-            f'<line x1="{x}" y1="{y}" x2="{x + 16}" y2="{y}" stroke="{colour}" stroke-width="2"/>'
-            f'<text x="{x + 22}" y="{y + 4}" font-size="11">{short}</text>'
+            f'<g data-legend="{short}"><line x1="{x}" y1="{y}" x2="{x + 16}" y2="{y}" '
+            f'stroke="{colour}" stroke-width="2"/>'
+            f'<text x="{x + 22}" y="{y + 4}" font-size="11">{short}</text></g>'
         )
-    parts += _unknown_key(record, probe_set, top + len(SERIES) * 16)
+    parts += _unknown_key(record, probe_set, top + LEGEND_TOP + len(SERIES) * 16)
     parts.append("</g>")
     return parts
 
