@@ -205,7 +205,7 @@ class TagSet:
         The common shapes take the fewest steps here: an opener after nothing but
         whitespace, its closer, then only the answer; an opener and nothing after it; no tag
         at all. Where every tag starts with one character found nowhere else in the tags
-        (``<``), a tag can only begin at that character, so ``str.find`` (memchr) walks the
+        (``<``, ``[``), a tag can only begin at that character, so ``str.find`` (memchr) walks the
         text instead of the regex engine. `_closed` and `_unclosed` hold the full rules.
         """
         tags = self._tags
