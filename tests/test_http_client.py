@@ -11,7 +11,10 @@ import asyncio
 import gc
 import json
 import os
+import shutil
 import signal
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,7 +32,7 @@ Reply = Callable[[str, dict[str, Any]], tuple[int, dict[str, Any]]]
 class Stub:
     """A local server answering ``reply(path, body)``; it counts requests and those in flight."""
 
-    def __init__(self, reply: Reply) -> None:
+    def __init__(self, reply: Reply, tls: ssl.SSLContext | None = None) -> None:
         self.reply = reply
         self.seen: list[tuple[str, dict[str, Any], dict[str, str]]] = []
         self.in_flight = self.most_in_flight = 0
@@ -67,7 +70,10 @@ class Stub:
                 pass  # a client that hung up
 
         self.httpd = Quiet(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
+        scheme = "http" if tls is None else "https"
+        self.url = f"{scheme}://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(
             target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         ).start()
@@ -79,11 +85,11 @@ class Stub:
 
 
 @pytest.fixture
-def stub() -> Iterator[Callable[[Reply], Stub]]:
+def stub() -> Iterator[Callable[..., Stub]]:
     started: list[Stub] = []
 
-    def start(reply: Reply) -> Stub:
-        started.append(Stub(reply))
+    def start(reply: Reply, tls: ssl.SSLContext | None = None) -> Stub:
+        started.append(Stub(reply, tls))
         return started[-1]
 
     yield start
@@ -238,3 +244,30 @@ def test_credentials_in_the_url_are_sent_as_basic_auth_over_the_api_key(stub, mo
         "Bearer sk-secret",
         "Basic Ym9iOnB3",
     ]
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="makes its certificate with openssl")
+def test_certificates_come_from_ssl_cert_file_else_certifi_as_httpx_took_them(
+    stub, tmp_path, monkeypatch
+):
+    key, certificate = tmp_path / "key.pem", tmp_path / "certificate.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(certificate), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(certificate, key)
+    server = stub(echo, tls)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    http = client()
+    with pytest.raises(ServerGenerationError, match="cannot reach the server .*Certificate"):
+        post_all(http, server.url, 1)  # certifi's authorities did not sign it
+    http.close()
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate))
+    http = client()
+    assert post_all(http, server.url, 2) == [0, 1]
+    http.close()

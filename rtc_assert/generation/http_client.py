@@ -188,6 +188,8 @@ class _Target:
     url: URL
     headers: dict[str, str] | None
     proxy: str | None
+    ssl: Any
+    """The certificates for an https URL (`_ssl_context`); True (unused) for http."""
 
 
 @dataclass
@@ -229,13 +231,19 @@ def _shut_down(state: _Loop) -> None:
 
 
 def _ssl_context() -> Any:
-    """Certificates as httpx takes them: ``SSL_CERT_FILE``, ``SSL_CERT_DIR``, else certifi's."""
+    """Certificates as httpx takes them: ``SSL_CERT_FILE``, ``SSL_CERT_DIR``, else certifi's
+    (made once per process and setting: loading certifi's costs 15 ms of CPU)."""
+    return _ssl_context_for(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+
+
+@functools.lru_cache(maxsize=4)
+def _ssl_context_for(cafile: str | None, capath: str | None) -> Any:
     import ssl
 
-    if os.environ.get("SSL_CERT_FILE"):
-        return ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
-    if os.environ.get("SSL_CERT_DIR"):
-        return ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+    if cafile:
+        return ssl.create_default_context(cafile=cafile)
+    if capath:
+        return ssl.create_default_context(capath=capath)
     import certifi
 
     return ssl.create_default_context(cafile=certifi.where())
@@ -295,9 +303,7 @@ class ServerClient:
 
             timeout = self.options.timeout_s
             self._state.session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(
-                    limit=self.options.max_in_flight, limit_per_host=0, ssl=_ssl_context()
-                ),
+                connector=aiohttp.TCPConnector(limit=self.options.max_in_flight, limit_per_host=0),
                 timeout=aiohttp.ClientTimeout(
                     total=None, connect=timeout, sock_connect=timeout, sock_read=timeout
                 ),
@@ -320,7 +326,8 @@ class ServerClient:
                 proxy = None
             if proxy and "://" not in proxy:
                 proxy = f"http://{proxy}"
-            target = self._targets[url] = _Target(parsed, headers, proxy or None)
+            ssl = _ssl_context() if parsed.scheme == "https" else True
+            target = self._targets[url] = _Target(parsed, headers, proxy or None, ssl)
         return target
 
     async def post(self, url: str, payload: dict[str, Any], what: str, hint: str) -> dict[str, Any]:
@@ -368,6 +375,7 @@ class ServerClient:
                 json=payload,
                 headers=target.headers,
                 proxy=target.proxy,
+                ssl=target.ssl,
                 allow_redirects=False,
             ) as response:
                 status, data = response.status, await response.read()
