@@ -72,8 +72,9 @@ class ClientOptions(BaseModel):
 
     api_key_env: str | None = None
     """Name of the environment variable that holds the API key, if any."""
-    concurrency: int = Field(default=32, ge=1)
-    """Requests in flight at the start; the limit adapts between 1 and ``max_in_flight``."""
+    concurrency: int = Field(default=64, ge=1)
+    """Requests in flight at the start; the limit adapts between 1 and ``max_in_flight``
+    (starting lower costs a round trip at part width: slow start doubles it per round trip)."""
     max_in_flight: int = Field(default=64, ge=1)
     """The most requests in flight (about replicas x ``--max-num-seqs`` for a cluster)."""
     timeout_s: float = Field(default=300.0, gt=0)
