@@ -61,6 +61,10 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_RETRY_AFTER_S = 120.0
 """The longest ``Retry-After`` honoured; a longer one is cut to this."""
+KEEPALIVE_S = 5.0
+"""Seconds an idle connection is kept, as httpx kept them (aiohttp's default is 15): uvicorn,
+under ``vllm serve`` and SGLang, closes one idle for 5 s, and a request sent on it as it
+closes fails (and waits a backoff to be retried)."""
 STOP_S = 10.0
 """The longest wait for cancelled requests to end (Ctrl-C) or for the loop to close."""
 
@@ -304,7 +308,11 @@ class ServerClient:
 
             timeout = self.options.timeout_s
             self._state.session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.options.max_in_flight, limit_per_host=0),
+                connector=aiohttp.TCPConnector(
+                    limit=self.options.max_in_flight,
+                    limit_per_host=0,
+                    keepalive_timeout=KEEPALIVE_S,
+                ),
                 timeout=aiohttp.ClientTimeout(
                     total=None, connect=timeout, sock_connect=timeout, sock_read=timeout
                 ),
