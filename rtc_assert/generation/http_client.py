@@ -4,9 +4,9 @@ Requests are asyncio tasks on aiohttp, on an event loop the client runs in a thr
 own: `ServerClient.map` hands them to that loop and waits, so it is called the same way from
 plain code and from inside a running event loop (Jupyter, an async training loop), and returns
 the results in request order. aiohttp's compiled HTTP parser and one loop for every request
-in flight cost the client about 0.15 ms of CPU a request, against 0.4 to 1.6 ms with httpx
-and a thread per request (benchmarks/client_cpu.py), CPU that a server on the same machine
-waits for.
+in flight cost the client 0.10 to 0.17 ms of CPU a request, against 0.35 to 1.76 ms with
+httpx and a thread per request and more with ``httpx.AsyncClient`` (benchmarks/client_cpu.py),
+CPU that a server on the same machine waits for.
 
 Requests in flight are held under an adaptive limit, as TCP's congestion window: it starts at
 ``concurrency`` and grows by one with each success (doubling every round trip) until the first
