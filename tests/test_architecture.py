@@ -13,7 +13,7 @@ import rtc_assert
 PACKAGE = Path(rtc_assert.__file__).parent
 CORE_STAGES = ("probes", "traces", "scoring", "metrics", "decide")
 """Pure stages: no front-end, renderer or model runtime."""
-HEAVY = ("pytest", "_pytest", "rich", "torch", "transformers", "vllm", "httpx", "peft")
+HEAVY = ("pytest", "_pytest", "rich", "torch", "transformers", "vllm", "httpx", "aiohttp", "peft")
 
 
 def _module_name(path: Path) -> str:

@@ -10,7 +10,9 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -991,6 +993,97 @@ def test_ctrl_c_stops_a_sweep_with_the_checkpoints_gated_so_far_and_a_rerun_resu
     assert resumed.error is None and [step.step for step in resumed.steps] == [4, 8, 12]
     assert resumed.step(4) == record.step(4) and resumed.base_metrics == record.base_metrics
     assert STOPPED_NOTE not in (full / CHART_FILE).read_text(encoding="utf-8")
+
+
+SERVER_RUN = """\
+backend:
+  name: openai
+  options: {{base_url: "{url}/v1", served_model: demo, concurrency: 2, max_in_flight: 2}}
+generation: {{max_new_tokens: 8, batch_size: 4}}
+probe_sets:
+  f: {{source: "demo:finetune", limit: 48}}
+gates:
+  - {{metric: valid_rate, min: 0.0}}
+"""
+"""The first engine batch (4 requests) is one cache write; the rest is one more chunk."""
+
+
+class _HangingServer:
+    """Completions at once for the first ``answered`` requests; the rest wait for ``release``
+    (far longer than a run waits on Ctrl-C)."""
+
+    def __init__(self, answered: int) -> None:
+        self.seen = 0
+        self.release = threading.Event()
+        lock, server = threading.Lock(), self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                with lock:
+                    server.seen += 1
+                    hang = server.seen > answered
+                if hang:
+                    server.release.wait(600)
+                data = json.dumps(
+                    {"choices": [{"text": "<think>a</think>b", "finish_reason": "stop"}]}
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        class Quiet(ThreadingHTTPServer):
+            def handle_error(self, request: object, client_address: object) -> None:
+                pass  # a client that hung up
+
+        self.httpd = Quiet(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_server_run_at_once_with_every_finished_chunk_cached(tmp_path):
+    server = _HangingServer(answered=4)
+    try:
+        config = tmp_path / "thresholds.yaml"
+        config.write_text(SERVER_RUN.format(url=server.url), encoding="utf-8")
+        cache = tmp_path / "cache"
+        command = ("eval", "--model", "demo:base", "--config", str(config),
+                   "--cache-dir", str(cache))  # fmt: skip
+        process = _interruptible(tmp_path, *command)
+        deadline = time.monotonic() + 300
+        while _stored(cache) < 4 or server.seen < 4 + 2:  # the next chunk's two are in flight
+            assert process.poll() is None, "the run ended before it could be interrupted"
+            assert time.monotonic() < deadline, "the run did not reach its second chunk"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        # The requests in flight are cancelled, not awaited (the server would hold them 600 s).
+        assert process.wait(timeout=60) == 130
+        _assert_one_paragraph(tmp_path)
+        assert server.seen == 6  # nothing sent after Ctrl-C
+        assert _mark_cached(cache) == 4  # the finished chunk; nothing of the one cut short
+
+        server.release.set()
+        rerun = _cli(*command, "--report", str(tmp_path / "rerun"), stdout=subprocess.DEVNULL)
+        assert rerun.wait(timeout=600) == 0
+        record = read_record(tmp_path / "rerun" / "rtc-run.json")
+        (run,) = record.runs
+        assert len(run.generations) == _stored(cache) == 48
+        assert sum(g.completion_tokens == CANARY_TOKENS for g in run.generations) == 4
+    finally:
+        server.stop()
 
 
 @pytest.mark.slow

@@ -215,9 +215,9 @@ class OpenAIChatBackend:
             body |= {"max_tokens": settings.max_new_tokens, "n": 1, **sampling}
         return body | thinking | self.options.extra_body
 
-    def _chat(self, request: GenerationRequest, settings: GenerationSettings) -> Generation:
+    async def _chat(self, request: GenerationRequest, settings: GenerationSettings) -> Generation:
         payload = self.payload(request, settings)
-        body = self.http.post(
+        body = await self.http.post(
             self.url,
             payload,
             f"probe {request.probe.id!r}",

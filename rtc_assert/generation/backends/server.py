@@ -93,8 +93,10 @@ class OpenAIServerBackend:
             **self.extra_body,
         }
 
-    def _complete(self, request: GenerationRequest, settings: GenerationSettings) -> Generation:
-        body = self.http.post(
+    async def _complete(
+        self, request: GenerationRequest, settings: GenerationSettings
+    ) -> Generation:
+        body = await self.http.post(
             self.url,
             self._payload(request, settings),
             f"probe {request.probe.id!r}",
