@@ -12,12 +12,12 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
 import pytest
+from http_stub import Stub
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
@@ -1008,54 +1008,27 @@ gates:
 """The first engine batch (4 requests) is one cache write; the rest is one more chunk."""
 
 
-class _HangingServer:
-    """Completions at once for the first ``answered`` requests; the rest wait for ``release``
-    (far longer than a run waits on Ctrl-C)."""
+def _hanging_server(answered: int) -> Stub:
+    """Completions at once for the first ``answered`` requests; the rest wait for the stub's
+    ``release`` (far longer than a run waits on Ctrl-C)."""
+    completion = {"choices": [{"text": "<think>a</think>b", "finish_reason": "stop"}]}
+    counted, lock = [0], threading.Lock()
 
-    def __init__(self, answered: int) -> None:
-        self.seen = 0
-        self.release = threading.Event()
-        lock, server = threading.Lock(), self
+    def reply(path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        with lock:
+            counted[0] += 1
+            hang = counted[0] > answered
+        if hang:
+            server.release.wait(600)
+        return 200, completion
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers["Content-Length"]))
-                with lock:
-                    server.seen += 1
-                    hang = server.seen > answered
-                if hang:
-                    server.release.wait(600)
-                data = json.dumps(
-                    {"choices": [{"text": "<think>a</think>b", "finish_reason": "stop"}]}
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        class Quiet(ThreadingHTTPServer):
-            def handle_error(self, request: object, client_address: object) -> None:
-                pass  # a client that hung up
-
-        self.httpd = Quiet(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    server = Stub(reply)
+    return server
 
 
 @pytest.mark.slow
 def test_ctrl_c_stops_a_server_run_at_once_with_every_finished_chunk_cached(tmp_path):
-    server = _HangingServer(answered=4)
+    server = _hanging_server(answered=4)
     try:
         config = tmp_path / "thresholds.yaml"
         config.write_text(SERVER_RUN.format(url=server.url), encoding="utf-8")
@@ -1064,7 +1037,7 @@ def test_ctrl_c_stops_a_server_run_at_once_with_every_finished_chunk_cached(tmp_
                    "--cache-dir", str(cache))  # fmt: skip
         process = _interruptible(tmp_path, *command)
         deadline = time.monotonic() + 300
-        while _stored(cache) < 4 or server.seen < 4 + 2:  # the next chunk's two are in flight
+        while _stored(cache) < 4 or len(server.seen) < 4 + 2:  # the next chunk's two are in flight
             assert process.poll() is None, "the run ended before it could be interrupted"
             assert time.monotonic() < deadline, "the run did not reach its second chunk"
             time.sleep(0.05)
@@ -1072,7 +1045,7 @@ def test_ctrl_c_stops_a_server_run_at_once_with_every_finished_chunk_cached(tmp_
         # The requests in flight are cancelled, not awaited (the server would hold them 600 s).
         assert process.wait(timeout=60) == 130
         _assert_one_paragraph(tmp_path)
-        assert server.seen == 6  # nothing sent after Ctrl-C
+        assert len(server.seen) == 6  # nothing sent after Ctrl-C
         assert _mark_cached(cache) == 4  # the finished chunk; nothing of the one cut short
 
         server.release.set()
